@@ -1,0 +1,86 @@
+import { storages } from '../../../src/storage/index';
+import { fetchModelData } from '../../../src/model/model-data';
+import { ConfigError, configFromEnv } from './config';
+import { createLogger } from './log';
+import { runPartition } from './partition';
+
+/**
+ * The sidecar's entry point. `run` (the default) transforms one partition of a job beside the model
+ * container; `fetch-model` downloads and extracts ModelDataUrl into MODEL_DIR (the task's init
+ * container, which the model container waits for).
+ *
+ * Exit codes: 0 the partition ran to its end (objects may still have failed: the result says which),
+ * 1 it could not (model unavailable, storage unreachable), 2 bad configuration, 143 stopped by SIGTERM.
+ */
+async function main(argv: readonly string[]): Promise<number> {
+  const command = argv[2] ?? 'run';
+  const storage = storages();
+  if (command === 'fetch-model') {
+    const url = process.env.MODEL_DATA_URL;
+    const dir = process.env.MODEL_DIR ?? '/opt/ml/model';
+    if (!url) {
+      process.stderr.write('fetch-model needs MODEL_DATA_URL\n');
+      return 2;
+    }
+    const { files } = await fetchModelData(storage, url, dir);
+    process.stderr.write(`extracted ${files} entries from ${url} into ${dir}\n`);
+    return 0;
+  }
+  if (command !== 'run') {
+    process.stderr.write(`unknown command "${command}"; expected run or fetch-model\n`);
+    return 2;
+  }
+  let config: ReturnType<typeof configFromEnv>;
+  try {
+    config = configFromEnv();
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  const log = createLogger({ partition: config.partition, job: config.jobUri });
+  const stop = new AbortController();
+  let signalled = false;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (signalled) return;
+    signalled = true;
+    log.warn(`${sig} received: no new mini-batches, open uploads aborted`);
+    stop.abort(sig);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  const modelPid = process.env.MODEL_PID ? Number(process.env.MODEL_PID) : undefined;
+  const result = await runPartition(config, {
+    storage,
+    log,
+    signal: stop.signal,
+    ...(modelPid ? { modelExited: () => processGone(modelPid) } : {}),
+    ...(config.metrics ? { writeMetrics: (line: string) => process.stdout.write(`${line}\n`) } : {}),
+  });
+  if (signalled) return 143;
+  if (result.fatal) {
+    log.error(result.fatal);
+    return 1;
+  }
+  log.info('partition finished', { counters: result.counters });
+  return 0;
+}
+
+function processGone(pid: number): string | undefined {
+  try {
+    process.kill(pid, 0);
+    return undefined;
+  } catch {
+    return `model process ${pid} is no longer running`;
+  }
+}
+
+main(process.argv).then(
+  (code) => process.exit(code),
+  (e) => {
+    process.stderr.write(`sidecar failed: ${(e as Error).stack ?? e}\n`);
+    process.exit(1);
+  },
+);

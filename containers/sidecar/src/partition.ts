@@ -1,0 +1,204 @@
+import type { NormalizedJob } from '../../../src/job/normalized';
+import { readJson, type StoredJob, writeJson } from '../../../src/lifecycle/job-store';
+import type { Plan } from '../../../src/plan/plan';
+import { progressUri, resultUri } from '../../../src/plan/layout';
+import { type Counters, emptyCounters, type ItemResult, type PartitionResult } from '../../../src/plan/results';
+import type { Storage } from '../../../src/storage/storage';
+import type { SidecarConfig } from './config';
+import type { Logger } from './log';
+import { emfLine } from './metrics';
+import { ModelClient, ModelUnavailableError } from './model-client';
+import { type EffectiveParameters, processItem } from './process-item';
+
+/** SageMaker's defaults when neither the request nor /execution-parameters say (as its local mode does). */
+export const DEFAULTS: EffectiveParameters = { MaxConcurrentTransforms: 1, BatchStrategy: 'MultiRecord', MaxPayloadInMB: 6 };
+
+export interface PartitionDeps {
+  readonly storage: Storage;
+  readonly log: Logger;
+  /** Why the model process is gone, if the sidecar can tell (local runs pass its PID). */
+  readonly modelExited?: () => string | undefined;
+  readonly signal: AbortSignal;
+  readonly writeMetrics?: (line: string) => void;
+}
+
+/** Why a partition stopped before its end; the result records it and the process exits non-zero. */
+export class PartitionFatalError extends Error {
+  override readonly name = 'PartitionFatalError';
+}
+
+/**
+ * Runs one partition of a plan: waits for the model, negotiates the parameters, transforms every
+ * work item (several objects at once, with at most MaxConcurrentTransforms invocations in flight in
+ * all), and reports progress and the final result. Objects that fail are recorded and the others go
+ * on (SageMaker's behaviour); only a fatal condition (model gone, stopped) ends the partition early.
+ */
+export async function runPartition(config: SidecarConfig, deps: PartitionDeps): Promise<PartitionResult> {
+  const { storage, log } = deps;
+  const startedAt = new Date().toISOString();
+  const [{ job }, plan] = await Promise.all([
+    readJson<StoredJob>(storage, config.jobUri),
+    readJson<Plan>(storage, config.planUri),
+  ]);
+  const partition = plan.partitions.find((p) => p.index === config.partition);
+  if (!partition) throw new PartitionFatalError(`the plan ${config.planUri} has no partition ${config.partition}`);
+  const counters: Counters = { ...emptyCounters(), objectsTotal: partition.items.length };
+  const items: ItemResult[] = [];
+  let effective: EffectiveParameters = DEFAULTS;
+  let fatal: string | undefined;
+  let client: ModelClient | undefined;
+  let lastMetrics = emptyCounters();
+  let lastLatency = { total: 0, count: 0 };
+
+  const syncStats = () => {
+    if (!client) return;
+    counters.invocations = client.stats.invocations;
+    counters.invocationRetries = client.stats.retries;
+    counters.modelErrors4xx = client.stats.errors4xx;
+    counters.modelErrors5xx = client.stats.errors5xx;
+    counters.modelTimeouts = client.stats.timeouts;
+  };
+  const writeProgress = async () => {
+    syncStats();
+    await writeJson(storage, progressUri(plan.workUri, config.partition), {
+      partition: config.partition,
+      updatedAt: new Date().toISOString(),
+      counters,
+    });
+    if (deps.writeMetrics && client) {
+      const delta = diff(counters, lastMetrics);
+      const okCalls = client.stats.invocations - lastLatency.count;
+      const latency = okCalls > 0 ? (client.stats.latencyMsTotal - lastLatency.total) / okCalls : undefined;
+      deps.writeMetrics(emfLine(job.TransformJobName, delta, latency));
+      lastMetrics = { ...counters };
+      lastLatency = { total: client.stats.latencyMsTotal, count: client.stats.invocations };
+    }
+  };
+  const ticker = setInterval(() => void writeProgress().catch((e) => log.warn('progress write failed', { error: String(e) })), config.progressIntervalMs);
+
+  try {
+    effective = await negotiate(config, job, deps);
+    log.info(
+      `effective parameters: MaxConcurrentTransforms=${effective.MaxConcurrentTransforms} BatchStrategy=${effective.BatchStrategy} MaxPayloadInMB=${effective.MaxPayloadInMB} InvocationsTimeoutInSeconds=${job.ModelClientConfig.InvocationsTimeoutInSeconds} InvocationsMaxRetries=${job.ModelClientConfig.InvocationsMaxRetries}`,
+      { items: partition.items.length, bytes: partition.bytes },
+    );
+    client = new ModelClient({
+      url: config.modelUrl,
+      connections: effective.MaxConcurrentTransforms,
+      invocationTimeoutMs: job.ModelClientConfig.InvocationsTimeoutInSeconds * 1000,
+      maxRetries: job.ModelClientConfig.InvocationsMaxRetries,
+    });
+    const slots = new Semaphore(effective.MaxConcurrentTransforms);
+    // Objects in flight at once: enough to keep every invocation slot busy when objects are small,
+    // few enough that partly packed mini-batches stay within the memory budget.
+    const objectConcurrency = Math.max(1, Math.ceil(effective.MaxConcurrentTransforms / 2));
+    const queue = [...partition.items];
+    const inner = new AbortController();
+    const stop = () => inner.abort(deps.signal.reason);
+    deps.signal.addEventListener('abort', stop, { once: true });
+    const c = client;
+    const lane = async () => {
+      for (let item = queue.shift(); item && !inner.signal.aborted; item = queue.shift()) {
+        const object = plan.objects[item.object]!;
+        const result = await processItem({
+          job,
+          plan,
+          item,
+          object,
+          effective,
+          client: c,
+          slots,
+          storage,
+          counters,
+          signal: inner.signal,
+          modelExited: deps.modelExited,
+        });
+        if (result.fatal) {
+          fatal ??= result.fatal;
+          inner.abort(new PartitionFatalError(result.fatal));
+          break;
+        }
+        items.push(result.item);
+        if (result.item.status === 'Completed') counters.objectsCompleted++;
+        else {
+          counters.objectsFailed++;
+          log.error(`object failed: ${object.uri}${item.range ? ` (shard ${item.shard})` : ''}: ${result.item.error?.message}`, {
+            object: object.uri,
+            shard: item.shard,
+            offset: result.item.error?.offset,
+          });
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(objectConcurrency, partition.items.length) }, lane));
+    deps.signal.removeEventListener('abort', stop);
+    if (deps.signal.aborted && !fatal) fatal = `the worker was stopped (${String(deps.signal.reason ?? 'SIGTERM')}) before it finished`;
+  } catch (e) {
+    fatal = e instanceof ModelUnavailableError || e instanceof PartitionFatalError ? e.message : `worker failed: ${(e as Error).stack ?? e}`;
+  } finally {
+    clearInterval(ticker);
+  }
+  syncStats();
+  await client?.close();
+  const result: PartitionResult = {
+    partition: config.partition,
+    startedAt,
+    endedAt: new Date().toISOString(),
+    effective,
+    items,
+    counters,
+    ...(fatal ? { fatal: `worker ${config.partition}: ${fatal}` } : {}),
+  };
+  await writeProgress().catch(() => {});
+  await writeJson(storage, resultUri(plan.workUri, config.partition), result);
+  return result;
+}
+
+async function negotiate(config: SidecarConfig, job: NormalizedJob, deps: PartitionDeps): Promise<EffectiveParameters> {
+  const probe = new ModelClient({ url: config.modelUrl, connections: 1, invocationTimeoutMs: 10_000, maxRetries: 0 });
+  try {
+    await raceAbort(probe.waitUntilHealthy(job.Extensions.ModelStartupTimeoutInSeconds * 1000, deps.modelExited), deps.signal);
+    // Precedence: the request, then what the model asks for, then SageMaker's defaults.
+    const asked = job.MaxConcurrentTransforms && job.BatchStrategy && job.MaxPayloadInMB !== undefined ? undefined : await probe.executionParameters();
+    return {
+      MaxConcurrentTransforms: job.MaxConcurrentTransforms ?? asked?.MaxConcurrentTransforms ?? DEFAULTS.MaxConcurrentTransforms,
+      BatchStrategy: job.BatchStrategy ?? asked?.BatchStrategy ?? DEFAULTS.BatchStrategy,
+      MaxPayloadInMB: job.MaxPayloadInMB ?? asked?.MaxPayloadInMB ?? DEFAULTS.MaxPayloadInMB,
+    };
+  } finally {
+    await probe.close();
+  }
+}
+
+function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new PartitionFatalError('stopped before the model became healthy'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new PartitionFatalError('stopped before the model became healthy'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+function diff(a: Counters, b: Counters): Counters {
+  const out = { ...a };
+  for (const k of Object.keys(out) as Array<keyof Counters>) out[k] = a[k] - b[k];
+  return out;
+}
+
+/** A counting semaphore: at most `n` holders at once, FIFO. */
+export class Semaphore {
+  private waiters: Array<() => void> = [];
+  constructor(private free: number) {}
+  async acquire(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+  release(): void {
+    const next = this.waiters.shift();
+    if (next) next();
+    else this.free++;
+  }
+}

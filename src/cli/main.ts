@@ -1,0 +1,37 @@
+import { Command, CommanderError } from 'commander';
+import { CliError, EXIT } from './io';
+import { registerRun } from './run';
+import { registerValidate } from './validate';
+
+/** Builds the `batch-transform` program. Each verb lives in its own module. */
+export function buildProgram(setExit: (code: number) => void): Command {
+  const program = new Command('batch-transform')
+    .description('SageMaker Batch Transform in your own AWS account, or on this machine with --local.')
+    .showHelpAfterError()
+    .exitOverride();
+  registerValidate(program, setExit);
+  registerRun(program, setExit);
+  return program;
+}
+
+/** Runs the CLI and returns the exit code (0 ok, 1 job failed or stopped, 2 invalid request or usage). */
+export async function main(argv: readonly string[]): Promise<number> {
+  let code: number = EXIT.ok;
+  const program = buildProgram((c) => {
+    code = c;
+  });
+  try {
+    await program.parseAsync([...argv]);
+    return code;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help and --version are "errors" to commander; they already printed.
+      return e.exitCode === 0 ? EXIT.ok : EXIT.invalid;
+    }
+    if (e instanceof CliError) {
+      process.stderr.write(`batch-transform: ${e.message}\n`);
+      return e.exitCode;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,143 @@
+import { resolve } from 'node:path';
+import cliProgress from 'cli-progress';
+import type { Command } from 'commander';
+import { JobValidationError } from '../job/problems';
+import type { TransformJobDescription } from '../lifecycle/finalize';
+import { runLocalJob } from '../local/runner';
+import type { ModelSource } from '../local/worker';
+import { Storages } from '../storage/index';
+import { CliError, EXIT, readJsonInput } from './io';
+import { exampleModelSource, exampleModelNames } from './models';
+
+interface RunOptions {
+  local?: boolean;
+  model?: string;
+  modelCommand?: string;
+  modelUrl?: string;
+  modelData?: string;
+  endpointUrl?: string;
+  workDir?: string;
+  json?: boolean;
+}
+
+export function registerRun(program: Command, setExit: (code: number) => void): void {
+  program
+    .command('run')
+    .description('Run a transform job end to end. With --local: on this machine, one sidecar and one model process per instance.')
+    .argument('<job>', 'CreateTransformJob request JSON file, or - for standard input')
+    .option('--local', 'run on this machine (the only mode of `run`; use `submit` for a deployed stack)')
+    .option('--model <name>', `an example model: ${exampleModelNames().join(', ')} (default: the job's ModelName when it names one)`)
+    .option('--model-command <cmd>', 'a shell command that starts a SageMaker-compatible server on $SAGEMAKER_BIND_TO_PORT (started once per instance)')
+    .option('--model-url <url>', 'a SageMaker-compatible server that is already running (shared by every instance)')
+    .option('--model-data <url>', 'ModelDataUrl: a model.tar.gz (s3:// or file://) extracted into the directory the model is told about (SM_MODEL_DIR)')
+    .option('--endpoint-url <url>', 'S3-compatible endpoint for s3:// locations (sets AWS_ENDPOINT_URL_S3)')
+    .option('--work-dir <uri>', 'where plan, progress and summary go (file:// or s3://)')
+    .option('--json', 'print the DescribeTransformJob-shaped result as JSON on the last line')
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 Completed, 1 Failed or Stopped, 2 invalid request.\n\nExample:\n  npx batch-transform run examples/iris/job.json --local',
+    )
+    .action(async (file: string, opts: RunOptions) => {
+      if (!opts.local) throw new CliError('`run` needs --local (to run a job on a deployed stack use `submit --wait`)');
+      const request = await readJsonInput(file);
+      const model = chooseModel(opts, request);
+      if (opts.endpointUrl) process.env.AWS_ENDPOINT_URL_S3 = opts.endpointUrl;
+      const storage = new Storages();
+      const abort = new AbortController();
+      const onSigint = () => abort.abort('SIGINT');
+      process.once('SIGINT', onSigint);
+      const bar = !opts.json && process.stderr.isTTY ? newProgressBar() : undefined;
+      const started = Date.now();
+      try {
+        const { description, logDir } = await runLocalJob({
+          request,
+          storage,
+          model,
+          ...(opts.modelData ? { modelSpec: { modelDataUrl: resolveFileUri(opts.modelData) } } : {}),
+          ...(opts.workDir ? { workRoot: resolveFileUri(opts.workDir.endsWith('/') ? opts.workDir : `${opts.workDir}/`) } : {}),
+          sidecarEnv: opts.endpointUrl ? { AWS_ENDPOINT_URL_S3: opts.endpointUrl } : {},
+          signal: abort.signal,
+          onPhase: (phase, detail) => {
+            if (phase === 'planned' && bar) {
+              const plan = detail as { totalBytes: number; objectCount: number; partitions: unknown[] };
+              bar.start(Math.max(1, plan.totalBytes), 0, { objects: `0/${plan.objectCount}`, records: 0, mb: '0.0', rate: '0.0' });
+            }
+          },
+          onProgress: ({ counters, totalBytes, objectCount }) => {
+            if (!bar) return;
+            const secs = Math.max(0.001, (Date.now() - started) / 1000);
+            bar.setTotal(Math.max(1, totalBytes));
+            bar.update(Math.min(counters.bytesIn, totalBytes), {
+              objects: `${counters.objectsCompleted + counters.objectsFailed}/${objectCount}`,
+              records: counters.records,
+              mb: (counters.bytesIn / 1048576).toFixed(1),
+              rate: (counters.bytesIn / 1048576 / secs).toFixed(1),
+            });
+          },
+        });
+        bar?.stop();
+        report(description, logDir, opts.json === true);
+        setExit(description.TransformJobStatus === 'Completed' ? EXIT.ok : EXIT.failed);
+      } catch (e) {
+        bar?.stop();
+        if (e instanceof JobValidationError) {
+          if (opts.json) process.stdout.write(`${JSON.stringify({ TransformJobStatus: 'Invalid', Problems: e.problems })}\n`);
+          else process.stderr.write(`${e.message}\n`);
+          setExit(EXIT.invalid);
+          return;
+        }
+        throw e;
+      } finally {
+        process.off('SIGINT', onSigint);
+        storage.destroy();
+      }
+    });
+}
+
+function chooseModel(opts: RunOptions, request: unknown): ModelSource {
+  const given = [opts.model, opts.modelCommand, opts.modelUrl].filter(Boolean).length;
+  if (given > 1) throw new CliError('give only one of --model, --model-command and --model-url');
+  if (opts.modelCommand) return { kind: 'command', command: opts.modelCommand };
+  if (opts.modelUrl) return { kind: 'url', url: opts.modelUrl.replace(/\/+$/, '') };
+  const name = opts.model ?? (request as { ModelName?: unknown } | null)?.ModelName;
+  const example = typeof name === 'string' ? exampleModelSource(name) : undefined;
+  if (example) return example;
+  if (opts.model) throw new CliError(`no example model named "${opts.model}"; examples: ${exampleModelNames().join(', ')}`);
+  throw new CliError(
+    `the job's ModelName ${JSON.stringify(name)} is not an example model; pass --model-command "<cmd>", --model-url <url> or --model <${exampleModelNames().join('|')}>`,
+  );
+}
+
+function resolveFileUri(uri: string): string {
+  if (uri.startsWith('file://') && !uri.startsWith('file:///')) return `file://${resolve(uri.slice(7))}${uri.endsWith('/') ? '/' : ''}`;
+  if (!uri.includes('://')) return `file://${resolve(uri)}${uri.endsWith('/') ? '/' : ''}`;
+  return uri;
+}
+
+function newProgressBar() {
+  return new cliProgress.SingleBar(
+    {
+      format: ' {bar} {percentage}% | objects {objects} | records {records} | {mb} MB | {rate} MB/s | ETA {eta_formatted}',
+      stream: process.stderr,
+      hideCursor: true,
+      clearOnComplete: false,
+      etaBuffer: 20,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+}
+
+function report(d: TransformJobDescription, logDir: string, json: boolean): void {
+  const p = d.Progress;
+  const lines = [
+    `Transform job ${d.TransformJobName}: ${d.TransformJobStatus}`,
+    `  objects: ${p.objectsCompleted} completed, ${p.objectsFailed} failed, ${p.skippedObjects} skipped, of ${p.objectsTotal}`,
+    `  records: ${p.records} (${p.failedRecords} isolated as errors); ${(p.bytesIn / 1048576).toFixed(2)} MB in, ${(p.bytesOut / 1048576).toFixed(2)} MB out`,
+    `  outputs: ${d.TransformOutput?.S3OutputPath}`,
+    ...(d.FailureReason ? [`  reason:  ${d.FailureReason}`] : []),
+    ...(d.TransformJobStatus !== 'Completed' ? [`  logs:    ${logDir}`] : []),
+  ];
+  const out = json ? process.stderr : process.stdout;
+  out.write(`${lines.join('\n')}\n`);
+  if (json) process.stdout.write(`${JSON.stringify(d)}\n`);
+}

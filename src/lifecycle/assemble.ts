@@ -1,0 +1,40 @@
+import { errorsObjectUri, outputObjectUri, shardErrorsUri, shardOutputUri } from '../plan/layout';
+import type { Storage } from '../storage/storage';
+import { readStoredJob } from './job-store';
+import { objectOutcomes, readReports } from './results';
+import type { JobRef, PlanRef } from './types';
+
+/**
+ * The assemble stage: every sharded object whose shards all succeeded gets its final `.out`, the
+ * shard outputs concatenated in shard order (server-side part copies where the store allows, a
+ * streamed copy otherwise). Isolated record errors are gathered the same way. Running it twice
+ * writes the same bytes.
+ */
+export async function assembleStage(ref: JobRef, _plan: PlanRef, storage: Storage): Promise<{ assembledObjects: number }> {
+  const [{ job }, reports] = await Promise.all([readStoredJob(storage, ref.jobUri), readReports(storage, ref.workUri)]);
+  const plan = reports.plan;
+  if (!plan) throw new Error(`Transform job "${ref.jobName}": no plan at ${ref.workUri}plan.json to assemble from`);
+  const outcomes = objectOutcomes(reports);
+  const opts = job.TransformOutput.KmsKeyId ? { kmsKeyId: job.TransformOutput.KmsKeyId } : {};
+  let assembled = 0;
+  for (const outcome of outcomes) {
+    const object = plan.objects[outcome.object]!;
+    if (object.shardCount < 2 || outcome.status !== 'Completed') continue;
+    const shards = Array.from({ length: object.shardCount }, (_, s) => s);
+    await storage.concat(
+      shards.map((s) => shardOutputUri(ref.workUri, object.relativeKey, s)),
+      outputObjectUri(plan.outputUri, object.relativeKey),
+      opts,
+    );
+    if (outcome.failedRecords > 0) {
+      const errorShards: string[] = [];
+      for (const s of shards) {
+        const uri = shardErrorsUri(ref.workUri, object.relativeKey, s);
+        if (await storage.head(uri)) errorShards.push(uri);
+      }
+      await storage.concat(errorShards, errorsObjectUri(plan.outputUri, object.relativeKey), opts);
+    }
+    assembled++;
+  }
+  return { assembledObjects: assembled };
+}

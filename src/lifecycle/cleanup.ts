@@ -1,0 +1,43 @@
+import type { Plan } from '../plan/plan';
+import { errorsObjectUri, outputObjectUri, planUri } from '../plan/layout';
+import type { Storage } from '../storage/storage';
+import { joinUri } from '../storage/uri';
+import { readJsonIfExists } from './job-store';
+import type { CleanupReport, CleanupTarget, TaskControl } from './types';
+
+/**
+ * The cleanup stage, run on success, on every failure path and (through an EventBridge rule) after a
+ * stopped or timed-out execution: stops the job's tasks, aborts its incomplete multipart uploads and
+ * removes its scratch shard outputs. Keeps job.json, plan.json, progress, results and the summary so
+ * `describe` keeps working (the work location expires by lifecycle rule). Safe to run twice.
+ */
+export async function cleanupStage(target: CleanupTarget, storage: Storage, tasks?: TaskControl): Promise<CleanupReport> {
+  const stoppedTasks = tasks ? await tasks.stopJobTasks(target.jobName, 'transform job cleanup') : 0;
+
+  // Only this job's uploads: everything under its work location, and under the output location
+  // only the keys this job's plan would write (another job may be writing beside it).
+  const plan = await readJsonIfExists<Plan>(storage, planUri(target.workUri));
+  const ours = new Set<string>();
+  for (const o of plan?.objects ?? []) {
+    ours.add(outputObjectUri(target.outputUri, o.relativeKey));
+    ours.add(errorsObjectUri(target.outputUri, o.relativeKey));
+  }
+  let abortedUploads = 0;
+  for (const [prefix, keep] of [
+    [target.workUri, () => true],
+    [target.outputUri, (uri: string) => ours.has(uri)],
+  ] as const) {
+    for await (const upload of storage.listIncompleteUploads(prefix)) {
+      if (!keep(upload.uri)) continue;
+      await storage.abortIncompleteUpload(upload);
+      abortedUploads++;
+    }
+  }
+
+  let deletedScratchObjects = 0;
+  for await (const o of storage.list(joinUri(target.workUri, 'shards/'))) {
+    await storage.delete(o.uri);
+    deletedScratchObjects++;
+  }
+  return { abortedUploads, deletedScratchObjects, stoppedTasks };
+}

@@ -1,0 +1,143 @@
+import type { NormalizedJob } from '../job/normalized';
+import type { Counters } from '../plan/results';
+import { summaryUri } from '../plan/layout';
+import type { Storage } from '../storage/storage';
+import { readJsonIfExists, type StoredJob, writeJson } from './job-store';
+import { jobCounters, objectOutcomes, readReports } from './results';
+import type { JobRef } from './types';
+
+/** SageMaker caps FailureReason at 1024 characters. */
+export const FAILURE_REASON_MAX = 1024;
+
+export type TransformJobStatus = 'InProgress' | 'Completed' | 'Failed' | 'Stopping' | 'Stopped';
+
+/** DescribeTransformJob's shape, plus the progress counters SageMaker does not offer. */
+export interface TransformJobDescription {
+  readonly TransformJobName: string;
+  readonly TransformJobStatus: TransformJobStatus;
+  readonly FailureReason?: string;
+  readonly ModelName: string;
+  readonly MaxConcurrentTransforms?: number;
+  readonly MaxPayloadInMB?: number;
+  readonly BatchStrategy?: string;
+  readonly Environment: Readonly<Record<string, string>>;
+  readonly ModelClientConfig: NormalizedJob['ModelClientConfig'];
+  readonly TransformInput: NormalizedJob['TransformInput'];
+  readonly TransformOutput: NormalizedJob['TransformOutput'];
+  readonly TransformResources: NormalizedJob['TransformResources'];
+  readonly DataProcessing: NormalizedJob['DataProcessing'];
+  readonly CreationTime: string;
+  readonly TransformStartTime?: string;
+  readonly TransformEndTime?: string;
+  /** Our extension: where the job stands, summed over its workers. */
+  readonly Progress: Counters & { readonly skippedObjects: number };
+  /** Our extension: each failed object with its reason (at most 100 listed). */
+  readonly FailedObjects: ReadonlyArray<{ readonly uri: string; readonly reason: string; readonly offset?: number }>;
+  readonly SummaryUri: string;
+}
+
+export interface StateFailure {
+  readonly Error?: string;
+  readonly Cause?: string;
+}
+
+/**
+ * The finalize stage: reads what the workers reported, decides the job's status, writes
+ * `<work>/summary.json` and returns a DescribeTransformJob-shaped result. With `failure` (a caught
+ * error from an earlier state) the job is Failed and the reason says why, in words.
+ */
+export async function finalizeStage(
+  ref: JobRef,
+  storage: Storage,
+  opts: { failure?: StateFailure; stopped?: boolean; now?: Date } = {},
+): Promise<TransformJobDescription> {
+  const stored = await readJsonIfExists<StoredJob>(storage, ref.jobUri);
+  const reports = await readReports(storage, ref.workUri);
+  const plan = reports.plan;
+  const outcomes = objectOutcomes(reports);
+  const failed = outcomes.filter((o) => o.status === 'Failed');
+  const counters = jobCounters(reports);
+  const fatal = [...reports.results.values()].find((r) => r.fatal)?.fatal;
+
+  const failedObjects = failed.slice(0, 100).map((o) => ({
+    uri: plan!.objects[o.object]!.uri,
+    reason: o.error?.message ?? 'failed',
+    ...(o.error?.offset !== undefined ? { offset: o.error.offset } : {}),
+  }));
+  let status: TransformJobStatus = 'Completed';
+  let reason: string | undefined;
+  if (opts.stopped) {
+    status = 'Stopped';
+  } else if (opts.failure) {
+    status = 'Failed';
+    reason = fatal ?? describeStateFailure(opts.failure);
+  } else if (fatal) {
+    status = 'Failed';
+    reason = fatal;
+  } else if (failed.length > 0) {
+    status = 'Failed';
+    const first = failedObjects
+      .slice(0, 3)
+      .map((f) => `${f.uri}: ${f.reason}${f.offset !== undefined ? ` (record at byte ${f.offset})` : ''}`)
+      .join('; ');
+    reason = `${failed.length} of ${outcomes.length} input object(s) failed: ${first}${failed.length > 3 ? '; …' : ''}`;
+  } else if (plan && outcomes.some((o) => o.status === 'Pending')) {
+    status = 'Failed';
+    const pending = outcomes.filter((o) => o.status === 'Pending');
+    reason = `${pending.length} input object(s) were never processed, e.g. ${plan.objects[pending[0]!.object]!.uri}`;
+  }
+
+  const job = stored?.job;
+  const results = [...reports.results.values()];
+  const started = results.map((r) => r.startedAt).sort()[0];
+  const description: TransformJobDescription = {
+    TransformJobName: ref.jobName,
+    TransformJobStatus: status,
+    ...(reason ? { FailureReason: truncate(`Transform job "${ref.jobName}": ${reason}`, FAILURE_REASON_MAX) } : {}),
+    ModelName: ref.modelName,
+    ...(job?.MaxConcurrentTransforms !== undefined ? { MaxConcurrentTransforms: job.MaxConcurrentTransforms } : {}),
+    ...(job?.MaxPayloadInMB !== undefined ? { MaxPayloadInMB: job.MaxPayloadInMB } : {}),
+    ...(job?.BatchStrategy ? { BatchStrategy: job.BatchStrategy } : {}),
+    Environment: job?.Environment ?? {},
+    ModelClientConfig: job?.ModelClientConfig ?? { InvocationsTimeoutInSeconds: 600, InvocationsMaxRetries: 3 },
+    TransformInput: job?.TransformInput as NormalizedJob['TransformInput'],
+    TransformOutput: job?.TransformOutput as NormalizedJob['TransformOutput'],
+    TransformResources: job?.TransformResources ?? { InstanceType: ref.instanceType, InstanceCount: ref.instanceCount },
+    DataProcessing: job?.DataProcessing ?? { InputFilter: '$', OutputFilter: '$', JoinSource: 'None' },
+    CreationTime: stored?.creationTime ?? ref.creationTime,
+    ...(started ? { TransformStartTime: started } : {}),
+    TransformEndTime: (opts.now ?? new Date()).toISOString(),
+    Progress: { ...counters, skippedObjects: plan?.skipped.length ?? 0 },
+    FailedObjects: failedObjects,
+    SummaryUri: summaryUri(ref.workUri),
+  };
+  await writeJson(storage, summaryUri(ref.workUri), description);
+  return description;
+}
+
+/**
+ * Turns a Step Functions catch (`{Error, Cause}`) into a sentence: a Lambda error's message, an ECS
+ * task's stop reason and container exit codes, or the raw cause.
+ */
+export function describeStateFailure(f: StateFailure): string {
+  const cause = f.Cause ?? '';
+  let parsed: any;
+  try {
+    parsed = JSON.parse(cause);
+  } catch {
+    return [f.Error, cause].filter(Boolean).join(': ') || 'failed without a reason';
+  }
+  if (parsed && typeof parsed.errorMessage === 'string') return parsed.errorMessage;
+  if (parsed && (parsed.StoppedReason || parsed.Containers)) {
+    const containers = (parsed.Containers ?? [])
+      .filter((c: any) => c.ExitCode !== 0 || c.Reason)
+      .map((c: any) => `${c.Name} exited ${c.ExitCode ?? '?'}${c.Reason ? ` (${c.Reason})` : ''}`)
+      .join(', ');
+    return `worker task stopped: ${parsed.StoppedReason ?? 'unknown reason'}${containers ? `; ${containers}` : ''}`;
+  }
+  return [f.Error, cause].filter(Boolean).join(': ');
+}
+
+function truncate(s: string, max: number): string {
+  return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
+}

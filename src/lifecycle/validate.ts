@@ -1,0 +1,119 @@
+import type { NormalizedJob } from '../job/normalized';
+import { expandPlaceholders, scheduledJobName } from '../job/placeholders';
+import { JobValidationError, type Problem } from '../job/problems';
+import { checkRequest } from '../job/validate';
+import { jobWorkUri } from '../plan/layout';
+import type { Storage } from '../storage/storage';
+import { joinUri } from '../storage/uri';
+import { readJsonIfExists, type StoredJob, writeJson } from './job-store';
+import type { DeploymentContext, JobRef, ModelSpec, ValidateEvent } from './types';
+
+/**
+ * ECS caps the RunTask `overrides` document at 8 KiB; the model's environment travels in it. Keep a
+ * margin for the sidecar's own variables and the JSON around them.
+ */
+export const ECS_OVERRIDES_BUDGET = 8192 - 1024;
+
+/** Execution names Step Functions makes up when the console user leaves the name empty. */
+const GENERATED_EXECUTION_NAME = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * The validate stage: checks the request against the job contract and this deployment, claims the
+ * job name, stores the normalized job in its work location and returns the small reference the rest
+ * of the lifecycle carries. Throws JobValidationError listing every problem.
+ */
+export async function validateStage(event: ValidateEvent, ctx: DeploymentContext, storage: Storage): Promise<JobRef> {
+  const scheduled = event.scheduledTime ? new Date(event.scheduledTime) : undefined;
+  const request = scheduled ? expandScheduled(event.request, scheduled) : event.request;
+  const result = checkRequest(request, {
+    enabledInstanceTypes: ctx.enabledInstanceTypes,
+    maxInstanceCount: ctx.maxInstanceCount,
+    local: ctx.local,
+    ...(ctx.local ? {} : { modelNames: Object.keys(ctx.models) }),
+  });
+  const name = (request as { TransformJobName?: unknown } | null)?.TransformJobName;
+  if (!result.ok) throw new JobValidationError(result.problems, typeof name === 'string' ? name : undefined);
+  const job = result.job;
+
+  const problems: Problem[] = [];
+  if (
+    event.executionName &&
+    !scheduled &&
+    event.executionName !== job.TransformJobName &&
+    !GENERATED_EXECUTION_NAME.test(event.executionName)
+  ) {
+    problems.push({
+      path: 'TransformJobName',
+      message: `the execution is named "${event.executionName}" but the request names the job "${job.TransformJobName}"; start the execution with the job's name (or leave the name empty)`,
+    });
+  }
+  const model = ctx.models[job.ModelName] ?? {};
+  const modelEnvironment = modelEnvironmentFor(job, model);
+  const overridesSize = JSON.stringify(modelEnvironment).length;
+  if (!ctx.local && overridesSize > ECS_OVERRIDES_BUDGET) {
+    problems.push({
+      path: 'Environment',
+      message: `the model's environment takes ${overridesSize} bytes of the ECS RunTask overrides, which are capped at 8 KiB (${ECS_OVERRIDES_BUDGET} left for it); declare large settings in the model's environment in the deployment`,
+    });
+  }
+
+  const workUri = jobWorkUri(ctx.workRoot, job.TransformJobName);
+  const jobUri = joinUri(workUri, 'job.json');
+  // Job names are unique, as in SageMaker: a second execution may not reuse a name (a retried
+  // validate of the same execution may). Local runs own their work location and may rerun a name.
+  if (!ctx.local) {
+    const existing = await readJsonIfExists<StoredJob>(storage, jobUri);
+    if (existing && existing.executionName !== event.executionName) {
+      problems.push({
+        path: 'TransformJobName',
+        message: `a transform job named "${job.TransformJobName}" already exists (created ${existing.creationTime}); job names are unique`,
+      });
+    }
+  }
+  if (problems.length > 0) throw new JobValidationError(problems, job.TransformJobName);
+
+  const creationTime = new Date().toISOString();
+  const stored: StoredJob = {
+    job,
+    ...(event.executionName ? { executionName: event.executionName } : {}),
+    creationTime,
+  };
+  await writeJson(storage, jobUri, stored);
+  return {
+    jobName: job.TransformJobName,
+    jobUri,
+    workUri,
+    outputUri: job.TransformOutput.S3OutputPath,
+    modelName: job.ModelName,
+    instanceType: job.TransformResources.InstanceType,
+    instanceCount: job.TransformResources.InstanceCount,
+    capacity: job.Capacity,
+    modelEnvironment,
+    creationTime,
+  };
+}
+
+/**
+ * The model container's environment, as SageMaker builds it: the model's own variables, the job's
+ * Environment over them, and the batch variables (REFERENCE.md "Model contract").
+ */
+export function modelEnvironmentFor(job: NormalizedJob, model: ModelSpec): Array<{ Name: string; Value: string }> {
+  const env: Record<string, string> = { ...(model.environment ?? {}), ...job.Environment, SAGEMAKER_BATCH: 'true' };
+  if (job.MaxPayloadInMB !== undefined) env.SAGEMAKER_MAX_PAYLOAD_IN_MB = String(job.MaxPayloadInMB);
+  if (job.BatchStrategy) env.SAGEMAKER_BATCH_STRATEGY = job.BatchStrategy === 'MultiRecord' ? 'MULTI_RECORD' : 'SINGLE_RECORD';
+  if (job.MaxConcurrentTransforms) env.SAGEMAKER_MAX_CONCURRENT_TRANSFORMS = String(job.MaxConcurrentTransforms);
+  return Object.entries(env).map(([Name, Value]) => ({ Name, Value }));
+}
+
+/** Applies a schedule's time to the job template: unique name, time placeholders in locations. */
+function expandScheduled(request: unknown, time: Date): unknown {
+  if (typeof request !== 'object' || request === null) return request;
+  const r = structuredClone(request) as Record<string, any>;
+  if (typeof r.TransformJobName === 'string') r.TransformJobName = scheduledJobName(r.TransformJobName, time);
+  const source = r.TransformInput?.DataSource?.S3DataSource;
+  if (source && typeof source.S3Uri === 'string') source.S3Uri = expandPlaceholders(source.S3Uri, time);
+  if (r.TransformOutput && typeof r.TransformOutput.S3OutputPath === 'string') {
+    r.TransformOutput.S3OutputPath = expandPlaceholders(r.TransformOutput.S3OutputPath, time);
+  }
+  return r;
+}

@@ -1,0 +1,85 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
+import { createServer } from 'node:net';
+
+/** A free TCP port on loopback (the OS picks; a race with another process is possible but rare). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+export interface ManagedProcess {
+  readonly child: ChildProcess;
+  readonly name: string;
+  /** Resolves when the process has exited, with its code or signal. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Undefined while running, else how it ended ("exited with code 1", "killed by SIGKILL"). */
+  exitReason(): string | undefined;
+  /** SIGTERM, then SIGKILL after `graceMs`. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Starts a child process whose output goes to a log file (so a worker's logs can be read after the
+ * run) and tracks how it ended. Children are killed if this process exits.
+ */
+export function startProcess(
+  name: string,
+  command: string,
+  args: readonly string[],
+  opts: { env: NodeJS.ProcessEnv; cwd?: string; logFile: string; shell?: boolean },
+): ManagedProcess {
+  const log = createWriteStream(opts.logFile, { flags: 'a' });
+  const child = spawn(command, args, {
+    env: opts.env,
+    cwd: opts.cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    shell: opts.shell ?? false,
+    detached: process.platform !== 'win32',
+  });
+  child.stdout?.pipe(log, { end: false });
+  child.stderr?.pipe(log, { end: false });
+  let reason: string | undefined;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('error', (e) => {
+      reason = `could not start: ${e.message}`;
+      resolve({ code: null, signal: null });
+    });
+    child.once('exit', (code, signal) => {
+      reason ??= signal ? `killed by ${signal}` : `exited with code ${code}`;
+      resolve({ code, signal });
+    });
+  });
+  void exited.then(() => setTimeout(() => log.end(), 50));
+  const killGroup = (signal: NodeJS.Signals) => {
+    if (child.pid === undefined || reason !== undefined) return;
+    try {
+      // The whole group: a `--model-command` run through a shell has its server as a grandchild.
+      process.kill(-child.pid, signal);
+    } catch {
+      child.kill(signal);
+    }
+  };
+  const onParentExit = () => killGroup('SIGKILL');
+  process.once('exit', onParentExit);
+  void exited.then(() => process.off('exit', onParentExit));
+  return {
+    child,
+    name,
+    exited,
+    exitReason: () => reason,
+    async stop(graceMs = 5000) {
+      if (reason !== undefined) return;
+      killGroup('SIGTERM');
+      const timer = setTimeout(() => killGroup('SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}

@@ -1,0 +1,96 @@
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { JobRef, PlanRef } from '../lifecycle/types';
+import { freePort, type ManagedProcess, startProcess } from './processes';
+
+/** Where a worker's model comes from in a local run. */
+export type ModelSource =
+  /** Start this argv (cwd = the project root) once per worker, on the port in SAGEMAKER_BIND_TO_PORT. */
+  | { readonly kind: 'argv'; readonly argv: readonly string[]; readonly cwd: string; readonly label: string }
+  /** Start this shell command once per worker, on the port in SAGEMAKER_BIND_TO_PORT. */
+  | { readonly kind: 'command'; readonly command: string }
+  /** A server that is already running; every worker shares it. */
+  | { readonly kind: 'url'; readonly url: string };
+
+export const SIDECAR_ENTRY = fileURLToPath(new URL('../../containers/sidecar/src/main.ts', import.meta.url));
+const TSX_LOADER = import.meta.resolve('tsx');
+
+export interface WorkerOptions {
+  readonly ref: JobRef;
+  readonly plan: PlanRef;
+  readonly partition: number;
+  readonly model: ModelSource;
+  /** Directory the model is told about (SM_MODEL_DIR), holding extracted ModelDataUrl artifacts. */
+  readonly modelDir: string;
+  readonly logDir: string;
+  /** Extra environment for the sidecar (storage endpoint settings). */
+  readonly env: NodeJS.ProcessEnv;
+  readonly progressIntervalMs?: number;
+}
+
+export interface WorkerHandle {
+  readonly partition: number;
+  /** Resolves when the worker is done: the sidecar's exit code and, when it failed, why. */
+  readonly done: Promise<{ code: number | null; reason?: string }>;
+  /** Stops the worker the way ECS stops a task: SIGTERM to the sidecar and the model. */
+  stop(): Promise<void>;
+}
+
+/**
+ * One local worker: the model server process beside a sidecar process, the same pair an ECS task
+ * runs. The sidecar is the real entry point (containers/sidecar/src/main.ts) as a plain Node process.
+ */
+export async function startWorker(o: WorkerOptions): Promise<WorkerHandle> {
+  const name = `worker-${String(o.partition).padStart(3, '0')}`;
+  let model: ManagedProcess | undefined;
+  let modelUrl: string;
+  if (o.model.kind === 'url') {
+    modelUrl = o.model.url;
+  } else {
+    const port = await freePort();
+    modelUrl = `http://127.0.0.1:${port}`;
+    const env = {
+      ...process.env,
+      ...Object.fromEntries(o.ref.modelEnvironment.map((e) => [e.Name, e.Value])),
+      SAGEMAKER_BIND_TO_PORT: String(port),
+      SAGEMAKER_BIND_TO_HOST: '127.0.0.1',
+      SM_MODEL_DIR: o.modelDir,
+    };
+    const logFile = join(o.logDir, `${name}.model.log`);
+    model =
+      o.model.kind === 'command'
+        ? startProcess(`${name} model`, o.model.command, [], { env, logFile, shell: true })
+        : startProcess(`${name} model`, o.model.argv[0]!, o.model.argv.slice(1), { env, cwd: o.model.cwd, logFile });
+  }
+  const sidecar = startProcess(`${name} sidecar`, process.execPath, ['--import', TSX_LOADER, SIDECAR_ENTRY, 'run'], {
+    env: {
+      ...process.env,
+      ...o.env,
+      JOB_URI: o.ref.jobUri,
+      PLAN_URI: o.plan.planUri,
+      PARTITION_INDEX: String(o.partition),
+      MODEL_URL: modelUrl,
+      ...(model?.child.pid ? { MODEL_PID: String(model.child.pid) } : {}),
+      PROGRESS_INTERVAL_MS: String(o.progressIntervalMs ?? 500),
+      METRICS: 'off',
+    },
+    logFile: join(o.logDir, `${name}.sidecar.log`),
+  });
+  const done = (async () => {
+    const { code } = await sidecar.exited;
+    const modelReason = model?.exitReason();
+    await model?.stop();
+    if (code === 0) return { code };
+    return {
+      code,
+      reason: `${name} sidecar ${sidecar.exitReason()}${modelReason ? `; its model process ${modelReason}` : ''} (logs: ${o.logDir})`,
+    };
+  })();
+  return {
+    partition: o.partition,
+    done,
+    async stop() {
+      await Promise.all([sidecar.stop(), model?.stop()]);
+    },
+  };
+}

@@ -1,0 +1,37 @@
+import { joinUri } from '../storage/uri';
+
+/**
+ * Names of everything a job writes. One place, so the plan stage, the sidecar, the assemble,
+ * finalize and cleanup stages and the local runner agree.
+ *
+ *   <S3OutputPath>/<relativeKey>.out             final output of an object that fully succeeded
+ *   <S3OutputPath>/<relativeKey>.errors.jsonl    isolated record failures (extension, when any)
+ *   <work>/plan.json                             the partition plan
+ *   <work>/shards/<relativeKey>/<shard>.out      shard outputs awaiting assembly
+ *   <work>/progress/<partition>.json             a sidecar's progress counters
+ *   <work>/results/<partition>.json              a sidecar's final report (per-object outcome)
+ *   <work>/summary.json                          the job summary written by finalize
+ */
+
+export const OUTPUT_SUFFIX = '.out';
+export const ERRORS_SUFFIX = '.errors.jsonl';
+
+/** `<workRoot>/<jobName>/`: every scratch object of a job lives under it. */
+export function jobWorkUri(workRoot: string, jobName: string): string {
+  return joinUri(workRoot, `${jobName}/`);
+}
+
+export const planUri = (work: string) => joinUri(work, 'plan.json');
+export const summaryUri = (work: string) => joinUri(work, 'summary.json');
+export const progressUri = (work: string, partition: number) =>
+  joinUri(work, `progress/${String(partition).padStart(5, '0')}.json`);
+export const resultUri = (work: string, partition: number) =>
+  joinUri(work, `results/${String(partition).padStart(5, '0')}.json`);
+export const shardOutputUri = (work: string, relativeKey: string, shard: number) =>
+  joinUri(work, `shards/${relativeKey}/${String(shard).padStart(5, '0')}${OUTPUT_SUFFIX}`);
+export const shardErrorsUri = (work: string, relativeKey: string, shard: number) =>
+  joinUri(work, `shards/${relativeKey}/${String(shard).padStart(5, '0')}${ERRORS_SUFFIX}`);
+export const outputObjectUri = (outputPath: string, relativeKey: string) =>
+  joinUri(outputPath, relativeKey + OUTPUT_SUFFIX);
+export const errorsObjectUri = (outputPath: string, relativeKey: string) =>
+  joinUri(outputPath, relativeKey + ERRORS_SUFFIX);

@@ -1,0 +1,89 @@
+import { shardable } from '../dataplane/shard';
+import type { NormalizedJob } from '../job/normalized';
+import type { StoredObject } from '../storage/storage';
+import { PLAN_VERSION, type Partition, type Plan, type PlannedObject, type WorkItem } from './plan';
+
+const MiB = 1024 * 1024;
+
+export interface PlanInput {
+  readonly job: NormalizedJob;
+  /** Input objects, in listing order, with their names relative to the input prefix's folder. */
+  readonly objects: ReadonlyArray<StoredObject & { readonly relativeKey: string }>;
+  readonly workUri: string;
+  readonly skipped?: Plan['skipped'];
+  readonly now?: Date;
+}
+
+/**
+ * Whether this job's objects may be cut into byte-range shards: the data plane must be able to find
+ * record boundaries from any offset (`shardable`), and CSV header handling needs each object's first
+ * line, so it keeps objects whole.
+ */
+export function canShard(job: NormalizedJob): boolean {
+  const { SplitType, CompressionType } = job.TransformInput;
+  return (
+    job.Extensions.ShardMinSizeInMB > 0 &&
+    job.Extensions.CsvHeader === 'None' &&
+    shardable({ splitType: SplitType, compressionType: CompressionType, csvQuotedNewlines: job.Extensions.CsvQuotedNewlines })
+  );
+}
+
+/**
+ * Assigns the input to `InstanceCount` partitions balanced by bytes. Objects bigger than a fair
+ * share are cut into shards (never smaller than ShardMinSizeInMB) so one big file keeps every worker
+ * busy, where SageMaker would leave all but one instance idle. Items are placed largest first on the
+ * least-loaded partition (LPT), then each partition keeps its items in input order so outputs
+ * appear in a predictable order.
+ */
+export function buildPlan({ job, objects, workUri, skipped = [], now = new Date() }: PlanInput): Plan {
+  const workers = job.TransformResources.InstanceCount;
+  const totalBytes = objects.reduce((s, o) => s + o.size, 0);
+  const fairShare = Math.ceil(totalBytes / workers);
+  const minShard = job.Extensions.ShardMinSizeInMB * MiB;
+  const shardable = canShard(job) && workers > 1;
+
+  const planned: PlannedObject[] = [];
+  const items: Array<WorkItem & { bytes: number; order: number }> = [];
+  objects.forEach((o, objectIndex) => {
+    const shardSize = Math.max(fairShare, minShard);
+    // Shards are at least a fair share and at least ShardMinSizeInMB, and never more than the workers.
+    const shardCount = shardable ? Math.max(1, Math.min(Math.floor(o.size / shardSize), workers)) : 1;
+    planned.push({ uri: o.uri, relativeKey: o.relativeKey, size: o.size, shardCount });
+    if (shardCount === 1) {
+      items.push({ object: objectIndex, shard: 0, bytes: o.size, order: items.length });
+      return;
+    }
+    const step = Math.ceil(o.size / shardCount);
+    for (let s = 0; s < shardCount; s++) {
+      const start = s * step;
+      const end = Math.min(o.size, start + step);
+      items.push({ object: objectIndex, shard: s, range: { start, end }, bytes: end - start, order: items.length });
+    }
+  });
+
+  const partitionCount = Math.max(1, Math.min(workers, items.length));
+  const loads = Array.from({ length: partitionCount }, (_, index) => ({ index, bytes: 0, items: [] as typeof items }));
+  for (const item of [...items].sort((a, b) => b.bytes - a.bytes || a.order - b.order)) {
+    let target = loads[0]!;
+    for (const l of loads) if (l.bytes < target.bytes) target = l;
+    target.items.push(item);
+    target.bytes += item.bytes;
+  }
+  const partitions: Partition[] = loads.map((l) => ({
+    index: l.index,
+    bytes: l.bytes,
+    items: l.items.sort((a, b) => a.order - b.order).map(({ object, shard, range }) => ({ object, shard, ...(range ? { range } : {}) })),
+  }));
+
+  return {
+    version: PLAN_VERSION,
+    jobName: job.TransformJobName,
+    createdAt: now.toISOString(),
+    workUri,
+    outputUri: job.TransformOutput.S3OutputPath,
+    objects: planned,
+    partitions,
+    totalBytes,
+    skipped,
+  };
+}

@@ -1,0 +1,80 @@
+/**
+ * What a sidecar reports: progress while it runs (`<work>/progress/<partition>.json`, rewritten
+ * periodically) and its final result (`<work>/results/<partition>.json`). The assemble and finalize
+ * stages, `describe` and the local runner read them.
+ */
+
+export type ItemStatus = 'Completed' | 'Failed';
+
+export interface ItemResult {
+  /** Index into Plan.objects. */
+  readonly object: number;
+  readonly shard: number;
+  readonly status: ItemStatus;
+  readonly records: number;
+  /** Records isolated into the errors file (extension); 0 under SageMaker's all-or-nothing default. */
+  readonly failedRecords: number;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly durationMs: number;
+  /** Why the item failed; `offset` is the byte offset of the record concerned, where known. */
+  readonly error?: { readonly message: string; readonly offset?: number };
+}
+
+export interface Counters {
+  objectsTotal: number;
+  objectsCompleted: number;
+  objectsFailed: number;
+  records: number;
+  failedRecords: number;
+  bytesIn: number;
+  bytesOut: number;
+  invocations: number;
+  invocationRetries: number;
+  modelErrors4xx: number;
+  modelErrors5xx: number;
+  modelTimeouts: number;
+}
+
+export const emptyCounters = (): Counters => ({
+  objectsTotal: 0,
+  objectsCompleted: 0,
+  objectsFailed: 0,
+  records: 0,
+  failedRecords: 0,
+  bytesIn: 0,
+  bytesOut: 0,
+  invocations: 0,
+  invocationRetries: 0,
+  modelErrors4xx: 0,
+  modelErrors5xx: 0,
+  modelTimeouts: 0,
+});
+
+export function addCounters(a: Counters, b: Counters): Counters {
+  const out = { ...a };
+  for (const k of Object.keys(out) as Array<keyof Counters>) out[k] += b[k];
+  return out;
+}
+
+export interface PartitionProgress {
+  readonly partition: number;
+  readonly updatedAt: string;
+  readonly counters: Counters;
+}
+
+export interface PartitionResult {
+  readonly partition: number;
+  readonly startedAt: string;
+  readonly endedAt: string;
+  /** The parameters in force after negotiating with the model (request > /execution-parameters > defaults). */
+  readonly effective: {
+    readonly MaxConcurrentTransforms: number;
+    readonly BatchStrategy: 'SingleRecord' | 'MultiRecord';
+    readonly MaxPayloadInMB: number;
+  };
+  readonly items: readonly ItemResult[];
+  readonly counters: Counters;
+  /** Set when the partition could not finish (model never became healthy, model process died, storage unreachable, stopped). */
+  readonly fatal?: string;
+}

@@ -1,0 +1,67 @@
+import type { Readable } from 'node:stream';
+
+/**
+ * The one small interface every stage uses to reach object storage. Two implementations:
+ * `s3.ts` (AWS SDK v3, any S3-compatible endpoint) and `file.ts` (a local folder tree).
+ * URIs are full locations (`s3://bucket/key` or `file:///path`), see `uri.ts`.
+ */
+
+export interface StoredObject {
+  readonly uri: string;
+  readonly size: number;
+}
+
+/** A byte range, start inclusive, end exclusive (unlike HTTP's inclusive Range header). */
+export interface ByteRange {
+  readonly start: number;
+  readonly end: number;
+}
+
+export interface WriterOptions {
+  /** SSE-KMS key for the object (S3 only). */
+  readonly kmsKeyId?: string;
+  readonly contentType?: string;
+  /**
+   * Upper bound of the object size, when known, so the writer can choose a part size that keeps any
+   * object within S3's 10,000-part limit.
+   */
+  readonly expectedSize?: number;
+}
+
+/**
+ * A streamed upload. Nothing is visible at `uri` until `complete()` resolves; `abort()` removes every
+ * trace (the multipart upload is aborted, a local temp file removed). Safe to call `abort()` twice or
+ * after a failed `complete()`.
+ */
+export interface ObjectWriter {
+  readonly uri: string;
+  write(chunk: Buffer): Promise<void>;
+  complete(): Promise<void>;
+  abort(): Promise<void>;
+  /** Bytes accepted so far. */
+  readonly bytesWritten: number;
+}
+
+export interface IncompleteUpload {
+  readonly uri: string;
+  readonly uploadId: string;
+  readonly initiated?: Date;
+}
+
+export interface Storage {
+  /** Every object whose location starts with `prefixUri` (a raw string prefix), in key order. */
+  list(prefixUri: string): AsyncIterable<StoredObject>;
+  /** Size of the object, or undefined if there is none. */
+  head(uri: string): Promise<StoredObject | undefined>;
+  /** Streams an object, or a byte range of it. Rejects if the object does not exist. */
+  read(uri: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable>;
+  readAll(uri: string): Promise<Buffer>;
+  put(uri: string, body: Buffer | string, opts?: WriterOptions): Promise<void>;
+  createWriter(uri: string, opts?: WriterOptions): ObjectWriter;
+  /** Server-side copy of whole objects concatenated in order into `target` (assemble step). */
+  concat(sources: readonly string[], target: string, opts?: WriterOptions): Promise<void>;
+  delete(uri: string): Promise<void>;
+  /** Uploads begun under `prefixUri` and never completed or aborted. */
+  listIncompleteUploads(prefixUri: string): AsyncIterable<IncompleteUpload>;
+  abortIncompleteUpload(upload: IncompleteUpload): Promise<void>;
+}

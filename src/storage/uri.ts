@@ -1,0 +1,83 @@
+/**
+ * Storage locations. The job contract speaks of S3 URIs (`s3://bucket/key-prefix`); local runs may
+ * also use `file:///absolute/path`. This is the one parser for both; everything else imports it.
+ */
+
+export type Location =
+  | { readonly scheme: 's3'; readonly bucket: string; readonly key: string }
+  | { readonly scheme: 'file'; readonly path: string };
+
+/** S3 bucket naming rules (general purpose buckets): 3–63 chars, lowercase, digits, dots, hyphens. */
+const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
+export class LocationError extends Error {
+  override readonly name = 'LocationError';
+}
+
+/** Returns why `uri` is not a usable location, or undefined if it is. */
+export function locationProblem(uri: string, opts: { allowFile?: boolean } = {}): string | undefined {
+  try {
+    parseLocation(uri, opts);
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+export function parseLocation(uri: string, opts: { allowFile?: boolean } = {}): Location {
+  if (uri.startsWith('s3://')) {
+    const rest = uri.slice(5);
+    const slash = rest.indexOf('/');
+    const bucket = slash === -1 ? rest : rest.slice(0, slash);
+    const key = slash === -1 ? '' : rest.slice(slash + 1);
+    if (!BUCKET.test(bucket) || bucket.includes('..')) {
+      throw new LocationError(
+        `"${bucket}" is not a valid S3 bucket name (3–63 lowercase letters, digits, dots or hyphens)`,
+      );
+    }
+    return { scheme: 's3', bucket, key };
+  }
+  if (uri.startsWith('file://')) {
+    if (opts.allowFile === false) throw new LocationError('file:// locations are only allowed in local runs');
+    const path = decodeURIComponent(uri.slice(7));
+    if (!path.startsWith('/')) throw new LocationError('a file:// location must be absolute (file:///path)');
+    return { scheme: 'file', path };
+  }
+  throw new LocationError(`expected an s3://bucket/prefix URI${opts.allowFile === false ? '' : ' or file:///path'}`);
+}
+
+export function formatLocation(loc: Location): string {
+  return loc.scheme === 's3' ? `s3://${loc.bucket}/${loc.key}` : `file://${loc.path}`;
+}
+
+/** Joins a relative key onto a location that names a folder-like prefix, adding one `/` if missing. */
+export function joinUri(base: string, relative: string): string {
+  return base.endsWith('/') ? base + relative : `${base}/${relative}`;
+}
+
+/**
+ * The part of an input prefix that output names are relative to: everything up to and including its
+ * last `/`. S3Prefix is a raw string prefix (`s3://b/data/in` matches `data/input.csv`), so an object's
+ * relative name is taken from the prefix's "folder", which keeps `input.csv` rather than `put.csv`.
+ */
+export function prefixBase(uri: string): string {
+  const loc = parseLocation(uri);
+  const path = loc.scheme === 's3' ? loc.key : loc.path;
+  const cut = path.lastIndexOf('/') + 1;
+  const base = path.slice(0, cut);
+  return loc.scheme === 's3' ? `s3://${loc.bucket}/${base}` : `file://${base}`;
+}
+
+/** True when one location is a raw string prefix of the other (same scheme and bucket). */
+export function locationsOverlap(a: string, b: string): boolean {
+  const la = parseLocation(a);
+  const lb = parseLocation(b);
+  if (la.scheme !== lb.scheme) return false;
+  if (la.scheme === 's3' && lb.scheme === 's3') {
+    if (la.bucket !== lb.bucket) return false;
+    return la.key.startsWith(lb.key) || lb.key.startsWith(la.key);
+  }
+  const pa = (la as { path: string }).path;
+  const pb = (lb as { path: string }).path;
+  return pa.startsWith(pb) || pb.startsWith(pa);
+}
