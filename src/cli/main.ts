@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { CliError, EXIT } from './io';
 import { registerRun } from './run';
+import { registerSchema } from './schema';
 import { registerValidate } from './validate';
 
 /** Builds the `batch-transform` program. Each verb lives in its own module. */
@@ -11,6 +12,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .exitOverride();
   registerValidate(program, setExit);
   registerRun(program, setExit);
+  registerSchema(program);
   return program;
 }
 

@@ -1,0 +1,276 @@
+import { Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { type Invocation, MiniBatch, packMiniBatches, StreamedMiniBatch } from '../../../src/dataplane/batch';
+import { DataError } from '../../../src/dataplane/errors';
+import { shardReadStart } from '../../../src/dataplane/shard';
+import { splitRecords } from '../../../src/dataplane/split';
+import type { NormalizedJob } from '../../../src/job/normalized';
+import { errorsObjectUri, outputObjectUri, shardErrorsUri, shardOutputUri } from '../../../src/plan/layout';
+import type { Plan, PlannedObject, WorkItem } from '../../../src/plan/plan';
+import type { Counters, ItemResult } from '../../../src/plan/results';
+import type { ObjectWriter, Storage } from '../../../src/storage/storage';
+import type { ModelClient } from './model-client';
+import { createOutputStage, type OutputStage } from './output-stage';
+
+const MiB = 1024 * 1024;
+
+export interface EffectiveParameters {
+  readonly MaxConcurrentTransforms: number;
+  readonly BatchStrategy: 'SingleRecord' | 'MultiRecord';
+  readonly MaxPayloadInMB: number;
+}
+
+/** Extension request headers telling the model where a mini-batch came from. */
+export const HEADER_OBJECT = 'x-batch-transform-object';
+export const HEADER_RECORD_OFFSET = 'x-batch-transform-record-offset';
+export const HEADER_RECORD_COUNT = 'x-batch-transform-record-count';
+
+export interface ItemContext {
+  readonly job: NormalizedJob;
+  readonly plan: Plan;
+  readonly item: WorkItem;
+  readonly object: PlannedObject;
+  readonly effective: EffectiveParameters;
+  readonly client: ModelClient;
+  /** Invocation slots shared by every object of the partition (MaxConcurrentTransforms). */
+  readonly slots: { acquire(): Promise<void>; release(): void };
+  readonly storage: Storage;
+  readonly counters: Counters;
+  readonly signal: AbortSignal;
+  readonly modelExited?: (() => string | undefined) | undefined;
+}
+
+/** The object (or shard) failed; the message names the cause, `offset` the record where known. */
+class ItemFailure extends Error {
+  constructor(
+    message: string,
+    readonly offset?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** The model is gone: the whole partition stops. */
+class FatalFailure extends Error {}
+
+/**
+ * Transforms one work item (a whole object or one shard of it): streams it from storage,
+ * decompresses, splits, packs mini-batches, invokes the model with up to MaxConcurrentTransforms
+ * requests in flight while writing results strictly in input order, and streams the result into a
+ * multipart upload. Any failure aborts the upload, so an output exists only for an item that fully
+ * succeeded. Memory stays bounded: at most MaxConcurrentTransforms bodies and their responses are
+ * held, whatever the object's size.
+ */
+export async function processItem(c: ItemContext): Promise<{ item: ItemResult; fatal?: undefined } | { fatal: string; item?: undefined }> {
+  const { job, plan, item, object, storage } = c;
+  const started = performance.now();
+  const sharded = object.shardCount > 1;
+  const outUri = sharded ? shardOutputUri(plan.workUri, object.relativeKey, item.shard) : outputObjectUri(plan.outputUri, object.relativeKey);
+  const errUri = sharded ? shardErrorsUri(plan.workUri, object.relativeKey, item.shard) : errorsObjectUri(plan.outputUri, object.relativeKey);
+  const kms = job.TransformOutput.KmsKeyId ? { kmsKeyId: job.TransformOutput.KmsKeyId } : {};
+  // The output can outgrow the input (JoinSource Input); size parts for four times the input so
+  // any plausible output stays within S3's 10,000 parts.
+  const writer = storage.createWriter(outUri, { ...kms, expectedSize: Math.max(object.size, 1) * 4 });
+  const local = { records: 0, bytesIn: 0, bytesOut: 0, failedRecords: 0 };
+  const isolated: Array<{ offset: number; reason: string }> = [];
+  try {
+    const output = createOutputStage(job, object);
+    await transform(c, writer, output, local, isolated);
+    const tail = output.finish();
+    if (tail.length) await write(writer, tail, local, c.counters);
+    enforceThreshold(job, local.failedRecords, local.records + local.failedRecords, true);
+    if (isolated.length > 0) {
+      const lines = isolated.map((e) => JSON.stringify({ object: object.uri, ...e })).join('\n');
+      await storage.put(errUri, `${lines}\n`, kms);
+    }
+    await writer.complete();
+    return {
+      item: {
+        object: item.object,
+        shard: item.shard,
+        status: 'Completed',
+        records: local.records,
+        failedRecords: local.failedRecords,
+        bytesIn: local.bytesIn,
+        bytesOut: local.bytesOut,
+        durationMs: Math.round(performance.now() - started),
+      },
+    };
+  } catch (e) {
+    await writer.abort().catch(() => {});
+    if (e instanceof FatalFailure) return { fatal: e.message };
+    if (c.signal.aborted && !(e instanceof ItemFailure) && !(e instanceof DataError)) {
+      return { fatal: `stopped while transforming ${object.uri}` };
+    }
+    const offset = e instanceof ItemFailure || e instanceof DataError ? e.offset : undefined;
+    const message = e instanceof ItemFailure || e instanceof DataError ? e.message : `unexpected error: ${(e as Error).message}`;
+    return {
+      item: {
+        object: item.object,
+        shard: item.shard,
+        status: 'Failed',
+        records: local.records,
+        failedRecords: local.failedRecords,
+        bytesIn: local.bytesIn,
+        bytesOut: local.bytesOut,
+        durationMs: Math.round(performance.now() - started),
+        error: { message, ...(offset !== undefined ? { offset } : {}) },
+      },
+    };
+  }
+}
+
+async function transform(
+  c: ItemContext,
+  writer: ObjectWriter,
+  output: OutputStage,
+  local: { records: number; bytesIn: number; bytesOut: number; failedRecords: number },
+  isolated: Array<{ offset: number; reason: string }>,
+): Promise<void> {
+  const { job, item, object, effective } = c;
+  const split = job.TransformInput.SplitType;
+  const readStart = item.range ? shardReadStart(split, item.range) : 0;
+  const source = await c.storage.read(object.uri, item.range ? { start: readStart, end: object.size } : undefined, c.signal);
+  const counted = countBytes(source, (n) => {
+    local.bytesIn += n;
+    c.counters.bytesIn += n;
+  });
+  const decompressed = job.TransformInput.CompressionType === 'Gzip' ? gunzip(counted) : counted;
+  const maxBytes = effective.MaxPayloadInMB === 0 ? Number.POSITIVE_INFINITY : effective.MaxPayloadInMB * MiB;
+
+  const invocations: AsyncIterable<Invocation> =
+    split === 'None' && effective.MaxPayloadInMB === 0
+      ? single(new StreamedMiniBatch(decompressed))
+      : packMiniBatches(
+          output.filterInput(
+            splitRecords(decompressed, {
+              splitType: split,
+              csvQuotedNewlines: job.Extensions.CsvQuotedNewlines,
+              ...(item.range ? { window: item.range } : {}),
+              maxRecordBytes: maxBytes,
+            }),
+          ),
+          {
+            batchStrategy: split === 'None' ? 'SingleRecord' : effective.BatchStrategy,
+            maxBytes,
+            lineJoined: split === 'Line',
+            ...(output.header ? { header: output.header } : {}),
+          },
+        );
+
+  const isolate = job.Extensions.MaxFailedRecordsPerObject > 0 || job.Extensions.MaxFailedRecordsPercent > 0;
+  const baseHeaders: Record<string, string> = {
+    'content-type': job.TransformInput.ContentType || 'application/octet-stream',
+    ...(job.TransformOutput.Accept ? { accept: job.TransformOutput.Accept } : {}),
+    [HEADER_OBJECT]: encodeURI(object.uri),
+  };
+
+  /** Invokes one mini-batch; returns the output bytes for it, in order. */
+  const invoke = async (batch: Invocation): Promise<Buffer[]> => {
+    const headers = {
+      ...baseHeaders,
+      [HEADER_RECORD_OFFSET]: String(batch.firstOffset),
+      [HEADER_RECORD_COUNT]: String(batch.count),
+      ...(batch instanceof MiniBatch ? { 'content-length': String(batch.byteLength) } : {}),
+    };
+    const body = batch instanceof MiniBatch ? batch.body : Readable.from(batch.body);
+    const canHalve = batch instanceof MiniBatch && batch.count > 1;
+    const outcome =
+      batch instanceof MiniBatch
+        ? await c.client.invoke(body as Buffer, headers, { signal: c.signal, handOver: (o) => o.kind === 'timeout' && canHalve })
+        : await c.client.invokeOnce(body, headers, c.signal);
+    if (outcome.kind === 'ok') {
+      local.records += batch.count;
+      c.counters.records += batch.count;
+      return output.process(batch, outcome.body);
+    }
+    if (outcome.kind === 'connection') {
+      const gone = c.modelExited?.();
+      const alive = gone ? gone : await c.client.ping();
+      if (alive !== true) throw new FatalFailure(`the model stopped answering while transforming ${object.uri}: ${alive}`);
+    }
+    // A mini-batch the model cannot take whole (413, or too slow): halve it, down to one record.
+    if (canHalve && (outcome.kind === 'too-large' || outcome.kind === 'timeout' || isolate)) {
+      const [a, b] = (batch as MiniBatch).split();
+      return [...(await invoke(a)), ...(await invoke(b))];
+    }
+    const where = batch.count === 1 ? `record at byte offset ${batch.firstOffset}` : `mini-batch of ${batch.count} records starting at byte offset ${batch.firstOffset}`;
+    const reason = `${'message' in outcome ? outcome.message : outcome.kind} for the ${where}`;
+    if (isolate && batch.count === 1) {
+      local.failedRecords++;
+      c.counters.failedRecords++;
+      isolated.push({ offset: batch.firstOffset, reason });
+      enforceThreshold(job, local.failedRecords, local.records + local.failedRecords, false);
+      return [];
+    }
+    throw new ItemFailure(reason, batch.firstOffset);
+  };
+
+  // Ordered fan-out: start up to MaxConcurrentTransforms invocations (slots are shared by all the
+  // partition's objects), write each result only when every earlier one is written.
+  const pending: Array<Promise<Buffer[]>> = [];
+  const flushOne = async () => write(writer, await pending.shift()!, local, c.counters);
+  try {
+    for await (const batch of invocations) {
+      if (c.signal.aborted) throw c.signal.reason ?? new Error('stopped');
+      await c.slots.acquire();
+      const p = invoke(batch).finally(() => c.slots.release());
+      p.catch(() => {}); // observed when its turn to be written comes
+      pending.push(p);
+      while (pending.length >= effective.MaxConcurrentTransforms) await flushOne();
+    }
+    while (pending.length > 0) await flushOne();
+  } finally {
+    // On failure, let the invocations already started settle before the upload is aborted.
+    await Promise.allSettled(pending);
+  }
+}
+
+async function write(writer: ObjectWriter, pieces: readonly Buffer[], local: { bytesOut: number }, counters: Counters) {
+  for (const piece of pieces) {
+    if (piece.length === 0) continue;
+    await writer.write(piece);
+    local.bytesOut += piece.length;
+    counters.bytesOut += piece.length;
+  }
+}
+
+/** Extension: the object fails once isolated record failures pass either threshold. */
+function enforceThreshold(job: NormalizedJob, failed: number, seen: number, atEnd: boolean): void {
+  const { MaxFailedRecordsPerObject: maxCount, MaxFailedRecordsPercent: maxPercent } = job.Extensions;
+  if (failed === 0) return;
+  if (maxCount > 0 && failed > maxCount) {
+    throw new ItemFailure(`${failed} records failed, more than MaxFailedRecordsPerObject (${maxCount})`);
+  }
+  if (atEnd && maxPercent > 0 && (failed * 100) / Math.max(1, seen) > maxPercent) {
+    throw new ItemFailure(`${failed} of ${seen} records failed, more than MaxFailedRecordsPercent (${maxPercent}%)`);
+  }
+}
+
+async function* countBytes(source: AsyncIterable<Buffer>, add: (n: number) => void): AsyncGenerator<Buffer> {
+  for await (const chunk of source) {
+    add(chunk.length);
+    yield chunk;
+  }
+}
+
+async function* gunzip(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  const z = createGunzip();
+  const input = Readable.from(source);
+  input.on('error', (e) => z.destroy(e));
+  input.pipe(z);
+  try {
+    for await (const chunk of z) yield chunk as Buffer;
+  } catch (e) {
+    if ((e as { code?: string }).code?.startsWith('Z_')) {
+      throw new DataError(`the object is not valid gzip (CompressionType Gzip): ${(e as Error).message}`);
+    }
+    throw e;
+  } finally {
+    input.destroy();
+  }
+}
+
+async function* single<T>(v: T): AsyncGenerator<T> {
+  yield v;
+}
