@@ -31,7 +31,11 @@ export function runCli(
     });
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`batch-transform ${args.join(' ')} did not finish in ${opts.timeoutMs ?? 60_000} ms\n${stderr}`));
+      reject(
+        new Error(
+          `batch-transform ${args.join(' ')} did not finish in ${opts.timeoutMs ?? 60_000} ms\n${stderr}`,
+        ),
+      );
     }, opts.timeoutMs ?? 60_000);
     child.on('error', reject);
     child.on('close', (code) => {

@@ -1,0 +1,48 @@
+/**
+ * Bundles an example model's server into one file, as its Dockerfile does at build time:
+ *
+ *   node --import tsx containers/models/bundle.ts <name> --outdir <dir>    → <dir>/serve.mjs
+ *
+ * The bundle needs nothing but Node 20: no node_modules, no tsx.
+ */
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { build } from 'esbuild';
+import { findExampleModel } from './index';
+
+const MODELS_DIR = fileURLToPath(new URL('.', import.meta.url));
+
+export async function bundleModel(name: string, outdir: string): Promise<string> {
+  if (!findExampleModel(name)) throw new Error(`no example model "${name}"`);
+  const outfile = join(outdir, 'serve.mjs');
+  await build({
+    entryPoints: [join(MODELS_DIR, name, 'serve.ts')],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'esm',
+    sourcemap: true,
+    logLevel: 'warning',
+    // sentiment loads unknown languages with require('../languages/' + code): our language is registered, never loaded.
+    logOverride: { 'empty-glob': 'silent' },
+    // CommonJS dependencies (sentiment) call require(); an ES module has none unless we make one.
+    banner: {
+      js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+    },
+  });
+  return outfile;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const { values, positionals } = parseArgs({
+    options: { outdir: { type: 'string' } },
+    allowPositionals: true,
+  });
+  if (positionals.length !== 1 || !values.outdir) {
+    process.stderr.write('usage: bundle.ts <model name> --outdir <dir>\n');
+    process.exit(2);
+  }
+  process.stdout.write(`wrote ${await bundleModel(positionals[0]!, values.outdir)}\n`);
+}

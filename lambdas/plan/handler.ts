@@ -1,0 +1,9 @@
+import { planStage } from '../../src/lifecycle/plan';
+import type { PlanRef } from '../../src/lifecycle/types';
+import { type LifecycleState, requireJob } from '../shared/state';
+import { deployedStorage } from '../shared/storage';
+
+/** The Plan step: lists the input and writes the plan (src/lifecycle/plan.ts); returns the small PlanRef. */
+export async function handler(state: LifecycleState): Promise<PlanRef> {
+  return planStage(requireJob(state, 'Plan'), deployedStorage());
+}

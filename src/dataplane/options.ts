@@ -1,0 +1,95 @@
+import { contentKind } from '../job/content-types';
+import type {
+  AssembleWith,
+  BatchStrategy,
+  CompressionType,
+  CsvHeaderMode,
+  JoinSource,
+  NormalizedJob,
+  SplitType,
+} from '../job/normalized';
+
+/** MaxPayloadInMB counts mebibytes: 6 means 6 × 1,048,576 bytes. */
+export const MIB = 1_048_576;
+
+/** Everything the data plane needs to know about a job, in one flat object. */
+export interface DataPlaneOptions {
+  readonly splitType: SplitType;
+  readonly compressionType: CompressionType;
+  readonly batchStrategy: BatchStrategy;
+  /** 0 means no limit: only for SplitType None (streamed) or SingleRecord. */
+  readonly maxPayloadInMB: number;
+  readonly contentType?: string;
+  readonly accept?: string;
+  readonly inputFilter?: string;
+  readonly outputFilter?: string;
+  readonly joinSource: JoinSource;
+  readonly assembleWith: AssembleWith;
+  readonly csvQuotedNewlines?: boolean;
+  readonly csvHeader?: CsvHeaderMode;
+}
+
+/**
+ * The data-plane options of a normalized job, given the three fields negotiated with the model at
+ * run time (request > GET /execution-parameters > defaults, resolved by the caller).
+ */
+export function dataPlaneOptions(
+  job: NormalizedJob,
+  resolved: { readonly batchStrategy: BatchStrategy; readonly maxPayloadInMB: number },
+): DataPlaneOptions {
+  const input = job.TransformInput;
+  return {
+    splitType: input.SplitType,
+    compressionType: input.CompressionType,
+    batchStrategy: resolved.batchStrategy,
+    maxPayloadInMB: resolved.maxPayloadInMB,
+    contentType: input.ContentType,
+    accept: job.TransformOutput.Accept,
+    inputFilter: job.DataProcessing.InputFilter,
+    outputFilter: job.DataProcessing.OutputFilter,
+    joinSource: job.DataProcessing.JoinSource,
+    assembleWith: job.TransformOutput.AssembleWith,
+    csvQuotedNewlines: job.Extensions.CsvQuotedNewlines,
+    csvHeader: job.Extensions.CsvHeader,
+  };
+}
+
+/** SplitType None with MaxPayloadInMB 0: the object goes to the model as one streamed body. */
+export function streamsWholeObject(o: Pick<DataPlaneOptions, 'splitType' | 'maxPayloadInMB'>): boolean {
+  return o.splitType === 'None' && o.maxPayloadInMB === 0;
+}
+
+const isFilter = (path: string | undefined) => path !== undefined && path !== '' && path !== '$';
+
+/**
+ * Combinations the data plane cannot run. Job validation rejects these first with field paths; this
+ * is the data plane's own guard, so a caller that skipped validation gets a clear error, not garbage.
+ */
+export function unsupportedOptions(o: DataPlaneOptions): string[] {
+  const problems: string[] = [];
+  const streamed = streamsWholeObject(o);
+  if (o.maxPayloadInMB === 0 && o.splitType !== 'None' && o.batchStrategy === 'MultiRecord') {
+    problems.push('MaxPayloadInMB 0 (no limit) needs SplitType None or BatchStrategy SingleRecord');
+  }
+  if (streamed && (isFilter(o.inputFilter) || isFilter(o.outputFilter) || o.joinSource === 'Input')) {
+    problems.push('filters and JoinSource Input need each object in memory; MaxPayloadInMB 0 streams it');
+  }
+  const csvExtension = o.csvQuotedNewlines || (o.csvHeader !== undefined && o.csvHeader !== 'None');
+  if (csvExtension && (o.splitType !== 'Line' || contentKind(o.contentType) !== 'csv')) {
+    problems.push('CsvQuotedNewlines and CsvHeader need ContentType text/csv and SplitType Line');
+  }
+  if (
+    (isFilter(o.inputFilter) || isFilter(o.outputFilter) || o.joinSource === 'Input') &&
+    !isText(o.splitType)
+  ) {
+    problems.push(`filters and JoinSource Input cannot apply to binary ${o.splitType} records`);
+  }
+  return problems;
+}
+
+const isText = (s: SplitType) => s === 'Line' || s === 'None';
+
+export function assertSupported(o: DataPlaneOptions): void {
+  const problems = unsupportedOptions(o);
+  if (problems.length > 0) throw new Error(`unsupported data-plane options: ${problems.join('; ')}`);
+}

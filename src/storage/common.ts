@@ -1,0 +1,67 @@
+import type { ByteRange, ObjectWriter, Storage, WriterOptions } from './storage';
+
+/**
+ * Pieces both storage implementations share: the not-found error callers can test for, range
+ * validation, and the streamed concatenation used when a server-side copy is not possible.
+ */
+
+/** Thrown by `read`/`readAll`/`concat` when an object does not exist, whatever the backend. */
+export class ObjectNotFoundError extends Error {
+  override readonly name = 'ObjectNotFoundError';
+  constructor(
+    readonly uri: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`no object at ${uri}`, options);
+  }
+}
+
+/** Rejects malformed ranges before any I/O, so both backends fail the same way. */
+export function checkRange(uri: string, range: ByteRange): void {
+  const { start, end } = range;
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
+    throw new RangeError(`invalid byte range [${start}, ${end}) for ${uri}: need integers 0 <= start <= end`);
+  }
+}
+
+/**
+ * A range that starts at or past the end of the object. S3 answers 416 there; the file backend
+ * mirrors it. A range that merely ends past the object is clamped, as S3 does.
+ */
+export function unsatisfiableRange(uri: string, range: ByteRange, size: number): RangeError {
+  return new RangeError(
+    `byte range [${range.start}, ${range.end}) starts past the end of ${uri} (${size} bytes)`,
+  );
+}
+
+/**
+ * Copies `sources` in order into `target` through one streamed writer: memory stays bounded by the
+ * writer's buffering whatever the sizes. The target appears only if every byte arrived.
+ */
+export async function concatStreamed(
+  storage: Pick<Storage, 'read' | 'createWriter'>,
+  sources: readonly string[],
+  target: string,
+  opts: WriterOptions = {},
+): Promise<void> {
+  const writer: ObjectWriter = storage.createWriter(target, opts);
+  try {
+    for (const source of sources) {
+      const body = await storage.read(source);
+      for await (const chunk of body) await writer.write(chunk as Buffer);
+    }
+    await writer.complete();
+  } catch (err) {
+    try {
+      await writer.abort();
+    } catch (abortErr) {
+      throw new AggregateError([err, abortErr], `concatenating into ${target} failed and so did its cleanup`);
+    }
+    throw err;
+  }
+}
+
+/** Orders keys as S3 does: by their UTF-8 bytes (JavaScript's `<` compares UTF-16 units instead). */
+export function compareKeys(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}

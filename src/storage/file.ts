@@ -1,0 +1,294 @@
+import { randomBytes } from 'node:crypto';
+import { createReadStream, type Dirent } from 'node:fs';
+import { type FileHandle, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { posix } from 'node:path';
+import { Readable } from 'node:stream';
+import { checkRange, compareKeys, concatStreamed, ObjectNotFoundError, unsatisfiableRange } from './common';
+import type {
+  ByteRange,
+  IncompleteUpload,
+  ObjectWriter,
+  Storage,
+  StoredObject,
+  WriterOptions,
+} from './storage';
+import { LocationError, parseLocation } from './uri';
+
+/**
+ * Object storage over a local folder tree, for `file:///absolute/path` locations (local runs and
+ * tests). It keeps S3's semantics where callers can tell: raw string-prefix listing in key order,
+ * nothing visible until a writer completes, and unfinished writes that can be listed and aborted.
+ *
+ * A writer fills a hidden temp file beside its target, `.<name>.partial-<16 hex>`, and renames it
+ * into place on complete: these files are the "incomplete uploads" and never show in `list`.
+ */
+
+const TEMP_FILE = /^\.(.+)\.partial-[0-9a-f]{16}$/;
+
+const isMissing = (err: unknown) => {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+};
+
+/**
+ * The path of a file:// location. Callers build locations by joining keys onto prefixes, so a key
+ * with `..`, `.` or empty segments could reach outside the prefix: such paths are refused rather
+ * than resolved.
+ */
+function filePath(uri: string): string {
+  const loc = parseLocation(uri);
+  if (loc.scheme !== 'file') throw new LocationError(`FileStorage handles file:// locations, not ${uri}`);
+  const normalized = posix.normalize(loc.path);
+  if (normalized !== loc.path) {
+    throw new LocationError(
+      `refusing ${uri}: its path has ".", ".." or empty segments (it would resolve to ${normalized}); ` +
+        'keys must not climb out of the prefix they are joined to',
+    );
+  }
+  return loc.path;
+}
+
+const fileUri = (path: string) => `file://${path}`;
+
+interface WalkedFile {
+  readonly dir: string;
+  readonly name: string;
+  readonly path: string;
+}
+
+/**
+ * Every file under the folder that `prefix` (a raw path prefix) can match, in key order, skipping
+ * folders no key under the prefix can live in. Siblings sort with `/` appended to folder names, so
+ * a depth-first walk yields paths in the same byte order as S3 lists keys (`a-b` before `a/x`).
+ * Symbolic links to files are followed; links to folders are not (no cycles).
+ */
+async function* walk(prefix: string): AsyncGenerator<WalkedFile> {
+  const start = prefix.endsWith('/') ? prefix : posix.dirname(prefix);
+  yield* walkFolder(start === '/' ? '' : start.replace(/\/$/, ''), prefix);
+}
+
+async function* walkFolder(dir: string, prefix: string): AsyncGenerator<WalkedFile> {
+  let entries: Dirent[];
+  try {
+    entries = await readdir(dir || '/', { withFileTypes: true });
+  } catch (err) {
+    if (isMissing(err)) return;
+    throw err;
+  }
+  const sorted = entries
+    .filter((e) => e.isDirectory() || e.isFile() || e.isSymbolicLink())
+    .map((e) => ({ entry: e, sortKey: e.isDirectory() ? `${e.name}/` : e.name }))
+    .sort((a, b) => compareKeys(a.sortKey, b.sortKey));
+  for (const { entry } of sorted) {
+    const path = `${dir}/${entry.name}`;
+    if (entry.isDirectory()) {
+      const asFolder = `${path}/`;
+      if (asFolder.startsWith(prefix) || prefix.startsWith(asFolder)) yield* walkFolder(path, prefix);
+    } else {
+      yield { dir, name: entry.name, path };
+    }
+  }
+}
+
+/** Size of a regular file (following links), or undefined if there is none. */
+async function fileSize(path: string): Promise<number | undefined> {
+  try {
+    const s = await stat(path);
+    return s.isFile() ? s.size : undefined;
+  } catch (err) {
+    if (isMissing(err)) return undefined;
+    throw err;
+  }
+}
+
+export class FileStorage implements Storage {
+  async *list(prefixUri: string): AsyncIterable<StoredObject> {
+    const prefix = filePath(prefixUri);
+    for await (const file of walk(prefix)) {
+      if (!file.path.startsWith(prefix) || TEMP_FILE.test(file.name)) continue;
+      const size = await fileSize(file.path);
+      if (size !== undefined) yield { uri: fileUri(file.path), size };
+    }
+  }
+
+  async head(uri: string): Promise<StoredObject | undefined> {
+    const size = await fileSize(filePath(uri));
+    return size === undefined ? undefined : { uri, size };
+  }
+
+  async read(uri: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable> {
+    const path = filePath(uri);
+    if (range) checkRange(uri, range);
+    const size = await fileSize(path);
+    if (size === undefined) throw new ObjectNotFoundError(uri);
+    if (!range) return createReadStream(path, { signal });
+    if (range.start === range.end) return Readable.from([]);
+    if (range.start >= size) throw unsatisfiableRange(uri, range, size);
+    // createReadStream's end is inclusive; a range ending past the object is clamped, as in S3.
+    return createReadStream(path, { start: range.start, end: Math.min(range.end, size) - 1, signal });
+  }
+
+  async readAll(uri: string): Promise<Buffer> {
+    try {
+      return await readFile(filePath(uri));
+    } catch (err) {
+      if (isMissing(err) || (err as NodeJS.ErrnoException).code === 'EISDIR') {
+        throw new ObjectNotFoundError(uri, { cause: err });
+      }
+      throw err;
+    }
+  }
+
+  async put(uri: string, body: Buffer | string, opts: WriterOptions = {}): Promise<void> {
+    const writer = this.createWriter(uri, opts);
+    try {
+      await writer.write(typeof body === 'string' ? Buffer.from(body) : body);
+      await writer.complete();
+    } catch (err) {
+      await writer.abort();
+      throw err;
+    }
+  }
+
+  createWriter(uri: string, _opts: WriterOptions = {}): ObjectWriter {
+    const path = filePath(uri);
+    const name = posix.basename(path);
+    if (path.endsWith('/') || TEMP_FILE.test(name)) {
+      throw new LocationError(`cannot write an object at ${uri}: not a file name this storage can own`);
+    }
+    return new FileObjectWriter(uri, path);
+  }
+
+  concat(sources: readonly string[], target: string, opts: WriterOptions = {}): Promise<void> {
+    return concatStreamed(this, sources, target, opts);
+  }
+
+  async delete(uri: string): Promise<void> {
+    try {
+      await unlink(filePath(uri));
+    } catch (err) {
+      if (!isMissing(err)) throw err;
+    }
+  }
+
+  async *listIncompleteUploads(prefixUri: string): AsyncIterable<IncompleteUpload> {
+    const prefix = filePath(prefixUri);
+    for await (const file of walk(prefix)) {
+      const target = TEMP_FILE.exec(file.name)?.[1];
+      if (target === undefined) continue;
+      const targetPath = `${file.dir}/${target}`;
+      if (!targetPath.startsWith(prefix)) continue;
+      try {
+        const { mtime } = await stat(file.path);
+        yield { uri: fileUri(targetPath), uploadId: file.name, initiated: mtime };
+      } catch (err) {
+        if (!isMissing(err)) throw err; // completed or aborted while we looked
+      }
+    }
+  }
+
+  async abortIncompleteUpload(upload: IncompleteUpload): Promise<void> {
+    const path = filePath(upload.uri);
+    // The upload id is a temp file name beside the target; anything else is not ours to delete.
+    if (TEMP_FILE.exec(upload.uploadId)?.[1] !== posix.basename(path)) {
+      throw new Error(`"${upload.uploadId}" is not an incomplete upload of ${upload.uri}`);
+    }
+    try {
+      await unlink(`${posix.dirname(path)}/${upload.uploadId}`);
+    } catch (err) {
+      if (!isMissing(err)) throw err;
+    }
+  }
+}
+
+type WriterState = 'open' | 'completing' | 'completed' | 'aborted' | 'failed';
+
+class FileObjectWriter implements ObjectWriter {
+  readonly uri: string;
+  readonly #path: string;
+  readonly #tempPath: string;
+  #bytes = 0;
+  #state: WriterState = 'open';
+  #file: Promise<FileHandle> | undefined;
+  #completion: Promise<void> | undefined;
+  /** The last operation on the temp file; abort waits for it so no write lands after the unlink. */
+  #pending: Promise<unknown> = Promise.resolve();
+
+  constructor(uri: string, path: string) {
+    this.uri = uri;
+    this.#path = path;
+    const dir = posix.dirname(path);
+    this.#tempPath = `${dir === '/' ? '' : dir}/.${posix.basename(path)}.partial-${randomBytes(8).toString('hex')}`;
+  }
+
+  get bytesWritten(): number {
+    return this.#bytes;
+  }
+
+  #open(): Promise<FileHandle> {
+    this.#file ??= (async () => {
+      await mkdir(posix.dirname(this.#path), { recursive: true });
+      return open(this.#tempPath, 'wx');
+    })();
+    return this.#file;
+  }
+
+  write(chunk: Buffer): Promise<void> {
+    if (this.#state !== 'open') {
+      return Promise.reject(new Error(`cannot write to ${this.uri}: the writer is ${this.#state}`));
+    }
+    const op = this.#pending.then(async () => {
+      const file = await this.#open();
+      for (let offset = 0; offset < chunk.length; ) {
+        const { bytesWritten } = await file.write(chunk, offset, chunk.length - offset);
+        offset += bytesWritten;
+      }
+      this.#bytes += chunk.length;
+    });
+    this.#pending = op.catch(() => {});
+    return op;
+  }
+
+  complete(): Promise<void> {
+    if (this.#completion) return this.#completion;
+    if (this.#state !== 'open') {
+      return Promise.reject(new Error(`cannot complete ${this.uri}: the writer is ${this.#state}`));
+    }
+    this.#state = 'completing';
+    this.#completion = this.#finish();
+    return this.#completion;
+  }
+
+  async #finish(): Promise<void> {
+    try {
+      await this.#pending;
+      const file = await this.#open();
+      // Flush before the rename, so a crash cannot leave a complete-looking but empty object.
+      await file.datasync();
+      await file.close();
+      await rename(this.#tempPath, this.#path);
+      this.#state = 'completed';
+    } catch (err) {
+      this.#state = 'failed';
+      await this.#removeTemp();
+      throw new Error(`writing ${this.uri} failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async abort(): Promise<void> {
+    // A complete() under way decides the outcome; if it failed it has already removed the temp file.
+    if (this.#completion) await this.#completion.catch(() => {});
+    if (this.#state !== 'open') return;
+    this.#state = 'aborted';
+    await this.#pending;
+    await this.#removeTemp();
+  }
+
+  async #removeTemp(): Promise<void> {
+    if (!this.#file) return;
+    await this.#file.then((f) => f.close()).catch(() => {}); // already closed, or never opened
+    await unlink(this.#tempPath).catch((err) => {
+      if (!isMissing(err)) throw err;
+    });
+  }
+}

@@ -1,0 +1,122 @@
+import { concatStreamed } from './common';
+import { FileStorage } from './file';
+import { S3Storage, type S3StorageOptions, s3ClientConfigFromEnv } from './s3';
+import type {
+  ByteRange,
+  IncompleteUpload,
+  ObjectWriter,
+  Storage,
+  StoredObject,
+  WriterOptions,
+} from './storage';
+import { LocationError } from './uri';
+
+export { ObjectNotFoundError } from './common';
+export { FileStorage } from './file';
+export { createS3Client, partSizeFor, S3Storage, type S3StorageOptions, s3ClientConfigFromEnv } from './s3';
+export type * from './storage';
+
+export interface StoragesOptions {
+  /** The S3 backend, or options to build it with. @default built from `s3ClientConfigFromEnv()` */
+  readonly s3?: S3Storage | S3StorageOptions;
+  /** @default a FileStorage; pass `false` to refuse file:// locations (the deployed stages do). */
+  readonly file?: FileStorage | false;
+}
+
+/**
+ * A Storage that routes each call by the location's scheme, so one job can read `file://` input
+ * and write `s3://` output. The S3 backend (one client, one connection pool) is built on first use,
+ * so file-only local runs need no AWS configuration.
+ */
+export class Storages implements Storage {
+  #s3: S3Storage | undefined;
+  /** True when the router built the S3 backend, so destroy() may close it. */
+  #ownsS3 = false;
+  readonly #s3Options: S3StorageOptions | undefined;
+  readonly #file: FileStorage | undefined;
+
+  constructor(options: StoragesOptions = {}) {
+    if (options.s3 instanceof S3Storage) this.#s3 = options.s3;
+    else this.#s3Options = options.s3;
+    this.#file = options.file === false ? undefined : (options.file ?? new FileStorage());
+  }
+
+  /** The backend that serves `uri`. */
+  for(uri: string): Storage {
+    if (uri.startsWith('s3://')) {
+      if (!this.#s3) {
+        this.#s3 = new S3Storage(this.#s3Options ?? s3ClientConfigFromEnv());
+        this.#ownsS3 = true;
+      }
+      return this.#s3;
+    }
+    if (uri.startsWith('file://')) {
+      if (!this.#file) throw new LocationError(`file:// locations are not available here: ${uri}`);
+      return this.#file;
+    }
+    throw new LocationError(`no storage for "${uri}": expected s3://bucket/key or file:///path`);
+  }
+
+  list(prefixUri: string): AsyncIterable<StoredObject> {
+    return this.for(prefixUri).list(prefixUri);
+  }
+
+  head(uri: string): Promise<StoredObject | undefined> {
+    return this.for(uri).head(uri);
+  }
+
+  read(uri: string, range?: ByteRange, signal?: AbortSignal) {
+    return this.for(uri).read(uri, range, signal);
+  }
+
+  readAll(uri: string): Promise<Buffer> {
+    return this.for(uri).readAll(uri);
+  }
+
+  put(uri: string, body: Buffer | string, opts?: WriterOptions): Promise<void> {
+    return this.for(uri).put(uri, body, opts);
+  }
+
+  createWriter(uri: string, opts?: WriterOptions): ObjectWriter {
+    return this.for(uri).createWriter(uri, opts);
+  }
+
+  /** Server-side when every location is on the target's backend; streamed across backends otherwise. */
+  concat(sources: readonly string[], target: string, opts?: WriterOptions): Promise<void> {
+    const backend = this.for(target);
+    if (sources.every((s) => this.for(s) === backend)) return backend.concat(sources, target, opts);
+    return concatStreamed(this, sources, target, opts);
+  }
+
+  delete(uri: string): Promise<void> {
+    return this.for(uri).delete(uri);
+  }
+
+  listIncompleteUploads(prefixUri: string): AsyncIterable<IncompleteUpload> {
+    return this.for(prefixUri).listIncompleteUploads(prefixUri);
+  }
+
+  abortIncompleteUpload(upload: IncompleteUpload): Promise<void> {
+    return this.for(upload.uri).abortIncompleteUpload(upload);
+  }
+
+  /** Closes the S3 client's sockets if this router built it. */
+  destroy(): void {
+    if (this.#ownsS3) this.#s3?.destroy();
+  }
+}
+
+let shared: Storages | undefined;
+
+/**
+ * The process-wide router (S3 from the environment, file:// allowed). Stages that want one object
+ * for all locations take `storages()`; code that wants the backend of one location takes `storageFor`.
+ */
+export function storages(): Storages {
+  shared ??= new Storages();
+  return shared;
+}
+
+export function storageFor(uri: string): Storage {
+  return storages().for(uri);
+}

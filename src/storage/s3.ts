@@ -1,0 +1,583 @@
+import { PassThrough, Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig,
+  UploadPartCopyCommand,
+  paginateListObjectsV2,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { checkRange, concatStreamed, ObjectNotFoundError, unsatisfiableRange } from './common';
+import type {
+  ByteRange,
+  IncompleteUpload,
+  ObjectWriter,
+  Storage,
+  StoredObject,
+  WriterOptions,
+} from './storage';
+import { LocationError, parseLocation } from './uri';
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+
+/** S3 quotas (Amazon S3 user guide, "Multipart upload limits"). */
+export const S3_LIMITS = {
+  maxParts: 10_000,
+  /** Every part but the last must be at least this big, for uploads and for part copies alike. */
+  minPartSize: 5 * MiB,
+  maxPartSize: 5 * GiB,
+  maxObjectSize: 5 * 1024 * GiB,
+} as const;
+
+/**
+ * Our floor for upload parts. Larger than S3's 5 MiB so an object of unknown size can still reach
+ * 10,000 × 8 MiB ≈ 78 GiB; writers of bigger objects pass `expectedSize`.
+ */
+export const MIN_UPLOAD_PART_SIZE = 8 * MiB;
+
+/**
+ * Attempts per request (first try included) in the SDK's `standard` retry mode: exponential backoff
+ * with full jitter, capped at 20 s, drawing on a client-wide retry quota so a sick endpoint does not
+ * turn into a retry storm. One more than the SDK's default of 3 because a batch job makes many
+ * thousands of requests and S3 sheds load with 503 SlowDown when a prefix gets hot.
+ */
+export const DEFAULT_MAX_ATTEMPTS = 4;
+
+/** How an S3 client reaches its endpoint. Field names are S3ClientConfig's, so it can be spread into one. */
+export interface S3ConnectionOptions {
+  readonly region?: string;
+  /** An S3-compatible endpoint (`http://127.0.0.1:4568`); absent means AWS. */
+  readonly endpoint?: string;
+  /** Path-style addressing (`endpoint/bucket/key`), which most S3-compatible servers need. */
+  readonly forcePathStyle?: boolean;
+  /**
+   * `WHEN_REQUIRED` for servers that mishandle the SDK's default flexible checksums: s3rver stores
+   * streamed bodies corrupted without it (REFERENCE.md). @default the SDK's WHEN_SUPPORTED
+   */
+  readonly requestChecksumCalculation?: 'WHEN_SUPPORTED' | 'WHEN_REQUIRED';
+  readonly responseChecksumValidation?: 'WHEN_SUPPORTED' | 'WHEN_REQUIRED';
+}
+
+export interface S3StorageOptions extends S3ConnectionOptions {
+  /** An existing client to share; the connection options above are then ignored. */
+  readonly client?: S3Client;
+  /** @default the SDK's default provider chain */
+  readonly credentials?: S3ClientConfig['credentials'];
+  /** @default DEFAULT_MAX_ATTEMPTS */
+  readonly maxAttempts?: number;
+  /** A request whose socket stays silent this long fails (and is retried). @default 60_000 */
+  readonly socketTimeoutMs?: number;
+  /**
+   * Parts a writer uploads at once. A writer holds about (uploadQueueSize + 1) parts in memory.
+   * @default 2
+   */
+  readonly uploadQueueSize?: number;
+  /** Keys or uploads per listing page (S3's maximum, 1000, unless a test wants small pages). @default 1000 */
+  readonly pageSize?: number;
+}
+
+/**
+ * Connection options from the environment, for the CLI, the local runner and the Lambdas.
+ * `AWS_ENDPOINT_URL_S3` (or `AWS_ENDPOINT_URL`) selects an S3-compatible server; such servers get
+ * path-style addressing and checksums only where the API requires them.
+ */
+export function s3ClientConfigFromEnv(env: NodeJS.ProcessEnv = process.env): S3ConnectionOptions {
+  const endpoint = env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined;
+  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined;
+  if (!endpoint) return region ? { region } : {};
+  return {
+    // A local server does not care about the region, but SigV4 signing needs one.
+    region: region ?? 'us-east-1',
+    endpoint,
+    forcePathStyle: true,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  };
+}
+
+export function createS3Client(options: Omit<S3StorageOptions, 'client'> = {}): S3Client {
+  const config: S3ClientConfig = {
+    retryMode: 'standard',
+    maxAttempts: options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+    requestHandler: { connectionTimeout: 5_000, socketTimeout: options.socketTimeoutMs ?? 60_000 },
+  };
+  if (options.region) config.region = options.region;
+  if (options.endpoint) config.endpoint = options.endpoint;
+  if (options.forcePathStyle !== undefined) config.forcePathStyle = options.forcePathStyle;
+  if (options.credentials) config.credentials = options.credentials;
+  if (options.requestChecksumCalculation)
+    config.requestChecksumCalculation = options.requestChecksumCalculation;
+  if (options.responseChecksumValidation)
+    config.responseChecksumValidation = options.responseChecksumValidation;
+  return new S3Client(config);
+}
+
+/**
+ * The part size for an upload of at most `expectedSize` bytes: the smallest whole number of MiB
+ * (at least MIN_UPLOAD_PART_SIZE) that fits the object in S3's 10,000 parts.
+ */
+export function partSizeFor(expectedSize?: number): number {
+  if (expectedSize === undefined) return MIN_UPLOAD_PART_SIZE;
+  if (!(expectedSize >= 0) || expectedSize > S3_LIMITS.maxObjectSize) {
+    throw new RangeError(`expectedSize ${expectedSize} is outside 0..5 TiB, the size range of an S3 object`);
+  }
+  const needed = Math.ceil(expectedSize / S3_LIMITS.maxParts / MiB) * MiB;
+  return Math.max(MIN_UPLOAD_PART_SIZE, needed);
+}
+
+interface S3Location {
+  readonly bucket: string;
+  readonly key: string;
+}
+
+function s3Location(uri: string): S3Location {
+  const loc = parseLocation(uri);
+  if (loc.scheme !== 's3') throw new LocationError(`S3Storage handles s3:// locations, not ${uri}`);
+  return loc;
+}
+
+const s3Uri = (bucket: string, key: string) => `s3://${bucket}/${key}`;
+
+function errorName(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null ? (err as { name?: string }).name : undefined;
+}
+
+function httpStatus(err: unknown): number | undefined {
+  return typeof err === 'object' && err !== null
+    ? (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode
+    : undefined;
+}
+
+const isNoSuchUpload = (err: unknown) => errorName(err) === 'NoSuchUpload';
+const isNotFound = (err: unknown) =>
+  errorName(err) === 'NoSuchKey' || errorName(err) === 'NotFound' || httpStatus(err) === 404;
+const isNotImplemented = (err: unknown) => errorName(err) === 'NotImplemented' || httpStatus(err) === 501;
+
+function sseParams(opts: WriterOptions): { ServerSideEncryption?: 'aws:kms'; SSEKMSKeyId?: string } {
+  return opts.kmsKeyId ? { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: opts.kmsKeyId } : {};
+}
+
+/** Runs `fn` over `items` with at most `limit` calls in flight; results keep the input order. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>) {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+/** One UploadPartCopy: a byte range (inclusive, as CopySourceRange wants) of one source. */
+interface CopyPart {
+  readonly source: S3Location;
+  readonly first: number;
+  readonly last: number;
+}
+
+/**
+ * The parts of a server-side concatenation, or undefined when S3's rules forbid one: every part but
+ * the last must be at least 5 MiB. Empty sources contribute nothing and are dropped; sources above
+ * 5 GiB (the part limit) are cut into equal ranges.
+ */
+export function planCopyParts(
+  sources: readonly { readonly uri: string; readonly size: number }[],
+): CopyPart[] | undefined {
+  const nonEmpty = sources.filter((s) => s.size > 0);
+  if (nonEmpty.length === 0) return undefined;
+  if (nonEmpty.slice(0, -1).some((s) => s.size < S3_LIMITS.minPartSize)) return undefined;
+  const parts: CopyPart[] = [];
+  for (const { uri, size } of nonEmpty) {
+    const pieces = Math.ceil(size / S3_LIMITS.maxPartSize);
+    const step = Math.ceil(size / pieces);
+    for (let first = 0; first < size; first += step) {
+      parts.push({ source: s3Location(uri), first, last: Math.min(size, first + step) - 1 });
+    }
+  }
+  return parts.length <= S3_LIMITS.maxParts ? parts : undefined;
+}
+
+/** `x-amz-copy-source` must be URL-encoded; `/` between key segments may stay. */
+const copySource = ({ bucket, key }: S3Location) =>
+  `${bucket}/${key.split('/').map(encodeURIComponent).join('/')}`;
+
+/** Object storage over the S3 API (AWS, or any S3-compatible endpoint), AWS SDK v3. */
+export class S3Storage implements Storage {
+  readonly client: S3Client;
+  readonly #ownsClient: boolean;
+  readonly #queueSize: number;
+  readonly #pageSize: number;
+  /** Set once the endpoint answered NotImplemented to UploadPartCopy (s3rver does), so concat stops trying. */
+  #partCopyUnsupported = false;
+
+  constructor(options: S3StorageOptions = {}) {
+    this.client = options.client ?? createS3Client(options);
+    this.#ownsClient = !options.client;
+    this.#queueSize = options.uploadQueueSize ?? 2;
+    this.#pageSize = options.pageSize ?? 1000;
+  }
+
+  /** Releases the client's sockets if this storage created it. */
+  destroy(): void {
+    if (this.#ownsClient) this.client.destroy();
+  }
+
+  async *list(prefixUri: string): AsyncIterable<StoredObject> {
+    const { bucket, key } = s3Location(prefixUri);
+    const pages = paginateListObjectsV2(
+      { client: this.client, pageSize: this.#pageSize },
+      { Bucket: bucket, Prefix: key },
+    );
+    for await (const page of pages) {
+      for (const object of page.Contents ?? []) {
+        if (object.Key !== undefined) yield { uri: s3Uri(bucket, object.Key), size: object.Size ?? 0 };
+      }
+    }
+  }
+
+  async head(uri: string): Promise<StoredObject | undefined> {
+    const { bucket, key } = s3Location(uri);
+    try {
+      const out = await this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      return { uri, size: out.ContentLength ?? 0 };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async read(uri: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable> {
+    const { bucket, key } = s3Location(uri);
+    if (range) {
+      checkRange(uri, range);
+      if (range.start === range.end) {
+        // HTTP cannot express an empty range; still honour "rejects if the object does not exist".
+        if (!(await this.head(uri))) throw new ObjectNotFoundError(uri);
+        return Readable.from([]);
+      }
+    }
+    try {
+      const out = await this.client.send(
+        new GetObjectCommand({
+          Bucket: bucket,
+          Key: key,
+          ...(range && { Range: `bytes=${range.start}-${range.end - 1}` }),
+        }),
+        { abortSignal: signal },
+      );
+      const body = out.Body as Readable;
+      if (signal) {
+        const onAbort = () => body.destroy(signal.reason);
+        signal.addEventListener('abort', onAbort, { once: true });
+        body.once('close', () => signal.removeEventListener('abort', onAbort));
+      }
+      return body;
+    } catch (err) {
+      if (isNotFound(err)) throw new ObjectNotFoundError(uri, { cause: err });
+      if (range && (errorName(err) === 'InvalidRange' || httpStatus(err) === 416)) {
+        const size = (await this.head(uri))?.size ?? 0;
+        throw unsatisfiableRange(uri, range, size);
+      }
+      throw err;
+    }
+  }
+
+  async readAll(uri: string): Promise<Buffer> {
+    const { bucket, key } = s3Location(uri);
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      const bytes = await out.Body!.transformToByteArray();
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    } catch (err) {
+      if (isNotFound(err)) throw new ObjectNotFoundError(uri, { cause: err });
+      throw err;
+    }
+  }
+
+  async put(uri: string, body: Buffer | string, opts: WriterOptions = {}): Promise<void> {
+    const { bucket, key } = s3Location(uri);
+    await this.client.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: key,
+        Body: body,
+        ContentLength: Buffer.byteLength(body),
+        ContentType: opts.contentType,
+        ...sseParams(opts),
+      }),
+    );
+  }
+
+  createWriter(uri: string, opts: WriterOptions = {}): ObjectWriter {
+    return new S3ObjectWriter(this.client, uri, opts, this.#queueSize);
+  }
+
+  async concat(sources: readonly string[], target: string, opts: WriterOptions = {}): Promise<void> {
+    const sized = await mapLimit(sources, 8, async (uri) => {
+      const found = await this.head(uri);
+      if (!found) throw new ObjectNotFoundError(uri);
+      return found;
+    });
+    const parts = this.#partCopyUnsupported ? undefined : planCopyParts(sized);
+    if (parts) {
+      try {
+        await this.#concatByPartCopy(parts, s3Location(target), opts);
+        return;
+      } catch (err) {
+        if (!isNotImplemented(err)) throw err;
+        this.#partCopyUnsupported = true;
+      }
+    }
+    const expectedSize = sized.reduce((sum, s) => sum + s.size, 0);
+    await concatStreamed(this, sources, target, { ...opts, expectedSize });
+  }
+
+  async #concatByPartCopy(
+    parts: readonly CopyPart[],
+    target: S3Location,
+    opts: WriterOptions,
+  ): Promise<void> {
+    const { bucket, key } = target;
+    const created = await this.client.send(
+      new CreateMultipartUploadCommand({
+        Bucket: bucket,
+        Key: key,
+        ContentType: opts.contentType,
+        ...sseParams(opts),
+      }),
+    );
+    const uploadId = created.UploadId!;
+    try {
+      const etags = await mapLimit(parts, 4, async (part, i) => {
+        const out = await this.client.send(
+          new UploadPartCopyCommand({
+            Bucket: bucket,
+            Key: key,
+            UploadId: uploadId,
+            PartNumber: i + 1,
+            CopySource: copySource(part.source),
+            CopySourceRange: `bytes=${part.first}-${part.last}`,
+          }),
+        );
+        return out.CopyPartResult?.ETag;
+      });
+      await this.client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: bucket,
+          Key: key,
+          UploadId: uploadId,
+          MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
+        }),
+      );
+    } catch (err) {
+      await this.abortIncompleteUpload({ uri: s3Uri(bucket, key), uploadId }).catch(() => {
+        // The copy error is the one worth reporting; Cleanup aborts whatever is left under the prefix.
+      });
+      throw err;
+    }
+  }
+
+  async delete(uri: string): Promise<void> {
+    const { bucket, key } = s3Location(uri);
+    await this.client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+  }
+
+  async *listIncompleteUploads(prefixUri: string): AsyncIterable<IncompleteUpload> {
+    const { bucket, key } = s3Location(prefixUri);
+    // The SDK has no paginator for ListMultipartUploads: its cursor is a (key, upload id) pair.
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    for (;;) {
+      const page = await this.client.send(
+        new ListMultipartUploadsCommand({
+          Bucket: bucket,
+          Prefix: key,
+          KeyMarker: keyMarker,
+          UploadIdMarker: uploadIdMarker,
+          MaxUploads: this.#pageSize,
+        }),
+      );
+      for (const upload of page.Uploads ?? []) {
+        if (upload.Key === undefined || upload.UploadId === undefined) continue;
+        yield { uri: s3Uri(bucket, upload.Key), uploadId: upload.UploadId, initiated: upload.Initiated };
+      }
+      if (!page.IsTruncated) return;
+      if (page.NextKeyMarker === keyMarker && page.NextUploadIdMarker === uploadIdMarker) {
+        throw new Error(`ListMultipartUploads for ${prefixUri} returned a truncated page without advancing`);
+      }
+      keyMarker = page.NextKeyMarker;
+      uploadIdMarker = page.NextUploadIdMarker;
+    }
+  }
+
+  async abortIncompleteUpload(upload: IncompleteUpload): Promise<void> {
+    const { bucket, key } = s3Location(upload.uri);
+    try {
+      await this.client.send(
+        new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: upload.uploadId }),
+      );
+    } catch (err) {
+      // Already aborted or completed: cleanup is allowed to run twice.
+      if (!isNoSuchUpload(err)) throw err;
+    }
+  }
+}
+
+type WriterState = 'open' | 'completing' | 'completed' | 'aborting' | 'aborted' | 'failed';
+type Settled = { ok: true } | { ok: false; error: unknown };
+
+/**
+ * A streamed upload through lib-storage's `Upload`. Chunks go through a PassThrough that `Upload`
+ * reads; `write()` resolves once the stream has room again, so a fast producer waits for S3.
+ *
+ * Aborting does not use `Upload.abort()`: that rejects `done()` at once while parts are still in
+ * flight, and a part that lands after AbortMultipartUpload would leave storage behind. Instead the
+ * body is destroyed: every uploader stops after its current part, and only then does `Upload` send
+ * AbortMultipartUpload, which `settled` waits for.
+ */
+class S3ObjectWriter implements ObjectWriter {
+  readonly uri: string;
+  #bytes = 0;
+  #state: WriterState = 'open';
+  readonly #client: S3Client;
+  readonly #location: S3Location;
+  readonly #body: PassThrough;
+  readonly #upload: Upload;
+  /** Settles (never rejects) once lib-storage has finished everything, its own cleanup included. */
+  readonly #settled: Promise<Settled>;
+
+  constructor(client: S3Client, uri: string, opts: WriterOptions, queueSize: number) {
+    this.uri = uri;
+    this.#client = client;
+    this.#location = s3Location(uri);
+    const partSize = partSizeFor(opts.expectedSize);
+    this.#body = new PassThrough({ highWaterMark: MiB });
+    // Failures reach the caller through `settled`; this keeps a destroyed body from crashing the process.
+    this.#body.on('error', () => {});
+    this.#upload = new Upload({
+      client,
+      partSize,
+      queueSize,
+      leavePartsOnError: false,
+      params: {
+        Bucket: this.#location.bucket,
+        Key: this.#location.key,
+        Body: this.#body,
+        ContentType: opts.contentType,
+        ...sseParams(opts),
+      },
+    });
+    this.#settled = this.#upload.done().then(
+      (): Settled => ({ ok: true }),
+      (error): Settled => {
+        // Wake any write() waiting for room: nobody will read the body any more.
+        this.#body.destroy();
+        return { ok: false, error };
+      },
+    );
+  }
+
+  get bytesWritten(): number {
+    return this.#bytes;
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    if (this.#state !== 'open') throw new Error(`cannot write to ${this.uri}: the writer is ${this.#state}`);
+    // lib-storage destroys the body as soon as one part fails for good.
+    if (this.#body.destroyed) throw await this.#closedError();
+    if (chunk.length === 0) return;
+    this.#bytes += chunk.length;
+    if (this.#body.write(chunk)) return;
+    const drained = await new Promise<boolean>((resolve) => {
+      const onDrain = () => {
+        this.#body.off('close', onClose);
+        resolve(true);
+      };
+      const onClose = () => {
+        this.#body.off('drain', onDrain);
+        resolve(false);
+      };
+      this.#body.once('drain', onDrain);
+      this.#body.once('close', onClose);
+    });
+    if (!drained) throw await this.#closedError();
+  }
+
+  /** Why the body closed under a write: our own abort, or the upload's failure once it is known. */
+  async #closedError(): Promise<Error> {
+    if (this.#state === 'aborting' || this.#state === 'aborted')
+      return new Error(`upload to ${this.uri} aborted`);
+    const result = await this.#settled;
+    return result.ok ? new Error(`upload to ${this.uri} ended before complete()`) : this.#wrap(result.error);
+  }
+
+  async complete(): Promise<void> {
+    if (this.#state === 'completed') return;
+    if (this.#state !== 'open') throw new Error(`cannot complete ${this.uri}: the writer is ${this.#state}`);
+    this.#state = 'completing';
+    this.#body.end();
+    const result = await this.#settled;
+    if (result.ok) {
+      this.#state = 'completed';
+      return;
+    }
+    this.#state = 'failed';
+    const error = this.#wrap(result.error);
+    await this.#abortLeftover().catch((cleanupError) => {
+      error.message += `; aborting its multipart upload failed too (${(cleanupError as Error).message})`;
+    });
+    throw error;
+  }
+
+  async abort(): Promise<void> {
+    if (this.#state === 'aborted' || this.#state === 'completed') return;
+    if (this.#state === 'completing' || this.#state === 'aborting') {
+      // complete() or a first abort() owns the teardown; wait for it, then make sure nothing is left.
+      const result = await this.#settled;
+      if (result.ok) return;
+    }
+    this.#state = 'aborting';
+    // With an error, so lib-storage's reader throws rather than taking the body as ended (which
+    // would complete the object with whatever it had).
+    this.#body.destroy(Object.assign(new Error(`upload to ${this.uri} aborted`), { name: 'AbortError' }));
+    await this.#settled;
+    await this.#abortLeftover();
+    this.#state = 'aborted';
+  }
+
+  /**
+   * lib-storage aborts its multipart upload on failure, but that request can fail too. Once more
+   * with the upload id, NoSuchUpload meaning it is gone (S3's guidance: abort again if unsure).
+   */
+  async #abortLeftover(): Promise<void> {
+    const uploadId = this.#upload.uploadId;
+    if (!uploadId) return;
+    try {
+      await this.#client.send(
+        new AbortMultipartUploadCommand({
+          Bucket: this.#location.bucket,
+          Key: this.#location.key,
+          UploadId: uploadId,
+        }),
+      );
+    } catch (err) {
+      if (!isNoSuchUpload(err)) throw err;
+    }
+  }
+
+  #wrap(cause: unknown): Error {
+    const message = cause instanceof Error ? cause.message : String(cause);
+    return new Error(`upload to ${this.uri} failed: ${message}`, { cause });
+  }
+}

@@ -1,0 +1,248 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { handler as finalizeHandler } from '../../lambdas/finalize/handler';
+import { type Asl, stateMachineDefinition } from './definition';
+import { asLambda, type LocalHandler, runLocally, STATE_NAMES as S, visited } from './local-execution';
+import { type Cfn, exampleProps, type Synthesized, synthesize } from './synth';
+
+/**
+ * The synthesized definition executed by aws-local-stepfunctions with stand-in steps: proves the
+ * paths the ASL encodes (parameters, retries, catches, the end states), independent of what each
+ * stage does. (Stage behaviour is tested with the stage modules.)
+ */
+
+let synth: Synthesized;
+let definition: Asl;
+beforeAll(() => {
+  synth = synthesize(exampleProps({ schedules: {} }));
+  definition = stateMachineDefinition(synth.json);
+});
+afterAll(() => synth?.dispose());
+
+const request = { TransformJobName: 'job-1', ModelName: 'iris' };
+
+class NamedError extends Error {
+  constructor(name: string, message: string) {
+    super(message);
+    this.name = name;
+  }
+}
+
+/** Stand-ins for every Task state; each records the input it got. Override any of them per test. */
+function steps(overrides: Partial<Record<string, LocalHandler>> = {}) {
+  const calls: Record<string, unknown[]> = {};
+  const record =
+    (name: string, fn: LocalHandler): LocalHandler =>
+    async (input) => {
+      calls[name] = [...(calls[name] ?? []), structuredClone(input)];
+      return fn(input);
+    };
+  const job = {
+    jobName: 'job-1',
+    jobUri: 's3://w/jobs/job-1/job.json',
+    workUri: 's3://w/jobs/job-1/',
+    outputUri: 's3://d/out/',
+    instanceCount: 2,
+  };
+  const launch = {
+    taskDefinition: 'arn:td/iris-fargate:1',
+    capacityProviderStrategy: [{ CapacityProvider: 'FARGATE', Weight: 1, Base: 0 }],
+    networkConfiguration: {
+      AwsvpcConfiguration: { Subnets: ['s-1'], SecurityGroups: ['sg-1'], AssignPublicIp: 'ENABLED' },
+    },
+    cpu: '2048',
+    memory: '8192',
+    modelEnvironment: [{ Name: 'SAGEMAKER_BATCH', Value: 'true' }],
+  };
+  const defaults: Record<string, LocalHandler> = {
+    [S.validate]: () => ({ job, launch }),
+    [S.plan]: () => ({
+      planUri: 's3://w/jobs/job-1/plan.json',
+      partitions: [{ index: 0 }, { index: 1 }, { index: 2 }],
+      objectCount: 3,
+    }),
+    [S.runPartition]: (input) => ({
+      TaskArn: `arn:task/${input.Overrides.ContainerOverrides[0].Environment[2].Value}`,
+      StopCode: 'EssentialContainerExited',
+    }),
+    [S.assemble]: () => ({ assembledObjects: 0 }),
+    [S.finalize]: () => ({ TransformJobName: 'job-1', TransformJobStatus: 'Completed' }),
+    [S.cleanup]: () => ({ abortedUploads: 0, deletedScratchObjects: 3, stoppedTasks: 0 }),
+    [S.finalizeFailure]: (state) => ({
+      TransformJobStatus: 'Failed',
+      FailureReason: `reason: ${state.failure.Error}`,
+    }),
+    [S.cleanupAfterFailure]: () => ({ abortedUploads: 1, deletedScratchObjects: 0, stoppedTasks: 2 }),
+  };
+  const handlers = Object.fromEntries(
+    Object.entries({ ...defaults, ...overrides }).map(([name, fn]) => [name, asLambda(record(name, fn!))]),
+  );
+  return { handlers, calls };
+}
+
+describe('the lifecycle, executed locally', () => {
+  it('runs validate, plan, one task per partition, assemble, finalize and cleanup, and returns the job description', async () => {
+    const { handlers, calls } = steps();
+    const outcome = await runLocally(definition, request, handlers, { executionName: 'job-1' });
+    expect(outcome).toMatchObject({
+      status: 'SUCCEEDED',
+      output: { TransformJobName: 'job-1', TransformJobStatus: 'Completed' },
+    });
+    expect(calls[S.validate]).toEqual([{ input: request, executionName: 'job-1' }]);
+    const order = visited(outcome.events).filter((n) => n !== S.runPartition);
+    expect(order).toEqual([
+      S.validate,
+      S.plan,
+      S.runPartitions,
+      S.assemble,
+      S.finalize,
+      S.cleanup,
+      S.isCompleted,
+      S.succeeded,
+    ]);
+    // One RunTask per partition, each told its partition and the job's references.
+    const runs = calls[S.runPartition] as Array<Record<string, Cfn>>;
+    expect(
+      runs
+        .map((r) => r.Overrides.ContainerOverrides[0].Environment)
+        .sort((a, b) => a[2].Value.localeCompare(b[2].Value)),
+    ).toEqual(
+      ['0', '1', '2'].map((i) => [
+        { Name: 'JOB_URI', Value: 's3://w/jobs/job-1/job.json' },
+        { Name: 'PLAN_URI', Value: 's3://w/jobs/job-1/plan.json' },
+        { Name: 'PARTITION_INDEX', Value: i },
+      ]),
+    );
+    expect(runs[0]).toMatchObject({
+      TaskDefinition: 'arn:td/iris-fargate:1',
+      CapacityProviderStrategy: [{ CapacityProvider: 'FARGATE', Weight: 1, Base: 0 }],
+      StartedBy: 'job-1',
+      Overrides: {
+        Cpu: '2048',
+        Memory: '8192',
+        ContainerOverrides: [
+          {},
+          { Name: 'model', Environment: [{ Name: 'SAGEMAKER_BATCH', Value: 'true' }] },
+        ],
+      },
+    });
+    // The stages after the Map see the job and plan, not the task descriptions.
+    expect(Object.keys(calls[S.finalize]![0] as object).sort()).toEqual([
+      'assembled',
+      'job',
+      'launch',
+      'plan',
+    ]);
+  });
+
+  it('retries a partition whose task failed once, and completes the job', async () => {
+    let failures = 0;
+    const { handlers, calls } = steps({
+      [S.runPartition]: (input) => {
+        const index = input.Overrides.ContainerOverrides[0].Environment[2].Value;
+        if (index === '1' && failures++ === 0)
+          throw new NamedError('States.TaskFailed', '{"StoppedReason":"Essential container in task exited"}');
+        return { TaskArn: `arn:task/${index}` };
+      },
+    });
+    const outcome = await runLocally(definition, request, handlers, { executionName: 'job-1' });
+    expect(outcome.status).toBe('SUCCEEDED');
+    expect(calls[S.runPartition]).toHaveLength(4);
+    expect(calls[S.finalizeFailure]).toBeUndefined();
+  });
+
+  it('fails the job through FinalizeFailure and cleanup when a partition keeps failing, with the caught error', async () => {
+    const { handlers, calls } = steps({
+      [S.runPartition]: () => {
+        throw new NamedError('States.TaskFailed', '{"StoppedReason":"OutOfMemoryError: Container killed"}');
+      },
+    });
+    const outcome = await runLocally(definition, request, handlers, { executionName: 'job-1' });
+    expect(outcome).toMatchObject({
+      status: 'FAILED',
+      error: 'States.TaskFailed',
+      cause: 'reason: States.TaskFailed',
+    });
+    // One first attempt and two retries per partition.
+    expect(calls[S.runPartition]).toHaveLength(3 * 3);
+    const state = calls[S.finalizeFailure]![0] as Record<string, Cfn>;
+    expect(state.failure.Error).toBe('States.TaskFailed');
+    expect(JSON.parse(state.failure.Cause).errorMessage).toContain('OutOfMemoryError');
+    expect(state.job.jobName).toBe('job-1');
+    expect(calls[S.cleanupAfterFailure]).toHaveLength(1);
+    expect(calls[S.assemble]).toBeUndefined();
+    expect(visited(outcome.events).slice(-3)).toEqual([
+      S.finalizeFailure,
+      S.cleanupAfterFailure,
+      S.jobFailed,
+    ]);
+  });
+
+  it('ends a rejected request in JobFailed with the validation error and its message as the reason', async () => {
+    const { handlers, calls } = steps({
+      [S.validate]: () => {
+        throw new NamedError(
+          'JobValidationError',
+          'Transform job "job-1" has 1 problem:\n  - ModelName: no model "resnet"',
+        );
+      },
+      // The real finalize handler: with no job it writes nothing and makes the reason from the error.
+      [S.finalizeFailure]: finalizeHandler,
+    });
+    const outcome = await runLocally(definition, request, handlers, { executionName: 'job-1' });
+    expect(outcome).toMatchObject({
+      status: 'FAILED',
+      error: 'JobValidationError',
+      cause: 'Transform job "job-1" has 1 problem:\n  - ModelName: no model "resnet"',
+    });
+    expect(calls[S.cleanupAfterFailure]).toHaveLength(1);
+    expect(calls[S.plan]).toBeUndefined();
+  });
+
+  it('cleans up and ends TransformJobFailed when finalize reports failed objects', async () => {
+    const reason =
+      'Transform job "job-1": 1 of 3 input object(s) failed: s3://d/in/b.csv: model answered 500';
+    const { handlers, calls } = steps({
+      [S.finalize]: () => ({ TransformJobStatus: 'Failed', FailureReason: reason }),
+    });
+    const outcome = await runLocally(definition, request, handlers, { executionName: 'job-1' });
+    expect(outcome).toMatchObject({ status: 'FAILED', error: 'TransformJobFailed', cause: reason });
+    expect(calls[S.cleanup]).toHaveLength(1);
+    expect(calls[S.finalizeFailure]).toBeUndefined();
+  });
+
+  it('still fails with the original error when FinalizeFailure itself fails', async () => {
+    const { handlers, calls } = steps({
+      [S.plan]: () => {
+        throw new NamedError(
+          'PlanError',
+          'Transform job "job-1" has no input: s3://d/in/ matched no objects',
+        );
+      },
+      [S.finalizeFailure]: () => {
+        throw new NamedError('Error', 'S3 is unreachable');
+      },
+    });
+    const outcome = await runLocally(definition, request, handlers, { executionName: 'job-1' });
+    expect(outcome.status).toBe('FAILED');
+    if (outcome.status !== 'FAILED') return;
+    expect(outcome.error).toBe('PlanError');
+    expect(JSON.parse(outcome.cause).errorMessage).toContain('matched no objects');
+    expect(calls[S.cleanupAfterFailure]).toHaveLength(1);
+    expect(visited(outcome.events).slice(-4)).toEqual([
+      S.finalizeFailure,
+      S.reasonFromCause,
+      S.cleanupAfterFailure,
+      S.jobFailed,
+    ]);
+  });
+
+  it('completes a job whose cleanup failed (what is left is scratch that expires)', async () => {
+    const { handlers } = steps({
+      [S.cleanup]: () => {
+        throw new NamedError('Error', 'throttled');
+      },
+    });
+    const outcome = await runLocally(definition, request, handlers, { executionName: 'job-1' });
+    expect(outcome).toMatchObject({ status: 'SUCCEEDED', output: { TransformJobStatus: 'Completed' } });
+  });
+});

@@ -1,0 +1,232 @@
+/**
+ * The Storage contract, run against both implementations: S3Storage through the real SDK against
+ * s3rver on loopback, and FileStorage on a temp folder. What a stage sees must not depend on where
+ * its data lives.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ObjectNotFoundError } from '../../src/storage/common';
+import { FileStorage } from '../../src/storage/file';
+import type { Storage } from '../../src/storage/storage';
+import { collect, eventually, MiB, randomChunks, randomData, toArray } from '../support/bytes';
+import { type S3Harness, startS3Server } from '../support/s3-server';
+import { makeTempDir, type TempDir } from '../support/tmp';
+
+interface Backend {
+  readonly name: string;
+  start(): Promise<{ storage: Storage; root: string; stop(): Promise<void> }>;
+}
+
+const backends: Backend[] = [
+  {
+    name: 'S3Storage (s3rver)',
+    async start() {
+      const harness: S3Harness = await startS3Server({ buckets: ['behaviour'] });
+      return { storage: harness.storage, root: 's3://behaviour/', stop: harness.stop };
+    },
+  },
+  {
+    name: 'FileStorage',
+    async start() {
+      const dir: TempDir = await makeTempDir('file-storage');
+      return { storage: new FileStorage(), root: dir.uri, stop: dir.remove };
+    },
+  },
+];
+
+describe.each(backends)('$name', (backend) => {
+  let storage: Storage;
+  let root: string;
+  let stop: () => Promise<void>;
+  let prefixes = 0;
+  /** A fresh folder-like prefix per test, so tests never see each other's objects. */
+  const fresh = () => `${root}t${++prefixes}/`;
+
+  beforeAll(async () => {
+    ({ storage, root, stop } = await backend.start());
+  });
+  afterAll(() => stop());
+
+  it('reads back what put stored, and head reports its size', async () => {
+    const uri = `${fresh()}a.txt`;
+    await storage.put(uri, 'hello, world');
+    expect((await storage.readAll(uri)).toString()).toBe('hello, world');
+    expect(await storage.head(uri)).toEqual({ uri, size: 12 });
+  });
+
+  it('put replaces an existing object', async () => {
+    const uri = `${fresh()}a.txt`;
+    await storage.put(uri, 'first version');
+    await storage.put(uri, Buffer.from('second'));
+    expect((await storage.readAll(uri)).toString()).toBe('second');
+  });
+
+  it('reports a missing object as undefined from head and ObjectNotFoundError from read and readAll', async () => {
+    const uri = `${fresh()}missing`;
+    expect(await storage.head(uri)).toBeUndefined();
+    await expect(storage.read(uri)).rejects.toBeInstanceOf(ObjectNotFoundError);
+    await expect(storage.readAll(uri)).rejects.toBeInstanceOf(ObjectNotFoundError);
+    await expect(storage.read(uri, { start: 0, end: 0 })).rejects.toBeInstanceOf(ObjectNotFoundError);
+  });
+
+  it('stops a read stream when its AbortSignal fires', async () => {
+    const uri = `${fresh()}data`;
+    await storage.put(uri, randomData(4 * MiB));
+    const controller = new AbortController();
+    const stream = await storage.read(uri, undefined, controller.signal);
+    controller.abort();
+    await expect(collect(stream)).rejects.toThrow(/abort/i);
+  });
+
+  describe('ranged reads (end exclusive)', () => {
+    const data = Buffer.from('0123456789');
+    let uri: string;
+    beforeAll(async () => {
+      uri = `${fresh()}digits`;
+      await storage.put(uri, data);
+    });
+
+    it.each([
+      ['a middle range', 2, 5, '234'],
+      ['the first byte', 0, 1, '0'],
+      ['the last byte', 9, 10, '9'],
+      ['the whole object', 0, 10, '0123456789'],
+      ['a range ending past the object, clamped', 7, 50, '789'],
+      ['an empty range', 4, 4, ''],
+      ['an empty range at the very end', 10, 10, ''],
+    ])('returns %s', async (_what, start, end, expected) => {
+      expect((await collect(await storage.read(uri, { start, end }))).toString()).toBe(expected);
+    });
+
+    it('rejects a range that starts past the end of the object', async () => {
+      await expect(storage.read(uri, { start: 10, end: 12 })).rejects.toThrow(RangeError);
+    });
+
+    it('rejects a malformed range before any I/O', async () => {
+      await expect(storage.read(uri, { start: 5, end: 4 })).rejects.toThrow(/invalid byte range/);
+      await expect(storage.read(uri, { start: -1, end: 4 })).rejects.toThrow(/invalid byte range/);
+    });
+  });
+
+  it('lists every object under a raw string prefix, in key order, with sizes', async () => {
+    const base = fresh();
+    const keys = ['data/input.csv', 'data/in/x.csv', 'data/in/deep/y.csv', 'data/inz.csv', 'data/other.csv'];
+    for (const key of keys) await storage.put(base + key, key);
+    const listed = await toArray(storage.list(`${base}data/in`));
+    // Byte order of keys where S3 and a folder walk agree; the '-' versus '/' case is FileStorage's own test.
+    expect(listed.map((o) => o.uri.slice(base.length))).toEqual([
+      'data/in/deep/y.csv',
+      'data/in/x.csv',
+      'data/input.csv',
+      'data/inz.csv',
+    ]);
+    expect(listed[0]).toEqual({ uri: `${base}data/in/deep/y.csv`, size: 'data/in/deep/y.csv'.length });
+    expect(await toArray(storage.list(`${base}nothing-here/`))).toEqual([]);
+  });
+
+  it('writes a multi-part object from chunks of random sizes, byte for byte', async () => {
+    const uri = `${fresh()}big.bin`;
+    const data = randomData(20 * MiB + 12345);
+    const writer = storage.createWriter(uri);
+    for (const chunk of randomChunks(data, 3 * MiB, 7)) await writer.write(chunk);
+    expect(await storage.head(uri)).toBeUndefined(); // nothing visible before complete
+    await writer.complete();
+    expect(writer.bytesWritten).toBe(data.length);
+    expect((await storage.readAll(uri)).equals(data)).toBe(true);
+    expect(await toArray(storage.listIncompleteUploads(uri))).toEqual([]);
+  });
+
+  it('writes an empty object when a writer completes without data', async () => {
+    const uri = `${fresh()}empty`;
+    const writer = storage.createWriter(uri);
+    await writer.complete();
+    expect(await storage.head(uri)).toEqual({ uri, size: 0 });
+    await writer.complete(); // a second complete is a no-op
+  });
+
+  it('leaves no object and no incomplete upload after abort, and abort can be repeated', async () => {
+    const base = fresh();
+    const uri = `${base}aborted.bin`;
+    const writer = storage.createWriter(uri);
+    await writer.write(randomData(9 * MiB)); // past one part: S3 has begun a multipart upload
+    await writer.abort();
+    await writer.abort();
+    expect(await storage.head(uri)).toBeUndefined();
+    expect(await toArray(storage.listIncompleteUploads(base))).toEqual([]);
+    await expect(writer.write(Buffer.from('late'))).rejects.toThrow(/aborted/);
+  });
+
+  it('aborts a writer that never received data, leaving nothing', async () => {
+    const base = fresh();
+    const writer = storage.createWriter(`${base}never`);
+    await writer.abort();
+    expect(await storage.head(`${base}never`)).toBeUndefined();
+    expect(await toArray(storage.listIncompleteUploads(base))).toEqual([]);
+    await expect(writer.complete()).rejects.toThrow(/aborted/);
+  });
+
+  it('keeps a completed object when abort comes after complete', async () => {
+    const uri = `${fresh()}kept`;
+    const writer = storage.createWriter(uri);
+    await writer.write(Buffer.from('done'));
+    await writer.complete();
+    await writer.abort();
+    expect((await storage.readAll(uri)).toString()).toBe('done');
+  });
+
+  it('lists an abandoned writer as an incomplete upload, and aborting it twice is safe', async () => {
+    const base = fresh();
+    const uri = `${base}out/abandoned.bin`;
+    const writer = storage.createWriter(uri);
+    await writer.write(randomData(9 * MiB));
+    let uploads = await toArray(storage.listIncompleteUploads(base));
+    await eventually(async () => {
+      uploads = await toArray(storage.listIncompleteUploads(base));
+      return uploads.length === 1;
+    }, 'the upload to be listed');
+    expect(uploads[0]!.uri).toBe(uri);
+    expect(uploads[0]!.initiated).toBeInstanceOf(Date);
+    // A prefix that the target does not start with does not see it.
+    expect(await toArray(storage.listIncompleteUploads(`${base}other`))).toEqual([]);
+    // Nor does list: an unfinished write is not an object.
+    expect(await toArray(storage.list(base))).toEqual([]);
+
+    await storage.abortIncompleteUpload(uploads[0]!);
+    await storage.abortIncompleteUpload(uploads[0]!);
+    expect(await toArray(storage.listIncompleteUploads(base))).toEqual([]);
+    await writer.abort(); // the writer's own cleanup finds nothing left, and does not fail
+    expect(await storage.head(uri)).toBeUndefined();
+  });
+
+  it('concatenates several objects in order (streamed when sources are small)', async () => {
+    const base = fresh();
+    const parts = ['alpha\n', '', 'beta\n', 'gamma\n'];
+    const sources = parts.map((_, i) => `${base}shards/${i}.out`);
+    await Promise.all(sources.map((uri, i) => storage.put(uri, parts[i]!)));
+    await storage.concat(sources, `${base}joined.out`);
+    expect((await storage.readAll(`${base}joined.out`)).toString()).toBe('alpha\nbeta\ngamma\n');
+  });
+
+  it('concatenates nothing into an empty object', async () => {
+    const uri = `${fresh()}none.out`;
+    await storage.concat([], uri);
+    expect(await storage.head(uri)).toEqual({ uri, size: 0 });
+  });
+
+  it('fails concat on a missing source and writes no target', async () => {
+    const base = fresh();
+    await storage.put(`${base}a`, 'a');
+    await expect(storage.concat([`${base}a`, `${base}b`], `${base}joined`)).rejects.toBeInstanceOf(
+      ObjectNotFoundError,
+    );
+    expect(await storage.head(`${base}joined`)).toBeUndefined();
+    expect(await toArray(storage.listIncompleteUploads(base))).toEqual([]);
+  });
+
+  it('deletes an object, and deleting a missing one is not an error', async () => {
+    const uri = `${fresh()}gone`;
+    await storage.put(uri, 'x');
+    await storage.delete(uri);
+    expect(await storage.head(uri)).toBeUndefined();
+    await storage.delete(uri);
+  });
+});

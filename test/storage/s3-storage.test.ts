@@ -1,0 +1,348 @@
+/**
+ * S3Storage specifics, with the real SDK against the loopback harness: paging, multipart writer
+ * teardown while parts are in flight, concat's two paths, SSE-KMS on the wire, retries.
+ */
+import { CreateMultipartUploadCommand } from '@aws-sdk/client-s3';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  DEFAULT_MAX_ATTEMPTS,
+  MIN_UPLOAD_PART_SIZE,
+  partSizeFor,
+  planCopyParts,
+  S3_LIMITS,
+  S3Storage,
+  s3ClientConfigFromEnv,
+} from '../../src/storage/s3';
+import { eventually, MiB, randomChunks, randomData, toArray } from '../support/bytes';
+import {
+  countIncompleteUploads,
+  type FaultRequest,
+  faultTimes,
+  type S3Harness,
+  startS3Server,
+} from '../support/s3-server';
+
+const BUCKET = 'storage-test';
+const GiB = 1024 * MiB;
+
+let harness: S3Harness;
+let storage: S3Storage;
+let prefixes = 0;
+const fresh = () => `s3://${BUCKET}/t${++prefixes}/`;
+
+beforeAll(async () => {
+  harness = await startS3Server({ buckets: [BUCKET] });
+  storage = harness.storage;
+});
+afterAll(() => harness.stop());
+afterEach(() => harness.faults.clear());
+
+/** Records every request the SDK sends, through the fault hook, without changing any. */
+function recordRequests(): FaultRequest[] {
+  const seen: FaultRequest[] = [];
+  harness.faults.set((request) => {
+    seen.push(request);
+    return undefined;
+  });
+  return seen;
+}
+
+describe('list', () => {
+  it('pages through more than 1000 keys (ListObjectsV2 continuation tokens)', async () => {
+    const base = fresh();
+    const keys = Array.from({ length: 1005 }, (_, i) => `k${String(i).padStart(4, '0')}`);
+    await harness.seed(
+      BUCKET,
+      keys.map((key) => [`${base.slice(`s3://${BUCKET}/`.length)}${key}`, key] as const),
+    );
+    const requests = recordRequests();
+    const listed = await toArray(storage.list(base));
+    expect(listed.map((o) => o.uri)).toEqual(keys.map((key) => base + key));
+    expect(listed[1004]).toEqual({ uri: `${base}k1004`, size: 5 });
+    expect(requests.filter((r) => r.operation === 'ListObjectsV2')).toHaveLength(2);
+  });
+});
+
+describe('createWriter', () => {
+  it('sends SSE-KMS headers on the multipart upload when kmsKeyId is set', async () => {
+    const uri = `${fresh()}secret.bin`;
+    const requests = recordRequests();
+    const writer = storage.createWriter(uri, { kmsKeyId: 'alias/batch-output', contentType: 'text/csv' });
+    await writer.write(randomData(MIN_UPLOAD_PART_SIZE + 1));
+    await writer.complete();
+    const create = requests.find((r) => r.operation === 'CreateMultipartUpload');
+    expect(create?.headers['x-amz-server-side-encryption']).toBe('aws:kms');
+    expect(create?.headers['x-amz-server-side-encryption-aws-kms-key-id']).toBe('alias/batch-output');
+    expect(create?.headers['content-type']).toBe('text/csv');
+  });
+
+  it('sends SSE-KMS headers on put', async () => {
+    const requests = recordRequests();
+    await storage.put(`${fresh()}small`, 'x', { kmsKeyId: 'key-1' });
+    const put = requests.find((r) => r.operation === 'PutObject');
+    expect(put?.headers['x-amz-server-side-encryption-aws-kms-key-id']).toBe('key-1');
+  });
+
+  it('abort while parts are in flight waits for them and leaves no object and no upload', async () => {
+    const uri = `${fresh()}in-flight.bin`;
+    const STALL_MS = 300;
+    // Every part upload is held by the server, so abort() surely comes while parts are in flight.
+    const arrivals: { operation: string; at: number }[] = [];
+    harness.faults.set((r) => {
+      arrivals.push({ operation: r.operation, at: performance.now() });
+      return r.operation === 'UploadPart' ? { stallMs: STALL_MS } : undefined;
+    });
+    const writer = storage.createWriter(uri);
+    const writing = (async () => {
+      for (const chunk of randomChunks(randomData(40 * MiB), MiB, 3)) await writer.write(chunk);
+    })().then(
+      () => undefined,
+      (err: Error) => err,
+    );
+    await eventually(async () => harness.faults.injected.stall >= 2, 'two parts to be in flight');
+    await writer.abort();
+    const writeError = await writing;
+    // The producer was blocked on backpressure (40 MiB exceeds what the writer buffers): it is released.
+    expect(writeError?.message).toMatch(/aborted/);
+    expect(await storage.head(uri)).toBeUndefined();
+    expect(await countIncompleteUploads(harness, BUCKET)).toBe(0);
+    // The writer itself sent AbortMultipartUpload only after its parts were answered, so no part can
+    // land after the abort (on S3 such a part would keep its storage).
+    const lastPart = Math.max(...arrivals.filter((a) => a.operation === 'UploadPart').map((a) => a.at));
+    const abort = arrivals.find((a) => a.operation === 'AbortMultipartUpload');
+    expect(abort!.at).toBeGreaterThanOrEqual(lastPart + STALL_MS - 5);
+  });
+
+  it('fails complete when parts keep failing, and leaves no upload behind', async () => {
+    const uri = `${fresh()}doomed.bin`;
+    harness.faults.set((r) => (r.operation === 'UploadPart' ? { status: 500 } : undefined));
+    const writer = storage.createWriter(uri);
+    const outcome = (async () => {
+      for (const chunk of randomChunks(randomData(20 * MiB), MiB, 5)) await writer.write(chunk);
+      await writer.complete();
+    })();
+    await expect(outcome).rejects.toThrow(`upload to ${uri} failed`);
+    expect(harness.faults.injected.status).toBeGreaterThanOrEqual(DEFAULT_MAX_ATTEMPTS);
+    harness.faults.clear();
+    await writer.abort(); // safe after a failure
+    expect(await storage.head(uri)).toBeUndefined();
+    expect(await countIncompleteUploads(harness, BUCKET)).toBe(0);
+  });
+
+  it('rejects an expected size beyond the largest S3 object', () => {
+    expect(() => storage.createWriter(`${fresh()}huge`, { expectedSize: 6 * 1024 * GiB })).toThrow(/5 TiB/);
+  });
+});
+
+describe('partSizeFor', () => {
+  it.each([
+    [undefined, 8 * MiB],
+    [0, 8 * MiB],
+    [80 * GiB, 9 * MiB], // 8.19 MiB rounded up to whole MiB
+    [S3_LIMITS.maxObjectSize, 525 * MiB],
+  ])('gives %s bytes parts of %s', (size, expected) => {
+    expect(partSizeFor(size)).toBe(expected);
+  });
+
+  it('keeps every size up to 5 TiB within 10,000 parts of at most 5 GiB', () => {
+    for (const size of [1, 78 * GiB, 78 * GiB + 1, 1024 * GiB, S3_LIMITS.maxObjectSize]) {
+      const part = partSizeFor(size);
+      expect(Math.ceil(size / part)).toBeLessThanOrEqual(S3_LIMITS.maxParts);
+      expect(part).toBeLessThanOrEqual(S3_LIMITS.maxPartSize);
+    }
+  });
+});
+
+describe('planCopyParts', () => {
+  const src = (key: string, size: number) => ({ uri: `s3://bkt/${key}`, size });
+
+  it('refuses when a source other than the last is under 5 MiB', () => {
+    expect(planCopyParts([src('a', 6 * MiB), src('b', MiB), src('c', 6 * MiB)])).toBeUndefined();
+  });
+
+  it('drops empty sources and lets the last part be small', () => {
+    const parts = planCopyParts([src('a', 6 * MiB), src('e', 0), src('b', 10)]);
+    expect(parts?.map((p) => [p.source.key, p.first, p.last])).toEqual([
+      ['a', 0, 6 * MiB - 1],
+      ['b', 0, 9],
+    ]);
+  });
+
+  it('cuts a source above 5 GiB into contiguous ranges within the part limit', () => {
+    const size = 12 * GiB + 3;
+    const parts = planCopyParts([src('big', size)])!;
+    expect(parts).toHaveLength(3);
+    expect(parts[0]!.first).toBe(0);
+    expect(parts.at(-1)!.last).toBe(size - 1);
+    for (let i = 1; i < parts.length; i++) expect(parts[i]!.first).toBe(parts[i - 1]!.last + 1);
+    for (const p of parts) expect(p.last - p.first + 1).toBeLessThanOrEqual(S3_LIMITS.maxPartSize);
+  });
+});
+
+describe('concat', () => {
+  it('falls back to a streamed copy when the server answers UploadPartCopy with NotImplemented', async () => {
+    const base = fresh();
+    const datas = [randomData(5 * MiB), randomData(5 * MiB + 7), randomData(1000)];
+    const sources = datas.map((_, i) => `${base}shard-${i}`);
+    await Promise.all(sources.map((uri, i) => storage.put(uri, datas[i]!)));
+    const fallbackStorage = new S3Storage({ client: harness.client });
+    const requests = recordRequests();
+
+    await fallbackStorage.concat(sources, `${base}joined`);
+    expect((await storage.readAll(`${base}joined`)).equals(Buffer.concat(datas))).toBe(true);
+    expect(requests.filter((r) => r.operation === 'UploadPartCopy').length).toBeGreaterThan(0);
+    expect(await countIncompleteUploads(harness, BUCKET)).toBe(0); // the copy's upload was aborted
+
+    // The storage remembers: a second concat goes straight to streaming.
+    requests.length = 0;
+    await fallbackStorage.concat(sources, `${base}joined-again`);
+    expect(requests.filter((r) => r.operation === 'UploadPartCopy')).toEqual([]);
+    expect((await storage.readAll(`${base}joined-again`)).equals(Buffer.concat(datas))).toBe(true);
+  });
+
+  it('streams small sources without trying a server-side copy', async () => {
+    const base = fresh();
+    await storage.put(`${base}a`, 'a'.repeat(10));
+    await storage.put(`${base}b`, 'b'.repeat(10));
+    const requests = recordRequests();
+    await new S3Storage({ client: harness.client }).concat([`${base}a`, `${base}b`], `${base}ab`);
+    expect(requests.filter((r) => r.operation === 'UploadPartCopy')).toEqual([]);
+    expect((await storage.readAll(`${base}ab`)).toString()).toBe('a'.repeat(10) + 'b'.repeat(10));
+  });
+
+  describe('against a server with UploadPartCopy', () => {
+    let copying: S3Harness;
+    beforeAll(async () => {
+      copying = await startS3Server({ buckets: [BUCKET], uploadPartCopy: true });
+    });
+    afterAll(() => copying.stop());
+
+    it('copies server-side, in order, byte for byte, with no data through the client', async () => {
+      const base = `s3://${BUCKET}/copy/`;
+      const datas = [randomData(5 * MiB), randomData(6 * MiB + 1), randomData(12345)];
+      const sources = datas.map((_, i) => `${base}shard-${i}`);
+      await Promise.all(sources.map((uri, i) => copying.storage.put(uri, datas[i]!)));
+      const requests: FaultRequest[] = [];
+      copying.faults.set((r) => {
+        requests.push(r);
+        return undefined;
+      });
+      await copying.storage.concat(sources, `${base}joined`, { kmsKeyId: 'alias/out' });
+      const seen = requests.map((r) => r.operation);
+      expect(seen.filter((op) => op === 'UploadPartCopy')).toHaveLength(3);
+      expect(seen).not.toContain('GetObject');
+      expect(seen).not.toContain('UploadPart');
+      const create = requests.find((r) => r.operation === 'CreateMultipartUpload');
+      expect(create?.headers['x-amz-server-side-encryption-aws-kms-key-id']).toBe('alias/out');
+      expect((await copying.storage.readAll(`${base}joined`)).equals(Buffer.concat(datas))).toBe(true);
+      expect(await countIncompleteUploads(copying, BUCKET)).toBe(0);
+    });
+  });
+});
+
+describe('incomplete uploads', () => {
+  it('pages through ListMultipartUploads with its (key, upload id) cursor', async () => {
+    const base = fresh();
+    const keys = ['a', 'b', 'b', 'c', 'd'].map((k) => `t-uploads/${k}`);
+    const prefix = base.slice(`s3://${BUCKET}/`.length);
+    for (const key of keys) {
+      await harness.client.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: prefix + key }));
+    }
+    const smallPages = new S3Storage({ client: harness.client, pageSize: 2 });
+    const requests = recordRequests();
+    const uploads = await toArray(smallPages.listIncompleteUploads(base));
+    expect(uploads.map((u) => u.uri)).toEqual(keys.map((k) => base + k));
+    expect(new Set(uploads.map((u) => u.uploadId)).size).toBe(5);
+    expect(requests.filter((r) => r.operation === 'ListMultipartUploads')).toHaveLength(3);
+
+    for (const upload of uploads) await smallPages.abortIncompleteUpload(upload);
+    for (const upload of uploads) await smallPages.abortIncompleteUpload(upload); // a second cleanup run
+    expect(await toArray(smallPages.listIncompleteUploads(base))).toEqual([]);
+  });
+});
+
+describe('retries', () => {
+  it('retries a 503 SlowDown and succeeds', async () => {
+    const uri = `${fresh()}retried`;
+    await storage.put(uri, 'payload');
+    harness.faults.set(faultTimes(1, (r) => r.operation === 'GetObject', { status: 503 }));
+    expect((await storage.readAll(uri)).toString()).toBe('payload');
+    expect(harness.faults.injected).toEqual({ status: 1, stall: 0, total: 1 });
+  });
+
+  it('retries a part upload that failed with 500, and the object is still exact', async () => {
+    const uri = `${fresh()}part-retried`;
+    const data = randomData(17 * MiB);
+    harness.faults.set(faultTimes(2, (r) => r.operation === 'UploadPart', { status: 500 }));
+    const writer = storage.createWriter(uri);
+    for (const chunk of randomChunks(data, 2 * MiB, 11)) await writer.write(chunk);
+    await writer.complete();
+    expect(harness.faults.injected.status).toBe(2);
+    expect((await storage.readAll(uri)).equals(data)).toBe(true);
+  });
+
+  it('gives up on a silent socket after socketTimeoutMs and retries', async () => {
+    const uri = `${fresh()}stalled`;
+    await storage.put(uri, 'late but whole');
+    const { endpoint, region, credentials } = harness.clientConfig;
+    const impatient = new S3Storage({
+      ...s3ClientConfigFromEnv({ AWS_ENDPOINT_URL_S3: endpoint as string, AWS_REGION: region as string }),
+      credentials,
+      socketTimeoutMs: 200,
+    });
+    try {
+      harness.faults.set(faultTimes(1, (r) => r.operation === 'GetObject', { stallMs: 1_000 }));
+      const started = Date.now();
+      expect((await impatient.readAll(uri)).toString()).toBe('late but whole');
+      expect(Date.now() - started).toBeLessThan(1_000);
+      expect(harness.faults.injected.stall).toBe(1);
+    } finally {
+      impatient.destroy();
+    }
+  });
+});
+
+describe('s3ClientConfigFromEnv', () => {
+  it('selects path style and WHEN_REQUIRED checksums for an S3-compatible endpoint', () => {
+    expect(s3ClientConfigFromEnv({ AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:4568' })).toEqual({
+      region: 'us-east-1',
+      endpoint: 'http://127.0.0.1:4568',
+      forcePathStyle: true,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    });
+  });
+
+  it('prefers AWS_ENDPOINT_URL_S3 over AWS_ENDPOINT_URL and keeps a given region', () => {
+    const config = s3ClientConfigFromEnv({
+      AWS_ENDPOINT_URL: 'http://general',
+      AWS_ENDPOINT_URL_S3: 'http://s3-only',
+      AWS_REGION: 'eu-west-1',
+    });
+    expect(config.endpoint).toBe('http://s3-only');
+    expect(config.region).toBe('eu-west-1');
+    expect(s3ClientConfigFromEnv({ AWS_ENDPOINT_URL: 'http://general' }).endpoint).toBe('http://general');
+  });
+
+  it('leaves AWS defaults alone when no endpoint is set', () => {
+    expect(s3ClientConfigFromEnv({})).toEqual({});
+    expect(s3ClientConfigFromEnv({ AWS_DEFAULT_REGION: 'us-west-2' })).toEqual({ region: 'us-west-2' });
+  });
+
+  it('builds a working client from the environment', async () => {
+    const uri = `${fresh()}from-env`;
+    const fromEnv = new S3Storage({
+      ...s3ClientConfigFromEnv({ AWS_ENDPOINT_URL_S3: harness.endpoint }),
+      credentials: harness.clientConfig.credentials,
+    });
+    try {
+      const data = randomData(9 * MiB); // multipart: the streamed-body case that needs WHEN_REQUIRED
+      const writer = fromEnv.createWriter(uri);
+      for (const chunk of randomChunks(data, MiB, 2)) await writer.write(chunk);
+      await writer.complete();
+      expect((await fromEnv.readAll(uri)).equals(data)).toBe(true);
+    } finally {
+      fromEnv.destroy();
+    }
+  });
+});
