@@ -28,7 +28,9 @@ export async function readJsonInput(source: string): Promise<unknown> {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new CliError(`${source === '-' ? 'standard input' : source} is not valid JSON: ${(e as Error).message}`);
+    throw new CliError(
+      `${source === '-' ? 'standard input' : source} is not valid JSON: ${(e as Error).message}`,
+    );
   }
 }
 

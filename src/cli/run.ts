@@ -23,13 +23,27 @@ interface RunOptions {
 export function registerRun(program: Command, setExit: (code: number) => void): void {
   program
     .command('run')
-    .description('Run a transform job end to end. With --local: on this machine, one sidecar and one model process per instance.')
+    .description(
+      'Run a transform job end to end. With --local: on this machine, one sidecar and one model process per instance.',
+    )
     .argument('<job>', 'CreateTransformJob request JSON file, or - for standard input')
     .option('--local', 'run on this machine (the only mode of `run`; use `submit` for a deployed stack)')
-    .option('--model <name>', `an example model: ${exampleModelNames().join(', ')} (default: the job's ModelName when it names one)`)
-    .option('--model-command <cmd>', 'a shell command that starts a SageMaker-compatible server on $SAGEMAKER_BIND_TO_PORT (started once per instance)')
-    .option('--model-url <url>', 'a SageMaker-compatible server that is already running (shared by every instance)')
-    .option('--model-data <url>', 'ModelDataUrl: a model.tar.gz (s3:// or file://) extracted into the directory the model is told about (SM_MODEL_DIR)')
+    .option(
+      '--model <name>',
+      `an example model: ${exampleModelNames().join(', ')} (default: the job's ModelName when it names one)`,
+    )
+    .option(
+      '--model-command <cmd>',
+      'a shell command that starts a SageMaker-compatible server on $SAGEMAKER_BIND_TO_PORT (started once per instance)',
+    )
+    .option(
+      '--model-url <url>',
+      'a SageMaker-compatible server that is already running (shared by every instance)',
+    )
+    .option(
+      '--model-data <url>',
+      'ModelDataUrl: a model.tar.gz (s3:// or file://) extracted into the directory the model is told about (SM_MODEL_DIR)',
+    )
     .option('--endpoint-url <url>', 'S3-compatible endpoint for s3:// locations (sets AWS_ENDPOINT_URL_S3)')
     .option('--work-dir <uri>', 'where plan, progress and summary go (file:// or s3://)')
     .option('--json', 'print the DescribeTransformJob-shaped result as JSON on the last line')
@@ -38,7 +52,8 @@ export function registerRun(program: Command, setExit: (code: number) => void): 
       '\nExit codes: 0 Completed, 1 Failed or Stopped, 2 invalid request.\n\nExample:\n  npx batch-transform run examples/iris/job.json --local',
     )
     .action(async (file: string, opts: RunOptions) => {
-      if (!opts.local) throw new CliError('`run` needs --local (to run a job on a deployed stack use `submit --wait`)');
+      if (!opts.local)
+        throw new CliError('`run` needs --local (to run a job on a deployed stack use `submit --wait`)');
       const request = await readJsonInput(file);
       const model = chooseModel(opts, request);
       if (opts.endpointUrl) process.env.AWS_ENDPOINT_URL_S3 = opts.endpointUrl;
@@ -54,13 +69,20 @@ export function registerRun(program: Command, setExit: (code: number) => void): 
           storage,
           model,
           ...(opts.modelData ? { modelSpec: { modelDataUrl: resolveFileUri(opts.modelData) } } : {}),
-          ...(opts.workDir ? { workRoot: resolveFileUri(opts.workDir.endsWith('/') ? opts.workDir : `${opts.workDir}/`) } : {}),
+          ...(opts.workDir
+            ? { workRoot: resolveFileUri(opts.workDir.endsWith('/') ? opts.workDir : `${opts.workDir}/`) }
+            : {}),
           sidecarEnv: opts.endpointUrl ? { AWS_ENDPOINT_URL_S3: opts.endpointUrl } : {},
           signal: abort.signal,
           onPhase: (phase, detail) => {
             if (phase === 'planned' && bar) {
               const plan = detail as { totalBytes: number; objectCount: number; partitions: unknown[] };
-              bar.start(Math.max(1, plan.totalBytes), 0, { objects: `0/${plan.objectCount}`, records: 0, mb: '0.0', rate: '0.0' });
+              bar.start(Math.max(1, plan.totalBytes), 0, {
+                objects: `0/${plan.objectCount}`,
+                records: 0,
+                mb: '0.0',
+                rate: '0.0',
+              });
             }
           },
           onProgress: ({ counters, totalBytes, objectCount }) => {
@@ -81,7 +103,10 @@ export function registerRun(program: Command, setExit: (code: number) => void): 
       } catch (e) {
         bar?.stop();
         if (e instanceof JobValidationError) {
-          if (opts.json) process.stdout.write(`${JSON.stringify({ TransformJobStatus: 'Invalid', Problems: e.problems })}\n`);
+          if (opts.json)
+            process.stdout.write(
+              `${JSON.stringify({ TransformJobStatus: 'Invalid', Problems: e.problems })}\n`,
+            );
           else process.stderr.write(`${e.message}\n`);
           setExit(EXIT.invalid);
           return;
@@ -102,14 +127,16 @@ function chooseModel(opts: RunOptions, request: unknown): ModelSource {
   const name = opts.model ?? (request as { ModelName?: unknown } | null)?.ModelName;
   const example = typeof name === 'string' ? exampleModelSource(name) : undefined;
   if (example) return example;
-  if (opts.model) throw new CliError(`no example model named "${opts.model}"; examples: ${exampleModelNames().join(', ')}`);
+  if (opts.model)
+    throw new CliError(`no example model named "${opts.model}"; examples: ${exampleModelNames().join(', ')}`);
   throw new CliError(
     `the job's ModelName ${JSON.stringify(name)} is not an example model; pass --model-command "<cmd>", --model-url <url> or --model <${exampleModelNames().join('|')}>`,
   );
 }
 
 function resolveFileUri(uri: string): string {
-  if (uri.startsWith('file://') && !uri.startsWith('file:///')) return `file://${resolve(uri.slice(7))}${uri.endsWith('/') ? '/' : ''}`;
+  if (uri.startsWith('file://') && !uri.startsWith('file:///'))
+    return `file://${resolve(uri.slice(7))}${uri.endsWith('/') ? '/' : ''}`;
   if (!uri.includes('://')) return `file://${resolve(uri)}${uri.endsWith('/') ? '/' : ''}`;
   return uri;
 }
@@ -117,7 +144,8 @@ function resolveFileUri(uri: string): string {
 function newProgressBar() {
   return new cliProgress.SingleBar(
     {
-      format: ' {bar} {percentage}% | objects {objects} | records {records} | {mb} MB | {rate} MB/s | ETA {eta_formatted}',
+      format:
+        ' {bar} {percentage}% | objects {objects} | records {records} | {mb} MB | {rate} MB/s | ETA {eta_formatted}',
       stream: process.stderr,
       hideCursor: true,
       clearOnComplete: false,

@@ -5,6 +5,8 @@ import { printJson } from './io';
 export function registerSchema(program: Command): void {
   program
     .command('schema')
-    .description('Print the job request (CreateTransformJob plus our Extensions) as JSON Schema, for editors and the console.')
+    .description(
+      'Print the job request (CreateTransformJob plus our Extensions) as JSON Schema, for editors and the console.',
+    )
     .action(() => printJson(jobRequestJsonSchema()));
 }

@@ -17,30 +17,45 @@ export function registerValidate(program: Command, setExit: (code: number) => vo
       '--enabled-instance-types <types>',
       'comma-separated ml.* types with EC2 capacity in the target deployment (default: every catalog type)',
     )
-    .option('--max-instance-count <n>', 'the deployment limit on InstanceCount', (v) => Number.parseInt(v, 10), 100)
+    .option(
+      '--max-instance-count <n>',
+      'the deployment limit on InstanceCount',
+      (v) => Number.parseInt(v, 10),
+      100,
+    )
     .addHelpText(
       'after',
       '\nExit codes: 0 valid, 2 invalid (or unreadable input).\n\nExample:\n  batch-transform validate examples/iris/job.json --local',
     )
-    .action(async (file: string, opts: { json?: boolean; local?: boolean; enabledInstanceTypes?: string; maxInstanceCount: number }) => {
-      const request = await readJsonInput(file);
-      const result = checkRequest(request, {
-        local: opts.local === true,
-        maxInstanceCount: opts.maxInstanceCount,
-        enabledInstanceTypes: opts.enabledInstanceTypes
-          ? opts.enabledInstanceTypes.split(',').map((s) => s.trim()).filter(Boolean)
-          : Object.keys(INSTANCE_CATALOG),
-      });
-      if (result.ok) {
-        printJson(result.job);
-        setExit(EXIT.ok);
-        return;
-      }
-      if (opts.json) printJson(result.problems);
-      else {
-        const name = (request as { TransformJobName?: unknown })?.TransformJobName;
-        process.stderr.write(`${formatProblems(result.problems, typeof name === 'string' ? name : undefined)}\n`);
-      }
-      setExit(EXIT.invalid);
-    });
+    .action(
+      async (
+        file: string,
+        opts: { json?: boolean; local?: boolean; enabledInstanceTypes?: string; maxInstanceCount: number },
+      ) => {
+        const request = await readJsonInput(file);
+        const result = checkRequest(request, {
+          local: opts.local === true,
+          maxInstanceCount: opts.maxInstanceCount,
+          enabledInstanceTypes: opts.enabledInstanceTypes
+            ? opts.enabledInstanceTypes
+                .split(',')
+                .map((s) => s.trim())
+                .filter(Boolean)
+            : Object.keys(INSTANCE_CATALOG),
+        });
+        if (result.ok) {
+          printJson(result.job);
+          setExit(EXIT.ok);
+          return;
+        }
+        if (opts.json) printJson(result.problems);
+        else {
+          const name = (request as { TransformJobName?: unknown })?.TransformJobName;
+          process.stderr.write(
+            `${formatProblems(result.problems, typeof name === 'string' ? name : undefined)}\n`,
+          );
+        }
+        setExit(EXIT.invalid);
+      },
+    );
 }

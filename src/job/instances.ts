@@ -220,7 +220,9 @@ export class CapacityError extends Error {
 export function resolveCapacity(instanceType: string, enabledEc2Types: readonly string[]): Capacity {
   const spec = INSTANCE_CATALOG[instanceType];
   if (!spec) {
-    throw new CapacityError(`unknown instance type "${instanceType}"; ${availableTypesSentence(enabledEc2Types)}`);
+    throw new CapacityError(
+      `unknown instance type "${instanceType}"; ${availableTypesSentence(enabledEc2Types)}`,
+    );
   }
   const fargate = fargateSizeFor(spec);
   if (fargate) return { kind: 'fargate', ...fargate };

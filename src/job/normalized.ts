@@ -66,7 +66,9 @@ export interface NormalizedJob {
     readonly InvocationsMaxRetries: number;
   };
   readonly TransformInput: {
-    readonly DataSource: { readonly S3DataSource: { readonly S3DataType: S3DataType; readonly S3Uri: string } };
+    readonly DataSource: {
+      readonly S3DataSource: { readonly S3DataType: S3DataType; readonly S3Uri: string };
+    };
     readonly ContentType?: string;
     readonly CompressionType: CompressionType;
     readonly SplitType: SplitType;

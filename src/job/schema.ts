@@ -65,9 +65,7 @@ export const TransformJobRequestSchema = z.strictObject({
   MaxConcurrentTransforms: int(0).optional(),
   MaxPayloadInMB: int(0, LIMITS.maxPayloadInMB).optional(),
   BatchStrategy: batchStrategy.optional(),
-  Environment: z
-    .record(z.string().regex(ENVIRONMENT_KEY), text(LIMITS.environmentValueMaxLength))
-    .optional(),
+  Environment: z.record(z.string().regex(ENVIRONMENT_KEY), text(LIMITS.environmentValueMaxLength)).optional(),
   ModelClientConfig: z
     .strictObject({
       InvocationsTimeoutInSeconds: int(1, LIMITS.invocationTimeoutMax).optional(),

@@ -41,11 +41,15 @@ export function checkRequest(input: unknown, ctx: ValidationContext = {}): Check
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     return {
       ok: false,
-      problems: [{ path: '', message: `must be a JSON object (a CreateTransformJob request), got ${describe(input)}` }],
+      problems: [
+        { path: '', message: `must be a JSON object (a CreateTransformJob request), got ${describe(input)}` },
+      ],
     };
   }
   const parsed = TransformJobRequestSchema.safeParse(input);
-  const problems: Problem[] = parsed.success ? [] : parsed.error.issues.flatMap((i) => issueProblems(i, input));
+  const problems: Problem[] = parsed.success
+    ? []
+    : parsed.error.issues.flatMap((i) => issueProblems(i, input));
   // Cross-field rules run on whatever parsed, so a request with five problems reports all five.
   const capacity = crossFieldProblems(input as Partial<TransformJobRequest>, ctx, problems);
   if (problems.length > 0 || !parsed.success || !capacity) return { ok: false, problems: dedupe(problems) };
@@ -138,8 +142,10 @@ function crossFieldProblems(
   const uriOpts = { allowFile: ctx.local === true };
   const inProblem = inUri === undefined ? undefined : locationProblem(inUri, uriOpts);
   const outProblem = outUri === undefined ? undefined : locationProblem(outUri, uriOpts);
-  if (inUri !== undefined && inProblem) add('TransformInput.DataSource.S3DataSource.S3Uri', `${inProblem}; got "${inUri}"`);
-  if (outUri !== undefined && outProblem) add('TransformOutput.S3OutputPath', `${outProblem}; got "${outUri}"`);
+  if (inUri !== undefined && inProblem)
+    add('TransformInput.DataSource.S3DataSource.S3Uri', `${inProblem}; got "${inUri}"`);
+  if (outUri !== undefined && outProblem)
+    add('TransformOutput.S3OutputPath', `${outProblem}; got "${outUri}"`);
   if (inUri && !inProblem && source.S3DataType === 'ManifestFile' && inUri.endsWith('/')) {
     add(
       'TransformInput.DataSource.S3DataSource.S3Uri',
@@ -178,7 +184,10 @@ function crossFieldProblems(
     const path = str(processing[field]);
     if (!path || path === '$') continue;
     // The output filter sees the model's answer (and the joined input): its kind follows Accept when set.
-    const k = field === 'OutputFilter' && processing.JoinSource !== 'Input' && str(output.Accept) ? contentKind(str(output.Accept)) : kind;
+    const k =
+      field === 'OutputFilter' && processing.JoinSource !== 'Input' && str(output.Accept)
+        ? contentKind(str(output.Accept))
+        : kind;
     if (k === 'other') {
       add(
         `DataProcessing.${field}`,
@@ -187,7 +196,10 @@ function crossFieldProblems(
       continue;
     }
     if (split === 'RecordIO' || split === 'TFRecord') {
-      add(`DataProcessing.${field}`, `filters cannot apply to binary ${split} records; use SplitType Line or None`);
+      add(
+        `DataProcessing.${field}`,
+        `filters cannot apply to binary ${split} records; use SplitType Line or None`,
+      );
       continue;
     }
     try {
@@ -270,11 +282,17 @@ function issueProblems(issue: z.core.$ZodIssue, input: unknown): Problem[] {
       const limit = issue.code === 'too_small' ? issue.minimum : issue.maximum;
       if (issue.origin === 'string') {
         const len = typeof given === 'string' ? given.length : 0;
-        if (issue.code === 'too_small' && Number(limit) === 1) return [{ path, message: 'must not be empty' }];
+        if (issue.code === 'too_small' && Number(limit) === 1)
+          return [{ path, message: 'must not be empty' }];
         return [{ path, message: `must be ${bound} ${limit} characters long; got ${len}` }];
       }
       if (issue.origin === 'array') {
-        return [{ path, message: `must have ${bound} ${limit} entries; got ${Array.isArray(given) ? given.length : '?'}` }];
+        return [
+          {
+            path,
+            message: `must have ${bound} ${limit} entries; got ${Array.isArray(given) ? given.length : '?'}`,
+          },
+        ];
       }
       return [{ path, message: `must be ${bound} ${limit}; got ${describe(given)}` }];
     }
@@ -380,7 +398,8 @@ function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
 export function describe(v: unknown): string {
   if (v === undefined) return 'nothing';
   if (v === null) return 'null';
-  if (typeof v === 'string') return v.length > 80 ? `${JSON.stringify(v.slice(0, 77))}… (${v.length} characters)` : JSON.stringify(v);
+  if (typeof v === 'string')
+    return v.length > 80 ? `${JSON.stringify(v.slice(0, 77))}… (${v.length} characters)` : JSON.stringify(v);
   if (typeof v === 'number' || typeof v === 'boolean') return String(v);
   if (Array.isArray(v)) return `a list of ${v.length}`;
   return 'an object';
@@ -399,8 +418,10 @@ function article(expected: string): string {
   return words[expected] ?? expected;
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
 const objectOr = (v: unknown): Record<string, unknown> => (isObject(v) ? v : {});
 const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
 const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
-const jobNameOf = (v: unknown) => (isObject(v) && typeof v.TransformJobName === 'string' ? v.TransformJobName : undefined);
+const jobNameOf = (v: unknown) =>
+  isObject(v) && typeof v.TransformJobName === 'string' ? v.TransformJobName : undefined;

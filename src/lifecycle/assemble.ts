@@ -10,10 +10,18 @@ import type { JobRef, PlanRef } from './types';
  * streamed copy otherwise). Isolated record errors are gathered the same way. Running it twice
  * writes the same bytes.
  */
-export async function assembleStage(ref: JobRef, _plan: PlanRef, storage: Storage): Promise<{ assembledObjects: number }> {
-  const [{ job }, reports] = await Promise.all([readStoredJob(storage, ref.jobUri), readReports(storage, ref.workUri)]);
+export async function assembleStage(
+  ref: JobRef,
+  _plan: PlanRef,
+  storage: Storage,
+): Promise<{ assembledObjects: number }> {
+  const [{ job }, reports] = await Promise.all([
+    readStoredJob(storage, ref.jobUri),
+    readReports(storage, ref.workUri),
+  ]);
   const plan = reports.plan;
-  if (!plan) throw new Error(`Transform job "${ref.jobName}": no plan at ${ref.workUri}plan.json to assemble from`);
+  if (!plan)
+    throw new Error(`Transform job "${ref.jobName}": no plan at ${ref.workUri}plan.json to assemble from`);
   const outcomes = objectOutcomes(reports);
   const opts = job.TransformOutput.KmsKeyId ? { kmsKeyId: job.TransformOutput.KmsKeyId } : {};
   let assembled = 0;

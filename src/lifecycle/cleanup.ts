@@ -11,7 +11,11 @@ import type { CleanupReport, CleanupTarget, TaskControl } from './types';
  * removes its scratch shard outputs. Keeps job.json, plan.json, progress, results and the summary so
  * `describe` keeps working (the work location expires by lifecycle rule). Safe to run twice.
  */
-export async function cleanupStage(target: CleanupTarget, storage: Storage, tasks?: TaskControl): Promise<CleanupReport> {
+export async function cleanupStage(
+  target: CleanupTarget,
+  storage: Storage,
+  tasks?: TaskControl,
+): Promise<CleanupReport> {
   const stoppedTasks = tasks ? await tasks.stopJobTasks(target.jobName, 'transform job cleanup') : 0;
 
   // Only this job's uploads: everything under its work location, and under the output location

@@ -32,7 +32,11 @@ export interface TransformJobDescription {
   /** Our extension: where the job stands, summed over its workers. */
   readonly Progress: Counters & { readonly skippedObjects: number };
   /** Our extension: each failed object with its reason (at most 100 listed). */
-  readonly FailedObjects: ReadonlyArray<{ readonly uri: string; readonly reason: string; readonly offset?: number }>;
+  readonly FailedObjects: ReadonlyArray<{
+    readonly uri: string;
+    readonly reason: string;
+    readonly offset?: number;
+  }>;
   readonly SummaryUri: string;
 }
 
@@ -93,16 +97,26 @@ export async function finalizeStage(
   const description: TransformJobDescription = {
     TransformJobName: ref.jobName,
     TransformJobStatus: status,
-    ...(reason ? { FailureReason: truncate(`Transform job "${ref.jobName}": ${reason}`, FAILURE_REASON_MAX) } : {}),
+    ...(reason
+      ? { FailureReason: truncate(`Transform job "${ref.jobName}": ${reason}`, FAILURE_REASON_MAX) }
+      : {}),
     ModelName: ref.modelName,
-    ...(job?.MaxConcurrentTransforms !== undefined ? { MaxConcurrentTransforms: job.MaxConcurrentTransforms } : {}),
+    ...(job?.MaxConcurrentTransforms !== undefined
+      ? { MaxConcurrentTransforms: job.MaxConcurrentTransforms }
+      : {}),
     ...(job?.MaxPayloadInMB !== undefined ? { MaxPayloadInMB: job.MaxPayloadInMB } : {}),
     ...(job?.BatchStrategy ? { BatchStrategy: job.BatchStrategy } : {}),
     Environment: job?.Environment ?? {},
-    ModelClientConfig: job?.ModelClientConfig ?? { InvocationsTimeoutInSeconds: 600, InvocationsMaxRetries: 3 },
+    ModelClientConfig: job?.ModelClientConfig ?? {
+      InvocationsTimeoutInSeconds: 600,
+      InvocationsMaxRetries: 3,
+    },
     TransformInput: job?.TransformInput as NormalizedJob['TransformInput'],
     TransformOutput: job?.TransformOutput as NormalizedJob['TransformOutput'],
-    TransformResources: job?.TransformResources ?? { InstanceType: ref.instanceType, InstanceCount: ref.instanceCount },
+    TransformResources: job?.TransformResources ?? {
+      InstanceType: ref.instanceType,
+      InstanceCount: ref.instanceCount,
+    },
     DataProcessing: job?.DataProcessing ?? { InputFilter: '$', OutputFilter: '$', JoinSource: 'None' },
     CreationTime: stored?.creationTime ?? ref.creationTime,
     ...(started ? { TransformStartTime: started } : {}),

@@ -81,9 +81,12 @@ async function listManifest(job: NormalizedJob, storage: Storage) {
     throw new PlanError(`manifest ${manifestUri} cannot be read as JSON: ${(e as Error).message}`);
   }
   const head = Array.isArray(manifest) ? manifest[0] : undefined;
-  const prefix = typeof head === 'object' && head !== null ? (head as { prefix?: unknown }).prefix : undefined;
+  const prefix =
+    typeof head === 'object' && head !== null ? (head as { prefix?: unknown }).prefix : undefined;
   if (!Array.isArray(manifest) || typeof prefix !== 'string') {
-    throw new PlanError(`manifest ${manifestUri} must be a JSON array whose first element is {"prefix": "s3://bucket/prefix/"}`);
+    throw new PlanError(
+      `manifest ${manifestUri} must be a JSON array whose first element is {"prefix": "s3://bucket/prefix/"}`,
+    );
   }
   const problem = locationProblem(prefix);
   if (problem) throw new PlanError(`manifest ${manifestUri}: prefix "${prefix}": ${problem}`);
@@ -94,7 +97,8 @@ async function listManifest(job: NormalizedJob, storage: Storage) {
   }
   const keys = manifest.slice(1);
   const bad = keys.findIndex((k) => typeof k !== 'string' || k.length === 0);
-  if (bad !== -1) throw new PlanError(`manifest ${manifestUri}: element ${bad + 1} must be a non-empty key string`);
+  if (bad !== -1)
+    throw new PlanError(`manifest ${manifestUri}: element ${bad + 1} must be a non-empty key string`);
 
   const objects: Listed[] = new Array(keys.length);
   const missing: string[] = [];

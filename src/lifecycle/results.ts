@@ -1,6 +1,12 @@
 import type { Plan } from '../plan/plan';
 import { planUri, progressUri, resultUri } from '../plan/layout';
-import { addCounters, type Counters, emptyCounters, type PartitionProgress, type PartitionResult } from '../plan/results';
+import {
+  addCounters,
+  type Counters,
+  emptyCounters,
+  type PartitionProgress,
+  type PartitionResult,
+} from '../plan/results';
 import type { Storage } from '../storage/storage';
 import { readJsonIfExists } from './job-store';
 
@@ -41,7 +47,10 @@ export interface ObjectOutcome {
 export function objectOutcomes(reports: JobReports): ObjectOutcome[] {
   const plan = reports.plan;
   if (!plan) return [];
-  const byObject = new Map<number, { done: number; failed?: ObjectOutcome['error']; failedRecords: number }>();
+  const byObject = new Map<
+    number,
+    { done: number; failed?: ObjectOutcome['error']; failedRecords: number }
+  >();
   for (const r of reports.results.values()) {
     for (const item of r.items) {
       const entry = byObject.get(item.object) ?? { done: 0, failedRecords: 0 };

@@ -22,7 +22,11 @@ const GENERATED_EXECUTION_NAME = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
  * job name, stores the normalized job in its work location and returns the small reference the rest
  * of the lifecycle carries. Throws JobValidationError listing every problem.
  */
-export async function validateStage(event: ValidateEvent, ctx: DeploymentContext, storage: Storage): Promise<JobRef> {
+export async function validateStage(
+  event: ValidateEvent,
+  ctx: DeploymentContext,
+  storage: Storage,
+): Promise<JobRef> {
   const scheduled = event.scheduledTime ? new Date(event.scheduledTime) : undefined;
   const request = scheduled ? expandScheduled(event.request, scheduled) : event.request;
   const result = checkRequest(request, {
@@ -97,11 +101,20 @@ export async function validateStage(event: ValidateEvent, ctx: DeploymentContext
  * The model container's environment, as SageMaker builds it: the model's own variables, the job's
  * Environment over them, and the batch variables (REFERENCE.md "Model contract").
  */
-export function modelEnvironmentFor(job: NormalizedJob, model: ModelSpec): Array<{ Name: string; Value: string }> {
-  const env: Record<string, string> = { ...(model.environment ?? {}), ...job.Environment, SAGEMAKER_BATCH: 'true' };
+export function modelEnvironmentFor(
+  job: NormalizedJob,
+  model: ModelSpec,
+): Array<{ Name: string; Value: string }> {
+  const env: Record<string, string> = {
+    ...(model.environment ?? {}),
+    ...job.Environment,
+    SAGEMAKER_BATCH: 'true',
+  };
   if (job.MaxPayloadInMB !== undefined) env.SAGEMAKER_MAX_PAYLOAD_IN_MB = String(job.MaxPayloadInMB);
-  if (job.BatchStrategy) env.SAGEMAKER_BATCH_STRATEGY = job.BatchStrategy === 'MultiRecord' ? 'MULTI_RECORD' : 'SINGLE_RECORD';
-  if (job.MaxConcurrentTransforms) env.SAGEMAKER_MAX_CONCURRENT_TRANSFORMS = String(job.MaxConcurrentTransforms);
+  if (job.BatchStrategy)
+    env.SAGEMAKER_BATCH_STRATEGY = job.BatchStrategy === 'MultiRecord' ? 'MULTI_RECORD' : 'SINGLE_RECORD';
+  if (job.MaxConcurrentTransforms)
+    env.SAGEMAKER_MAX_CONCURRENT_TRANSFORMS = String(job.MaxConcurrentTransforms);
   return Object.entries(env).map(([Name, Value]) => ({ Name, Value }));
 }
 

@@ -26,7 +26,10 @@ export interface LocalRunOptions {
   readonly sidecarEnv?: NodeJS.ProcessEnv;
   /** Called about every `progressIntervalMs` while workers run. */
   readonly onProgress?: (p: { counters: Counters; totalBytes: number; objectCount: number }) => void;
-  readonly onPhase?: (phase: 'validated' | 'planned' | 'transforming' | 'assembling' | 'finalizing', detail?: unknown) => void;
+  readonly onPhase?: (
+    phase: 'validated' | 'planned' | 'transforming' | 'assembling' | 'finalizing',
+    detail?: unknown,
+  ) => void;
   readonly progressIntervalMs?: number;
   /** Aborting stops the workers and ends the job Stopped. */
   readonly signal?: AbortSignal;
@@ -99,7 +102,8 @@ export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
       const outcomes = await Promise.all(workers.map((w) => w.done));
       clearInterval(ticker);
       const crashed = outcomes.find((r) => r.code !== 0);
-      if (crashed && !stopped) failure = { Error: 'WorkerFailed', Cause: crashed.reason ?? 'a worker failed' };
+      if (crashed && !stopped)
+        failure = { Error: 'WorkerFailed', Cause: crashed.reason ?? 'a worker failed' };
       if (!failure && !stopped) {
         o.onPhase?.('assembling');
         await assembleStage(ref, p, o.storage);

@@ -60,22 +60,31 @@ export async function startWorker(o: WorkerOptions): Promise<WorkerHandle> {
     model =
       o.model.kind === 'command'
         ? startProcess(`${name} model`, o.model.command, [], { env, logFile, shell: true })
-        : startProcess(`${name} model`, o.model.argv[0]!, o.model.argv.slice(1), { env, cwd: o.model.cwd, logFile });
+        : startProcess(`${name} model`, o.model.argv[0]!, o.model.argv.slice(1), {
+            env,
+            cwd: o.model.cwd,
+            logFile,
+          });
   }
-  const sidecar = startProcess(`${name} sidecar`, process.execPath, ['--import', TSX_LOADER, SIDECAR_ENTRY, 'run'], {
-    env: {
-      ...process.env,
-      ...o.env,
-      JOB_URI: o.ref.jobUri,
-      PLAN_URI: o.plan.planUri,
-      PARTITION_INDEX: String(o.partition),
-      MODEL_URL: modelUrl,
-      ...(model?.child.pid ? { MODEL_PID: String(model.child.pid) } : {}),
-      PROGRESS_INTERVAL_MS: String(o.progressIntervalMs ?? 500),
-      METRICS: 'off',
+  const sidecar = startProcess(
+    `${name} sidecar`,
+    process.execPath,
+    ['--import', TSX_LOADER, SIDECAR_ENTRY, 'run'],
+    {
+      env: {
+        ...process.env,
+        ...o.env,
+        JOB_URI: o.ref.jobUri,
+        PLAN_URI: o.plan.planUri,
+        PARTITION_INDEX: String(o.partition),
+        MODEL_URL: modelUrl,
+        ...(model?.child.pid ? { MODEL_PID: String(model.child.pid) } : {}),
+        PROGRESS_INTERVAL_MS: String(o.progressIntervalMs ?? 500),
+        METRICS: 'off',
+      },
+      logFile: join(o.logDir, `${name}.sidecar.log`),
     },
-    logFile: join(o.logDir, `${name}.sidecar.log`),
-  });
+  );
   const done = (async () => {
     const { code } = await sidecar.exited;
     const modelReason = model?.exitReason();

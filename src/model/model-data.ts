@@ -8,7 +8,11 @@ import type { Storage } from '../storage/storage';
  * `dir` (in a task, /opt/ml/model, before the model container starts). Streams: the archive is never
  * held in memory or on disk whole. An archive that is not gzip-compressed tar is an error that says so.
  */
-export async function fetchModelData(storage: Storage, modelDataUrl: string, dir: string): Promise<{ files: number }> {
+export async function fetchModelData(
+  storage: Storage,
+  modelDataUrl: string,
+  dir: string,
+): Promise<{ files: number }> {
   await mkdir(dir, { recursive: true });
   let files = 0;
   const body = await storage.read(modelDataUrl);
@@ -25,7 +29,9 @@ export async function fetchModelData(storage: Storage, modelDataUrl: string, dir
       }),
     );
   } catch (e) {
-    throw new Error(`cannot extract model artifacts from ${modelDataUrl} (expected a .tar.gz): ${(e as Error).message}`);
+    throw new Error(
+      `cannot extract model artifacts from ${modelDataUrl} (expected a .tar.gz): ${(e as Error).message}`,
+    );
   }
   return { files };
 }

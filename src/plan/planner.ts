@@ -24,7 +24,11 @@ export function canShard(job: NormalizedJob): boolean {
   return (
     job.Extensions.ShardMinSizeInMB > 0 &&
     job.Extensions.CsvHeader === 'None' &&
-    shardable({ splitType: SplitType, compressionType: CompressionType, csvQuotedNewlines: job.Extensions.CsvQuotedNewlines })
+    shardable({
+      splitType: SplitType,
+      compressionType: CompressionType,
+      csvQuotedNewlines: job.Extensions.CsvQuotedNewlines,
+    })
   );
 }
 
@@ -57,12 +61,22 @@ export function buildPlan({ job, objects, workUri, skipped = [], now = new Date(
     for (let s = 0; s < shardCount; s++) {
       const start = s * step;
       const end = Math.min(o.size, start + step);
-      items.push({ object: objectIndex, shard: s, range: { start, end }, bytes: end - start, order: items.length });
+      items.push({
+        object: objectIndex,
+        shard: s,
+        range: { start, end },
+        bytes: end - start,
+        order: items.length,
+      });
     }
   });
 
   const partitionCount = Math.max(1, Math.min(workers, items.length));
-  const loads = Array.from({ length: partitionCount }, (_, index) => ({ index, bytes: 0, items: [] as typeof items }));
+  const loads = Array.from({ length: partitionCount }, (_, index) => ({
+    index,
+    bytes: 0,
+    items: [] as typeof items,
+  }));
   for (const item of [...items].sort((a, b) => b.bytes - a.bytes || a.order - b.order)) {
     let target = loads[0]!;
     for (const l of loads) if (l.bytes < target.bytes) target = l;
@@ -72,7 +86,9 @@ export function buildPlan({ job, objects, workUri, skipped = [], now = new Date(
   const partitions: Partition[] = loads.map((l) => ({
     index: l.index,
     bytes: l.bytes,
-    items: l.items.sort((a, b) => a.order - b.order).map(({ object, shard, range }) => ({ object, shard, ...(range ? { range } : {}) })),
+    items: l.items
+      .sort((a, b) => a.order - b.order)
+      .map(({ object, shard, range }) => ({ object, shard, ...(range ? { range } : {}) })),
   }));
 
   return {

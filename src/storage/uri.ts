@@ -43,7 +43,9 @@ export function parseLocation(uri: string, opts: { allowFile?: boolean } = {}): 
     if (!path.startsWith('/')) throw new LocationError('a file:// location must be absolute (file:///path)');
     return { scheme: 'file', path };
   }
-  throw new LocationError(`expected an s3://bucket/prefix URI${opts.allowFile === false ? '' : ' or file:///path'}`);
+  throw new LocationError(
+    `expected an s3://bucket/prefix URI${opts.allowFile === false ? '' : ' or file:///path'}`,
+  );
 }
 
 export function formatLocation(loc: Location): string {

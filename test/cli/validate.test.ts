@@ -14,7 +14,9 @@ describe('batch-transform validate', () => {
   });
 
   it('prints every problem with its path and exits 2 for an invalid request', async () => {
-    const r = await runCli(['validate', '-'], { stdin: JSON.stringify({ TransformJobName: 'x_y', ModelName: 'm' }) });
+    const r = await runCli(['validate', '-'], {
+      stdin: JSON.stringify({ TransformJobName: 'x_y', ModelName: 'm' }),
+    });
     expect(r.code).toBe(2);
     expect(r.stdout).toBe('');
     expect(r.stderr).toContain('Transform job "x_y" has 4 problems:');
@@ -24,10 +26,17 @@ describe('batch-transform validate', () => {
   });
 
   it('prints problems as a JSON array of {path, message} with --json', async () => {
-    const r = await runCli(['validate', '-', '--json'], { stdin: JSON.stringify({ TransformJobName: 'ok', ModelName: 'a.b' }) });
+    const r = await runCli(['validate', '-', '--json'], {
+      stdin: JSON.stringify({ TransformJobName: 'ok', ModelName: 'a.b' }),
+    });
     expect(r.code).toBe(2);
     const problems = JSON.parse(r.stdout) as Array<{ path: string; message: string }>;
-    expect(problems.map((p) => p.path)).toEqual(['ModelName', 'TransformInput', 'TransformOutput', 'TransformResources']);
+    expect(problems.map((p) => p.path)).toEqual([
+      'ModelName',
+      'TransformInput',
+      'TransformOutput',
+      'TransformResources',
+    ]);
     for (const p of problems) expect(Object.keys(p).sort()).toEqual(['message', 'path']);
   });
 
@@ -50,24 +59,36 @@ describe('batch-transform validate', () => {
     });
     expect(r.code).toBe(2);
     expect(JSON.parse(r.stdout)).toEqual([
-      { path: 'TransformResources.InstanceType', message: expect.stringContaining('ml.g4dn.xlarge (EC2, enabled in this deployment)') },
+      {
+        path: 'TransformResources.InstanceType',
+        message: expect.stringContaining('ml.g4dn.xlarge (EC2, enabled in this deployment)'),
+      },
     ]);
   });
 
-  it.each([['--help'], ['validate', '--help'], ['run', '--help']])('answers %s with usage and exit 0', async (...args) => {
-    const r = await runCli(args);
-    expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^Usage: batch-transform/);
-  });
+  it.each([['--help'], ['validate', '--help'], ['run', '--help']])(
+    'answers %s with usage and exit 0',
+    async (...args) => {
+      const r = await runCli(args);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/^Usage: batch-transform/);
+    },
+  );
 });
 
 describe('batch-transform schema', () => {
-  it('prints the request as JSON Schema whose required fields are SageMaker\'s', async () => {
+  it("prints the request as JSON Schema whose required fields are SageMaker's", async () => {
     const r = await runCli(['schema']);
     expect(r.code).toBe(0);
     const schema = JSON.parse(r.stdout);
     expect(schema.$schema).toMatch(/2020-12/);
-    expect(schema.required).toEqual(['TransformJobName', 'ModelName', 'TransformInput', 'TransformOutput', 'TransformResources']);
+    expect(schema.required).toEqual([
+      'TransformJobName',
+      'ModelName',
+      'TransformInput',
+      'TransformOutput',
+      'TransformResources',
+    ]);
     expect(schema.properties.Extensions.properties.CsvHeader.enum).toEqual(['None', 'Skip', 'Repeat']);
   });
 });

@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import seed from './seed-request.json';
-import { INSTANCE_CATALOG, INSTANCE_TYPES, fargateSizeFor, isFargateType, resolveCapacity, FARGATE_SIZES } from '../../src/job/instances';
+import {
+  INSTANCE_CATALOG,
+  INSTANCE_TYPES,
+  fargateSizeFor,
+  isFargateType,
+  resolveCapacity,
+  FARGATE_SIZES,
+} from '../../src/job/instances';
 import { JobValidationError } from '../../src/job/problems';
 import { checkRequest, validateRequest } from '../../src/job/validate';
 import { jobRequestJsonSchema } from '../../src/job/schema';
@@ -89,7 +96,11 @@ describe('a SageMaker CreateTransformJob request', () => {
   });
 
   it('accepts the extension fields and the SageMaker fields it ignores', () => {
-    const req = withField('Extensions', { CsvHeader: 'Repeat', CsvQuotedNewlines: true, MaxFailedRecordsPerObject: 5 });
+    const req = withField('Extensions', {
+      CsvHeader: 'Repeat',
+      CsvQuotedNewlines: true,
+      MaxFailedRecordsPerObject: 5,
+    });
     req.ExperimentConfig = { ExperimentName: 'e' };
     const job = validateRequest(req, ctx);
     expect(job.Extensions.CsvHeader).toBe('Repeat');
@@ -122,7 +133,9 @@ describe('a SageMaker CreateTransformJob request', () => {
       expect.unreachable();
     } catch (e) {
       expect(e).toBeInstanceOf(JobValidationError);
-      expect((e as Error).message).toMatch(/Transform job "reviews-batch-2025-09-11" has 1 problem:\n {2}- ModelName: /);
+      expect((e as Error).message).toMatch(
+        /Transform job "reviews-batch-2025-09-11" has 1 problem:\n {2}- ModelName: /,
+      );
     }
   });
 
@@ -131,7 +144,13 @@ describe('a SageMaker CreateTransformJob request', () => {
     expect(schema.type).toBe('object');
     expect(Object.keys(schema.properties as object)).toContain('TransformInput');
     expect(schema.required).toEqual(
-      expect.arrayContaining(['TransformJobName', 'ModelName', 'TransformInput', 'TransformOutput', 'TransformResources']),
+      expect.arrayContaining([
+        'TransformJobName',
+        'ModelName',
+        'TransformInput',
+        'TransformOutput',
+        'TransformResources',
+      ]),
     );
   });
 });
@@ -145,68 +164,290 @@ const INVALID: ReadonlyArray<readonly [string, string, unknown, string, RegExp]>
   ['missing job name', 'TransformJobName', undefined, 'TransformJobName', /required/],
   ['empty job name', 'TransformJobName', '', 'TransformJobName', /empty/],
   ['job name too long', 'TransformJobName', longName, 'TransformJobName', /at most 63/],
-  ['job name with underscore', 'TransformJobName', 'my_job', 'TransformJobName', /letters, digits and hyphens/],
+  [
+    'job name with underscore',
+    'TransformJobName',
+    'my_job',
+    'TransformJobName',
+    /letters, digits and hyphens/,
+  ],
   ['job name starting with hyphen', 'TransformJobName', '-job', 'TransformJobName', /letters, digits/],
   ['job name ending with hyphen', 'TransformJobName', 'job-', 'TransformJobName', /letters, digits/],
   ['job name not a string', 'TransformJobName', 42, 'TransformJobName', /must be a string; got 42/],
   ['missing model name', 'ModelName', undefined, 'ModelName', /required/],
   ['model name with dot', 'ModelName', 'my.model', 'ModelName', /letters, digits/],
   ['model name too long', 'ModelName', longName, 'ModelName', /at most 63/],
-  ['negative MaxConcurrentTransforms', 'MaxConcurrentTransforms', -1, 'MaxConcurrentTransforms', /at least 0/],
-  ['fractional MaxConcurrentTransforms', 'MaxConcurrentTransforms', 1.5, 'MaxConcurrentTransforms', /whole number/],
-  ['MaxConcurrentTransforms as string', 'MaxConcurrentTransforms', '4', 'MaxConcurrentTransforms', /must be a number; got "4"/],
+  [
+    'negative MaxConcurrentTransforms',
+    'MaxConcurrentTransforms',
+    -1,
+    'MaxConcurrentTransforms',
+    /at least 0/,
+  ],
+  [
+    'fractional MaxConcurrentTransforms',
+    'MaxConcurrentTransforms',
+    1.5,
+    'MaxConcurrentTransforms',
+    /whole number/,
+  ],
+  [
+    'MaxConcurrentTransforms as string',
+    'MaxConcurrentTransforms',
+    '4',
+    'MaxConcurrentTransforms',
+    /must be a number; got "4"/,
+  ],
   ['MaxPayloadInMB above 100', 'MaxPayloadInMB', 101, 'MaxPayloadInMB', /at most 100/],
   ['negative MaxPayloadInMB', 'MaxPayloadInMB', -6, 'MaxPayloadInMB', /at least 0/],
-  ['MaxPayloadInMB 0 with SplitType Line', 'MaxPayloadInMB', 0, 'MaxPayloadInMB', /needs TransformInput.SplitType None/],
-  ['concurrency × payload above 100', 'MaxConcurrentTransforms', 20, 'MaxConcurrentTransforms', /20 × 6 = 120/],
+  [
+    'MaxPayloadInMB 0 with SplitType Line',
+    'MaxPayloadInMB',
+    0,
+    'MaxPayloadInMB',
+    /needs TransformInput.SplitType None/,
+  ],
+  [
+    'concurrency × payload above 100',
+    'MaxConcurrentTransforms',
+    20,
+    'MaxConcurrentTransforms',
+    /20 × 6 = 120/,
+  ],
   ['unknown BatchStrategy', 'BatchStrategy', 'Multi', 'BatchStrategy', /one of SingleRecord, MultiRecord/],
   ['Environment not an object', 'Environment', 'A=B', 'Environment', /an object/],
-  ['Environment key starting with digit', 'Environment', { '1X': 'v' }, 'Environment["1X"]', /must start with a letter/],
-  ['Environment key with dash', 'Environment', { 'MY-VAR': 'v' }, 'Environment["MY-VAR"]', /letters, digits and _/],
+  [
+    'Environment key starting with digit',
+    'Environment',
+    { '1X': 'v' },
+    'Environment["1X"]',
+    /must start with a letter/,
+  ],
+  [
+    'Environment key with dash',
+    'Environment',
+    { 'MY-VAR': 'v' },
+    'Environment["MY-VAR"]',
+    /letters, digits and _/,
+  ],
   ['Environment value too long', 'Environment', { K: 'x'.repeat(10241) }, 'Environment.K', /at most 10240/],
   ['Environment value not a string', 'Environment', { K: 1 }, 'Environment.K', /string/],
   ['Environment with 17 entries', 'Environment', manyEnv, 'Environment', /at most 16 entries; got 17/],
-  ['invocation timeout 0', 'ModelClientConfig.InvocationsTimeoutInSeconds', 0, 'ModelClientConfig.InvocationsTimeoutInSeconds', /at least 1/],
-  ['invocation timeout above 3600', 'ModelClientConfig.InvocationsTimeoutInSeconds', 3601, 'ModelClientConfig.InvocationsTimeoutInSeconds', /at most 3600/],
-  ['invocation retries above 3', 'ModelClientConfig.InvocationsMaxRetries', 4, 'ModelClientConfig.InvocationsMaxRetries', /at most 3/],
-  ['unknown ModelClientConfig field', 'ModelClientConfig.Timeout', 3, 'ModelClientConfig.Timeout', /not a field here/],
+  [
+    'invocation timeout 0',
+    'ModelClientConfig.InvocationsTimeoutInSeconds',
+    0,
+    'ModelClientConfig.InvocationsTimeoutInSeconds',
+    /at least 1/,
+  ],
+  [
+    'invocation timeout above 3600',
+    'ModelClientConfig.InvocationsTimeoutInSeconds',
+    3601,
+    'ModelClientConfig.InvocationsTimeoutInSeconds',
+    /at most 3600/,
+  ],
+  [
+    'invocation retries above 3',
+    'ModelClientConfig.InvocationsMaxRetries',
+    4,
+    'ModelClientConfig.InvocationsMaxRetries',
+    /at most 3/,
+  ],
+  [
+    'unknown ModelClientConfig field',
+    'ModelClientConfig.Timeout',
+    3,
+    'ModelClientConfig.Timeout',
+    /not a field here/,
+  ],
   ['missing TransformInput', 'TransformInput', undefined, 'TransformInput', /required/],
-  ['missing S3Uri', 'TransformInput.DataSource.S3DataSource.S3Uri', undefined, 'TransformInput.DataSource.S3DataSource.S3Uri', /required/],
-  ['S3Uri not s3://', 'TransformInput.DataSource.S3DataSource.S3Uri', 'https://bucket/x', 'TransformInput.DataSource.S3DataSource.S3Uri', /s3:\/\/bucket/],
-  ['S3Uri with bad bucket', 'TransformInput.DataSource.S3DataSource.S3Uri', 's3://My_Bucket/x', 'TransformInput.DataSource.S3DataSource.S3Uri', /not a valid S3 bucket name/],
-  ['S3Uri too long', 'TransformInput.DataSource.S3DataSource.S3Uri', `s3://bucket/${'k'.repeat(1020)}`, 'TransformInput.DataSource.S3DataSource.S3Uri', /at most 1024/],
-  ['file:// input outside a local run', 'TransformInput.DataSource.S3DataSource.S3Uri', 'file:///data/in/', 'TransformInput.DataSource.S3DataSource.S3Uri', /only allowed in local runs/],
-  ['unknown S3DataType', 'TransformInput.DataSource.S3DataSource.S3DataType', 'AugmentedManifestFile', 'TransformInput.DataSource.S3DataSource.S3DataType', /S3Prefix, ManifestFile/],
-  ['ContentType too long', 'TransformInput.ContentType', 'x'.repeat(257), 'TransformInput.ContentType', /at most 256/],
-  ['unknown CompressionType', 'TransformInput.CompressionType', 'Zip', 'TransformInput.CompressionType', /None, Gzip/],
-  ['unknown SplitType', 'TransformInput.SplitType', 'Lines', 'TransformInput.SplitType', /None, Line, RecordIO, TFRecord/],
-  ['misspelt TransformInput field', 'TransformInput.SplitTyp', 'Line', 'TransformInput.SplitTyp', /did you mean SplitType/],
+  [
+    'missing S3Uri',
+    'TransformInput.DataSource.S3DataSource.S3Uri',
+    undefined,
+    'TransformInput.DataSource.S3DataSource.S3Uri',
+    /required/,
+  ],
+  [
+    'S3Uri not s3://',
+    'TransformInput.DataSource.S3DataSource.S3Uri',
+    'https://bucket/x',
+    'TransformInput.DataSource.S3DataSource.S3Uri',
+    /s3:\/\/bucket/,
+  ],
+  [
+    'S3Uri with bad bucket',
+    'TransformInput.DataSource.S3DataSource.S3Uri',
+    's3://My_Bucket/x',
+    'TransformInput.DataSource.S3DataSource.S3Uri',
+    /not a valid S3 bucket name/,
+  ],
+  [
+    'S3Uri too long',
+    'TransformInput.DataSource.S3DataSource.S3Uri',
+    `s3://bucket/${'k'.repeat(1020)}`,
+    'TransformInput.DataSource.S3DataSource.S3Uri',
+    /at most 1024/,
+  ],
+  [
+    'file:// input outside a local run',
+    'TransformInput.DataSource.S3DataSource.S3Uri',
+    'file:///data/in/',
+    'TransformInput.DataSource.S3DataSource.S3Uri',
+    /only allowed in local runs/,
+  ],
+  [
+    'unknown S3DataType',
+    'TransformInput.DataSource.S3DataSource.S3DataType',
+    'AugmentedManifestFile',
+    'TransformInput.DataSource.S3DataSource.S3DataType',
+    /S3Prefix, ManifestFile/,
+  ],
+  [
+    'ContentType too long',
+    'TransformInput.ContentType',
+    'x'.repeat(257),
+    'TransformInput.ContentType',
+    /at most 256/,
+  ],
+  [
+    'unknown CompressionType',
+    'TransformInput.CompressionType',
+    'Zip',
+    'TransformInput.CompressionType',
+    /None, Gzip/,
+  ],
+  [
+    'unknown SplitType',
+    'TransformInput.SplitType',
+    'Lines',
+    'TransformInput.SplitType',
+    /None, Line, RecordIO, TFRecord/,
+  ],
+  [
+    'misspelt TransformInput field',
+    'TransformInput.SplitTyp',
+    'Line',
+    'TransformInput.SplitTyp',
+    /did you mean SplitType/,
+  ],
   ['missing TransformOutput', 'TransformOutput', undefined, 'TransformOutput', /required/],
-  ['output inside the input prefix', 'TransformOutput.S3OutputPath', 's3://my-ml-bucket/batch-input/out/', 'TransformOutput.S3OutputPath', /must not overlap/],
-  ['output equal to the input prefix', 'TransformOutput.S3OutputPath', 's3://my-ml-bucket/batch-input/', 'TransformOutput.S3OutputPath', /must not overlap/],
+  [
+    'output inside the input prefix',
+    'TransformOutput.S3OutputPath',
+    's3://my-ml-bucket/batch-input/out/',
+    'TransformOutput.S3OutputPath',
+    /must not overlap/,
+  ],
+  [
+    'output equal to the input prefix',
+    'TransformOutput.S3OutputPath',
+    's3://my-ml-bucket/batch-input/',
+    'TransformOutput.S3OutputPath',
+    /must not overlap/,
+  ],
   ['output missing', 'TransformOutput.S3OutputPath', undefined, 'TransformOutput.S3OutputPath', /required/],
-  ['output not an S3 URI', 'TransformOutput.S3OutputPath', 'bucket/out', 'TransformOutput.S3OutputPath', /s3:\/\/bucket/],
-  ['unknown AssembleWith', 'TransformOutput.AssembleWith', 'Newline', 'TransformOutput.AssembleWith', /None, Line/],
+  [
+    'output not an S3 URI',
+    'TransformOutput.S3OutputPath',
+    'bucket/out',
+    'TransformOutput.S3OutputPath',
+    /s3:\/\/bucket/,
+  ],
+  [
+    'unknown AssembleWith',
+    'TransformOutput.AssembleWith',
+    'Newline',
+    'TransformOutput.AssembleWith',
+    /None, Line/,
+  ],
   ['Accept too long', 'TransformOutput.Accept', 'a'.repeat(257), 'TransformOutput.Accept', /at most 256/],
   ['missing TransformResources', 'TransformResources', undefined, 'TransformResources', /required/],
-  ['instance type not ml.*', 'TransformResources.InstanceType', 'm5.xlarge', 'TransformResources.InstanceType', /an ml\.\* instance type/],
-  ['unknown instance type', 'TransformResources.InstanceType', 'ml.m5.huge', 'TransformResources.InstanceType', /unknown instance type "ml.m5.huge"; available:/],
-  ['InstanceCount 0', 'TransformResources.InstanceCount', 0, 'TransformResources.InstanceCount', /at least 1/],
-  ['InstanceCount above the limit', 'TransformResources.InstanceCount', 101, 'TransformResources.InstanceCount', /at most 100 in this deployment/],
-  ['InstanceCount fractional', 'TransformResources.InstanceCount', 2.5, 'TransformResources.InstanceCount', /whole number/],
+  [
+    'instance type not ml.*',
+    'TransformResources.InstanceType',
+    'm5.xlarge',
+    'TransformResources.InstanceType',
+    /an ml\.\* instance type/,
+  ],
+  [
+    'unknown instance type',
+    'TransformResources.InstanceType',
+    'ml.m5.huge',
+    'TransformResources.InstanceType',
+    /unknown instance type "ml.m5.huge"; available:/,
+  ],
+  [
+    'InstanceCount 0',
+    'TransformResources.InstanceCount',
+    0,
+    'TransformResources.InstanceCount',
+    /at least 1/,
+  ],
+  [
+    'InstanceCount above the limit',
+    'TransformResources.InstanceCount',
+    101,
+    'TransformResources.InstanceCount',
+    /at most 100 in this deployment/,
+  ],
+  [
+    'InstanceCount fractional',
+    'TransformResources.InstanceCount',
+    2.5,
+    'TransformResources.InstanceCount',
+    /whole number/,
+  ],
   ['unknown JoinSource', 'DataProcessing.JoinSource', 'Output', 'DataProcessing.JoinSource', /None, Input/],
-  ['InputFilter too long', 'DataProcessing.InputFilter', `$[${'1,'.repeat(40)}2]`, 'DataProcessing.InputFilter', /at most 63/],
-  ['CSV InputFilter with a name', 'DataProcessing.InputFilter', '$.features', 'DataProcessing.InputFilter', /got "\$.features"/],
-  ['OutputFilter not JSONPath', 'DataProcessing.OutputFilter', 'features', 'DataProcessing.OutputFilter', /got "features"/],
+  [
+    'InputFilter too long',
+    'DataProcessing.InputFilter',
+    `$[${'1,'.repeat(40)}2]`,
+    'DataProcessing.InputFilter',
+    /at most 63/,
+  ],
+  [
+    'CSV InputFilter with a name',
+    'DataProcessing.InputFilter',
+    '$.features',
+    'DataProcessing.InputFilter',
+    /got "\$.features"/,
+  ],
+  [
+    'OutputFilter not JSONPath',
+    'DataProcessing.OutputFilter',
+    'features',
+    'DataProcessing.OutputFilter',
+    /got "features"/,
+  ],
   ['too many tags', 'Tags', manyTags, 'Tags', /at most 50 entries; got 51/],
   ['tag key empty', 'Tags', [{ Key: '', Value: 'v' }], 'Tags[0].Key', /empty/],
-  ['tag key with bad character', 'Tags', [{ Key: 'a$b', Value: 'v' }], 'Tags[0].Key', /letters, digits, spaces/],
+  [
+    'tag key with bad character',
+    'Tags',
+    [{ Key: 'a$b', Value: 'v' }],
+    'Tags[0].Key',
+    /letters, digits, spaces/,
+  ],
   ['tag value too long', 'Tags', [{ Key: 'k', Value: 'v'.repeat(257) }], 'Tags[0].Value', /at most 256/],
   ['tag without value', 'Tags', [{ Key: 'k' }], 'Tags[0].Value', /required/],
   ['unknown top-level field', 'TransformJobname', 'x', 'TransformJobname', /did you mean TransformJobName/],
   ['unknown extension', 'Extensions.CsvHeaders', 'Skip', 'Extensions.CsvHeaders', /did you mean CsvHeader/],
-  ['MaxFailedRecordsPercent above 100', 'Extensions.MaxFailedRecordsPercent', 150, 'Extensions.MaxFailedRecordsPercent', /at most 100/],
-  ['ModelStartupTimeoutInSeconds 0', 'Extensions.ModelStartupTimeoutInSeconds', 0, 'Extensions.ModelStartupTimeoutInSeconds', /at least 1/],
+  [
+    'MaxFailedRecordsPercent above 100',
+    'Extensions.MaxFailedRecordsPercent',
+    150,
+    'Extensions.MaxFailedRecordsPercent',
+    /at most 100/,
+  ],
+  [
+    'ModelStartupTimeoutInSeconds 0',
+    'Extensions.ModelStartupTimeoutInSeconds',
+    0,
+    'Extensions.ModelStartupTimeoutInSeconds',
+    /at least 1/,
+  ],
 ];
 
 describe('an invalid request is rejected with the field path', () => {
@@ -267,7 +508,10 @@ describe('an invalid request is rejected with the field path', () => {
     [
       'a ManifestFile location that is a prefix',
       (r) => {
-        r.TransformInput.DataSource.S3DataSource = { S3DataType: 'ManifestFile', S3Uri: 's3://my-ml-bucket/manifests/' };
+        r.TransformInput.DataSource.S3DataSource = {
+          S3DataType: 'ManifestFile',
+          S3Uri: 's3://my-ml-bucket/manifests/',
+        };
       },
       'TransformInput.DataSource.S3DataSource.S3Uri',
       /must name the manifest object/,
@@ -299,12 +543,7 @@ describe('an invalid request is rejected with the field path', () => {
       'Extensions.CsvQuotedNewlines',
       /SplitType None/,
     ],
-    [
-      'a request that is a list',
-      () => {},
-      '',
-      /must be a JSON object/,
-    ],
+    ['a request that is a list', () => {}, '', /must be a JSON object/],
   ])('%s', (what, mutate, path, message) => {
     const req = structuredClone(seed) as Record<string, any>;
     mutate(req);
@@ -321,14 +560,18 @@ describe('an invalid request is rejected with the field path', () => {
     expect(problems).toEqual([
       {
         path: 'TransformResources.InstanceType',
-        message: expect.stringMatching(/needs EC2 capacity that this deployment has not enabled; .*ml\.g4dn\.xlarge \(EC2, enabled/),
+        message: expect.stringMatching(
+          /needs EC2 capacity that this deployment has not enabled; .*ml\.g4dn\.xlarge \(EC2, enabled/,
+        ),
       },
     ]);
   });
 
   it('rejects a model the deployment does not know, naming the known ones', () => {
     const problems = problemsOf(seed, { ...ctx, modelNames: ['iris', 'sentiment'] } as never);
-    expect(problems).toEqual([{ path: 'ModelName', message: expect.stringMatching(/known models: iris, sentiment/) }]);
+    expect(problems).toEqual([
+      { path: 'ModelName', message: expect.stringMatching(/known models: iris, sentiment/) },
+    ]);
   });
 
   it('counts at least 50 distinct invalid requests in this table', () => {
@@ -379,7 +622,25 @@ describe('the instance catalog', () => {
 
   it('covers every family SageMaker offers for transform', () => {
     const families = new Set(INSTANCE_TYPES.map((t) => t.split('.')[1]));
-    for (const f of ['m4', 'c4', 'p2', 'p3', 'c5', 'm5', 'm6i', 'c6i', 'r6i', 'm7i', 'c7i', 'r7i', 'g4dn', 'g5', 'g6', 'trn1', 'inf2']) {
+    for (const f of [
+      'm4',
+      'c4',
+      'p2',
+      'p3',
+      'c5',
+      'm5',
+      'm6i',
+      'c6i',
+      'r6i',
+      'm7i',
+      'c7i',
+      'r7i',
+      'g4dn',
+      'g5',
+      'g6',
+      'trn1',
+      'inf2',
+    ]) {
       expect(families.has(f), f).toBe(true);
     }
   });

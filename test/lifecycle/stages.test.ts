@@ -2,7 +2,6 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { expandPlaceholders, scheduledJobName } from '../../src/job/placeholders';
-import { JobValidationError } from '../../src/job/problems';
 import { cleanupStage } from '../../src/lifecycle/cleanup';
 import { describeStateFailure, finalizeStage } from '../../src/lifecycle/finalize';
 import { writeJson } from '../../src/lifecycle/job-store';
@@ -53,7 +52,11 @@ const deployed = (): DeploymentContext => ({
 
 describe('the validate stage', () => {
   it('stores the normalized job and returns a small reference with the model environment', async () => {
-    const ref = await validateStage({ request: request(), executionName: 'job-1' }, { ...deployed(), local: true }, storage);
+    const ref = await validateStage(
+      { request: request(), executionName: 'job-1' },
+      { ...deployed(), local: true },
+      storage,
+    );
     expect(ref.jobUri).toBe(`${dir.uri}work/job-1/job.json`);
     expect(await storage.head(ref.jobUri)).toBeDefined();
     // The job's Environment overrides the model's; the batch variables are SageMaker's.
@@ -72,7 +75,9 @@ describe('the validate stage', () => {
     req.TransformInput.DataSource.S3DataSource.S3Uri = 's3://bucket/in/';
     req.TransformOutput.S3OutputPath = 's3://bucket/out/';
     await validateStage({ request: req, executionName: 'job-1' }, deployed(), storage);
-    await expect(validateStage({ request: req, executionName: 'job-1' }, deployed(), storage)).resolves.toMatchObject({
+    await expect(
+      validateStage({ request: req, executionName: 'job-1' }, deployed(), storage),
+    ).resolves.toMatchObject({
       jobName: 'job-1',
     });
     await expect(validateStage({ request: req }, deployed(), storage)).rejects.toThrow(
@@ -86,7 +91,11 @@ describe('the validate stage', () => {
       /the execution is named "other" but the request names the job "job-1"/,
     );
     await expect(
-      validateStage({ request: request(), executionName: '0f8fad5b-d9cb-469f-a165-70867728950e' }, ctx, storage),
+      validateStage(
+        { request: request(), executionName: '0f8fad5b-d9cb-469f-a165-70867728950e' },
+        ctx,
+        storage,
+      ),
     ).resolves.toMatchObject({ jobName: 'job-1' });
   });
 
@@ -115,7 +124,9 @@ describe('the validate stage', () => {
     const req = request('j', { ModelName: 'unknown' });
     req.TransformInput.DataSource.S3DataSource.S3Uri = 's3://bucket/in/';
     req.TransformOutput.S3OutputPath = 's3://bucket/out/';
-    await expect(validateStage({ request: req }, deployed(), storage)).rejects.toThrow(/no model named "unknown".*known models: iris/);
+    await expect(validateStage({ request: req }, deployed(), storage)).rejects.toThrow(
+      /no model named "unknown".*known models: iris/,
+    );
   });
 });
 
@@ -159,17 +170,28 @@ describe('the plan stage', () => {
 
   it('reads a manifest and names the objects it lists that do not exist', async () => {
     await writeFile(join(dir.path, 'in', 'a.csv'), '1\n');
-    await writeFile(join(dir.path, 'manifest.json'), JSON.stringify([{ prefix: `${dir.uri}in/` }, 'a.csv', 'missing.csv']));
+    await writeFile(
+      join(dir.path, 'manifest.json'),
+      JSON.stringify([{ prefix: `${dir.uri}in/` }, 'a.csv', 'missing.csv']),
+    );
     const req = request('m');
-    req.TransformInput.DataSource.S3DataSource = { S3DataType: 'ManifestFile', S3Uri: `${dir.uri}manifest.json` };
+    req.TransformInput.DataSource.S3DataSource = {
+      S3DataType: 'ManifestFile',
+      S3Uri: `${dir.uri}manifest.json`,
+    };
     const ref = await validateStage({ request: req }, ctx(), storage);
-    await expect(planStage(ref, storage)).rejects.toThrow(/lists 1 object\(s\) that do not exist: .*missing\.csv/);
+    await expect(planStage(ref, storage)).rejects.toThrow(
+      /lists 1 object\(s\) that do not exist: .*missing\.csv/,
+    );
   });
 
   it('rejects a manifest that is not the documented shape', async () => {
     await writeFile(join(dir.path, 'manifest.json'), JSON.stringify(['a.csv']));
     const req = request('m2');
-    req.TransformInput.DataSource.S3DataSource = { S3DataType: 'ManifestFile', S3Uri: `${dir.uri}manifest.json` };
+    req.TransformInput.DataSource.S3DataSource = {
+      S3DataType: 'ManifestFile',
+      S3Uri: `${dir.uri}manifest.json`,
+    };
     const ref = await validateStage({ request: req }, ctx(), storage);
     await expect(planStage(ref, storage)).rejects.toThrow(/first element is \{"prefix"/);
   });
@@ -192,13 +214,16 @@ describe('the finalize stage', () => {
         items: p.items.map((i) => ({
           object: i.object,
           shard: i.shard,
-          status: plan.objects[i.object]!.relativeKey === 'b.csv' ? ('Failed' as const) : ('Completed' as const),
+          status:
+            plan.objects[i.object]!.relativeKey === 'b.csv' ? ('Failed' as const) : ('Completed' as const),
           records: 1,
           failedRecords: 0,
           bytesIn: 2,
           bytesOut: 2,
           durationMs: 5,
-          ...(plan.objects[i.object]!.relativeKey === 'b.csv' ? { error: { message: 'model answered HTTP 500', offset: 0 } } : {}),
+          ...(plan.objects[i.object]!.relativeKey === 'b.csv'
+            ? { error: { message: 'model answered HTTP 500', offset: 0 } }
+            : {}),
         })),
         counters: { ...emptyCounters(), records: 1, bytesIn: 2 },
       };
@@ -206,15 +231,38 @@ describe('the finalize stage', () => {
     }
     const d = await finalizeStage(ref, storage);
     expect(d.TransformJobStatus).toBe('Failed');
-    expect(d.FailureReason).toMatch(/1 of 2 input object\(s\) failed: file:\/\/.*\/in\/b\.csv: model answered HTTP 500 \(record at byte 0\)/);
-    expect(d.Progress).toMatchObject({ objectsTotal: 2, objectsCompleted: 1, objectsFailed: 1, records: 2, bytesIn: 4 });
+    expect(d.FailureReason).toMatch(
+      /1 of 2 input object\(s\) failed: file:\/\/.*\/in\/b\.csv: model answered HTTP 500 \(record at byte 0\)/,
+    );
+    expect(d.Progress).toMatchObject({
+      objectsTotal: 2,
+      objectsCompleted: 1,
+      objectsFailed: 1,
+      records: 2,
+      bytesIn: 4,
+    });
     expect(d.FailureReason!.length).toBeLessThanOrEqual(1024);
   });
 
   it.each([
-    [{ Error: 'States.TaskFailed', Cause: JSON.stringify({ errorType: 'PlanError', errorMessage: 'no input' }) }, 'no input'],
     [
-      { Error: 'States.TaskFailed', Cause: JSON.stringify({ StoppedReason: 'Essential container in task exited', Containers: [{ Name: 'model', ExitCode: 137 }, { Name: 'sidecar', ExitCode: 0 }] }) },
+      {
+        Error: 'States.TaskFailed',
+        Cause: JSON.stringify({ errorType: 'PlanError', errorMessage: 'no input' }),
+      },
+      'no input',
+    ],
+    [
+      {
+        Error: 'States.TaskFailed',
+        Cause: JSON.stringify({
+          StoppedReason: 'Essential container in task exited',
+          Containers: [
+            { Name: 'model', ExitCode: 137 },
+            { Name: 'sidecar', ExitCode: 0 },
+          ],
+        }),
+      },
       'worker task stopped: Essential container in task exited; model exited 137',
     ],
     [{ Error: 'States.Timeout', Cause: 'not json' }, 'States.Timeout: not json'],
@@ -230,12 +278,20 @@ describe('the cleanup stage', () => {
     await storage.put(`${work}shards/a.csv/00001.out`, 'y');
     await storage.put(`${work}job.json`, '{}');
     const target = { jobName: 'j', workUri: work, outputUri: `${dir.uri}out/` };
-    expect(await cleanupStage(target, storage)).toEqual({ abortedUploads: 0, deletedScratchObjects: 2, stoppedTasks: 0 });
-    expect(await cleanupStage(target, storage)).toEqual({ abortedUploads: 0, deletedScratchObjects: 0, stoppedTasks: 0 });
+    expect(await cleanupStage(target, storage)).toEqual({
+      abortedUploads: 0,
+      deletedScratchObjects: 2,
+      stoppedTasks: 0,
+    });
+    expect(await cleanupStage(target, storage)).toEqual({
+      abortedUploads: 0,
+      deletedScratchObjects: 0,
+      stoppedTasks: 0,
+    });
     expect(await storage.head(`${work}job.json`)).toBeDefined();
   });
 
-  it('aborts the job\'s unfinished uploads and stops its tasks through TaskControl', async () => {
+  it("aborts the job's unfinished uploads and stops its tasks through TaskControl", async () => {
     const work = `${dir.uri}work/j/`;
     const writer = storage.createWriter(`${work}shards/a.csv/00000.out`);
     await writer.write(Buffer.from('partial'));

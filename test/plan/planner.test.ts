@@ -6,7 +6,14 @@ import { buildPlan, canShard } from '../../src/plan/planner';
 
 const MiB = 1024 * 1024;
 
-function job(overrides: { count?: number; split?: string; compression?: string; extensions?: Record<string, unknown> } = {}): NormalizedJob {
+function job(
+  overrides: {
+    count?: number;
+    split?: string;
+    compression?: string;
+    extensions?: Record<string, unknown>;
+  } = {},
+): NormalizedJob {
   return validateRequest(
     {
       TransformJobName: 'plan-test',
@@ -34,14 +41,20 @@ describe('the partition plan', () => {
     expect(plan.objects[0]!.shardCount).toBe(4);
     expect(plan.partitions).toHaveLength(4);
     for (const p of plan.partitions) expect(p.bytes).toBe(256 * MiB);
-    const ranges = plan.partitions.flatMap((p) => p.items.map((i) => i.range!)).sort((a, b) => a.start - b.start);
+    const ranges = plan.partitions
+      .flatMap((p) => p.items.map((i) => i.range!))
+      .sort((a, b) => a.start - b.start);
     expect(ranges[0]!.start).toBe(0);
     expect(ranges.at(-1)!.end).toBe(1024 * MiB);
     for (let i = 1; i < ranges.length; i++) expect(ranges[i]!.start).toBe(ranges[i - 1]!.end);
   });
 
   it('never cuts shards smaller than ShardMinSizeInMB', () => {
-    const plan = buildPlan({ job: job({ count: 8, extensions: { ShardMinSizeInMB: 64 } }), objects: objects(200 * MiB), workUri: 's3://w/j/' });
+    const plan = buildPlan({
+      job: job({ count: 8, extensions: { ShardMinSizeInMB: 64 } }),
+      objects: objects(200 * MiB),
+      workUri: 's3://w/j/',
+    });
     expect(plan.objects[0]!.shardCount).toBe(3);
   });
 
@@ -69,8 +82,12 @@ describe('the partition plan', () => {
     expect(plan.partitions).toHaveLength(3);
   });
 
-  it('keeps each partition\'s items in input order', () => {
-    const plan = buildPlan({ job: job({ count: 2 }), objects: objects(5, 50, 1, 40, 3, 2), workUri: 's3://w/j/' });
+  it("keeps each partition's items in input order", () => {
+    const plan = buildPlan({
+      job: job({ count: 2 }),
+      objects: objects(5, 50, 1, 40, 3, 2),
+      workUri: 's3://w/j/',
+    });
     for (const p of plan.partitions) {
       const order = p.items.map((i) => i.object);
       expect(order).toEqual([...order].sort((a, b) => a - b));
@@ -104,7 +121,11 @@ describe('the partition plan', () => {
             for (let k = 1; k < ranges.length; k++) expect(ranges[k]!.start).toBe(ranges[k - 1]!.end);
           }
           // LPT: the busiest partition exceeds the fair share by at most one item.
-          const largestItem = Math.max(...plan.partitions.flatMap((p) => p.items.map((it) => (it.range ? it.range.end - it.range.start : plan.objects[it.object]!.size))));
+          const largestItem = Math.max(
+            ...plan.partitions.flatMap((p) =>
+              p.items.map((it) => (it.range ? it.range.end - it.range.start : plan.objects[it.object]!.size)),
+            ),
+          );
           const busiest = Math.max(...plan.partitions.map((p) => p.bytes));
           expect(busiest).toBeLessThanOrEqual(Math.ceil(total / plan.partitions.length) + largestItem);
         },

@@ -8,7 +8,10 @@ export interface Logger {
   error(msg: string, fields?: Record<string, unknown>): void;
 }
 
-export function createLogger(base: Record<string, unknown>, write: (line: string) => void = (l) => process.stderr.write(l)): Logger {
+export function createLogger(
+  base: Record<string, unknown>,
+  write: (line: string) => void = (l) => process.stderr.write(l),
+): Logger {
   const emit = (level: string, msg: string, fields?: Record<string, unknown>) =>
     write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...base, ...fields })}\n`);
   return {

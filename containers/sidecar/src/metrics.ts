@@ -8,7 +8,12 @@ export const METRICS_NAMESPACE = 'BatchTransform';
  * and the mean invocation latency, dimensioned by job name. The awslogs driver ships stdout to
  * CloudWatch Logs, which turns these lines into metrics with no API call from the task.
  */
-export function emfLine(jobName: string, delta: Counters, latencyMs: number | undefined, now = Date.now()): string {
+export function emfLine(
+  jobName: string,
+  delta: Counters,
+  latencyMs: number | undefined,
+  now = Date.now(),
+): string {
   const metrics: Array<{ Name: string; Unit: string }> = [
     { Name: 'Records', Unit: 'Count' },
     { Name: 'FailedRecords', Unit: 'Count' },

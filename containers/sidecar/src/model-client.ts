@@ -52,7 +52,14 @@ export interface ModelClientOptions {
 
 export class ModelClient {
   private readonly pool: Pool;
-  readonly stats: InvocationStats = { invocations: 0, retries: 0, errors4xx: 0, errors5xx: 0, timeouts: 0, latencyMsTotal: 0 };
+  readonly stats: InvocationStats = {
+    invocations: 0,
+    retries: 0,
+    errors4xx: 0,
+    errors5xx: 0,
+    timeouts: 0,
+    latencyMsTotal: 0,
+  };
 
   constructor(private readonly opts: ModelClientOptions) {
     this.pool = new Pool(opts.url, {
@@ -68,7 +75,10 @@ export class ModelClient {
    * Waits until GET /ping answers 200, polling, each ping with its own 2 s timeout. Fails with a
    * clear reason when the deadline passes or `exited()` reports that the model process is gone.
    */
-  async waitUntilHealthy(deadlineMs: number, exited: () => string | undefined = () => undefined): Promise<void> {
+  async waitUntilHealthy(
+    deadlineMs: number,
+    exited: () => string | undefined = () => undefined,
+  ): Promise<void> {
     const started = Date.now();
     let last = 'no answer yet';
     for (;;) {
@@ -137,14 +147,22 @@ export class ModelClient {
    * halve the mini-batch, fail the object). The response body is always consumed or discarded.
    */
   async invokeOnce(
-    body: Buffer | Readable,
+    body: Buffer | readonly Buffer[] | Readable,
     headers: Record<string, string>,
     signal?: AbortSignal,
   ): Promise<InvocationOutcome> {
     const started = performance.now();
     this.stats.invocations++;
     try {
-      const res = await this.pool.request({ method: 'POST', path: '/invocations', body, headers, signal: signal ?? null });
+      // undici sends any iterable of Buffers as the body (its types list only single-value bodies):
+      // a mini-batch goes out as its slices of the input, written in order, never joined.
+      const res = await this.pool.request({
+        method: 'POST',
+        path: '/invocations',
+        body: body as Buffer | Readable,
+        headers,
+        signal: signal ?? null,
+      });
       if (res.statusCode >= 200 && res.statusCode < 300) {
         const buf = Buffer.from(await res.body.arrayBuffer());
         this.stats.latencyMsTotal += performance.now() - started;
@@ -181,13 +199,14 @@ export class ModelClient {
    * outcome instead (e.g. halve a multi-record batch on 413 or timeout).
    */
   async invoke(
-    body: Buffer,
+    body: Buffer | readonly Buffer[],
     headers: Record<string, string>,
     opts: { signal?: AbortSignal; handOver?: (o: InvocationOutcome) => boolean } = {},
   ): Promise<InvocationOutcome> {
     for (let attempt = 0; ; attempt++) {
       const outcome = await this.invokeOnce(body, headers, opts.signal);
-      if (outcome.kind === 'ok' || outcome.kind === 'client-error' || outcome.kind === 'too-large') return outcome;
+      if (outcome.kind === 'ok' || outcome.kind === 'client-error' || outcome.kind === 'too-large')
+        return outcome;
       if (opts.handOver?.(outcome)) return outcome;
       if (attempt >= this.opts.maxRetries) return outcome;
       this.stats.retries++;

@@ -2,7 +2,12 @@ import type { NormalizedJob } from '../../../src/job/normalized';
 import { readJson, type StoredJob, writeJson } from '../../../src/lifecycle/job-store';
 import type { Plan } from '../../../src/plan/plan';
 import { progressUri, resultUri } from '../../../src/plan/layout';
-import { type Counters, emptyCounters, type ItemResult, type PartitionResult } from '../../../src/plan/results';
+import {
+  type Counters,
+  emptyCounters,
+  type ItemResult,
+  type PartitionResult,
+} from '../../../src/plan/results';
 import type { Storage } from '../../../src/storage/storage';
 import type { SidecarConfig } from './config';
 import type { Logger } from './log';
@@ -11,7 +16,11 @@ import { ModelClient, ModelUnavailableError } from './model-client';
 import { type EffectiveParameters, processItem } from './process-item';
 
 /** SageMaker's defaults when neither the request nor /execution-parameters say (as its local mode does). */
-export const DEFAULTS: EffectiveParameters = { MaxConcurrentTransforms: 1, BatchStrategy: 'MultiRecord', MaxPayloadInMB: 6 };
+export const DEFAULTS: EffectiveParameters = {
+  MaxConcurrentTransforms: 1,
+  BatchStrategy: 'MultiRecord',
+  MaxPayloadInMB: 6,
+};
 
 export interface PartitionDeps {
   readonly storage: Storage;
@@ -41,7 +50,8 @@ export async function runPartition(config: SidecarConfig, deps: PartitionDeps): 
     readJson<Plan>(storage, config.planUri),
   ]);
   const partition = plan.partitions.find((p) => p.index === config.partition);
-  if (!partition) throw new PartitionFatalError(`the plan ${config.planUri} has no partition ${config.partition}`);
+  if (!partition)
+    throw new PartitionFatalError(`the plan ${config.planUri} has no partition ${config.partition}`);
   const counters: Counters = { ...emptyCounters(), objectsTotal: partition.items.length };
   const items: ItemResult[] = [];
   let effective: EffectiveParameters = DEFAULTS;
@@ -74,7 +84,10 @@ export async function runPartition(config: SidecarConfig, deps: PartitionDeps): 
       lastLatency = { total: client.stats.latencyMsTotal, count: client.stats.invocations };
     }
   };
-  const ticker = setInterval(() => void writeProgress().catch((e) => log.warn('progress write failed', { error: String(e) })), config.progressIntervalMs);
+  const ticker = setInterval(
+    () => void writeProgress().catch((e) => log.warn('progress write failed', { error: String(e) })),
+    config.progressIntervalMs,
+  );
 
   try {
     effective = await negotiate(config, job, deps);
@@ -113,7 +126,7 @@ export async function runPartition(config: SidecarConfig, deps: PartitionDeps): 
           signal: inner.signal,
           modelExited: deps.modelExited,
         });
-        if (result.fatal) {
+        if (result.fatal !== undefined) {
           fatal ??= result.fatal;
           inner.abort(new PartitionFatalError(result.fatal));
           break;
@@ -122,19 +135,26 @@ export async function runPartition(config: SidecarConfig, deps: PartitionDeps): 
         if (result.item.status === 'Completed') counters.objectsCompleted++;
         else {
           counters.objectsFailed++;
-          log.error(`object failed: ${object.uri}${item.range ? ` (shard ${item.shard})` : ''}: ${result.item.error?.message}`, {
-            object: object.uri,
-            shard: item.shard,
-            offset: result.item.error?.offset,
-          });
+          log.error(
+            `object failed: ${object.uri}${item.range ? ` (shard ${item.shard})` : ''}: ${result.item.error?.message}`,
+            {
+              object: object.uri,
+              shard: item.shard,
+              offset: result.item.error?.offset,
+            },
+          );
         }
       }
     };
     await Promise.all(Array.from({ length: Math.min(objectConcurrency, partition.items.length) }, lane));
     deps.signal.removeEventListener('abort', stop);
-    if (deps.signal.aborted && !fatal) fatal = `the worker was stopped (${String(deps.signal.reason ?? 'SIGTERM')}) before it finished`;
+    if (deps.signal.aborted && !fatal)
+      fatal = `the worker was stopped (${String(deps.signal.reason ?? 'SIGTERM')}) before it finished`;
   } catch (e) {
-    fatal = e instanceof ModelUnavailableError || e instanceof PartitionFatalError ? e.message : `worker failed: ${(e as Error).stack ?? e}`;
+    fatal =
+      e instanceof ModelUnavailableError || e instanceof PartitionFatalError
+        ? e.message
+        : `worker failed: ${(e as Error).stack ?? e}`;
   } finally {
     clearInterval(ticker);
   }
@@ -154,14 +174,30 @@ export async function runPartition(config: SidecarConfig, deps: PartitionDeps): 
   return result;
 }
 
-async function negotiate(config: SidecarConfig, job: NormalizedJob, deps: PartitionDeps): Promise<EffectiveParameters> {
-  const probe = new ModelClient({ url: config.modelUrl, connections: 1, invocationTimeoutMs: 10_000, maxRetries: 0 });
+async function negotiate(
+  config: SidecarConfig,
+  job: NormalizedJob,
+  deps: PartitionDeps,
+): Promise<EffectiveParameters> {
+  const probe = new ModelClient({
+    url: config.modelUrl,
+    connections: 1,
+    invocationTimeoutMs: 10_000,
+    maxRetries: 0,
+  });
   try {
-    await raceAbort(probe.waitUntilHealthy(job.Extensions.ModelStartupTimeoutInSeconds * 1000, deps.modelExited), deps.signal);
+    await raceAbort(
+      probe.waitUntilHealthy(job.Extensions.ModelStartupTimeoutInSeconds * 1000, deps.modelExited),
+      deps.signal,
+    );
     // Precedence: the request, then what the model asks for, then SageMaker's defaults.
-    const asked = job.MaxConcurrentTransforms && job.BatchStrategy && job.MaxPayloadInMB !== undefined ? undefined : await probe.executionParameters();
+    const asked =
+      job.MaxConcurrentTransforms && job.BatchStrategy && job.MaxPayloadInMB !== undefined
+        ? undefined
+        : await probe.executionParameters();
     return {
-      MaxConcurrentTransforms: job.MaxConcurrentTransforms ?? asked?.MaxConcurrentTransforms ?? DEFAULTS.MaxConcurrentTransforms,
+      MaxConcurrentTransforms:
+        job.MaxConcurrentTransforms ?? asked?.MaxConcurrentTransforms ?? DEFAULTS.MaxConcurrentTransforms,
       BatchStrategy: job.BatchStrategy ?? asked?.BatchStrategy ?? DEFAULTS.BatchStrategy,
       MaxPayloadInMB: job.MaxPayloadInMB ?? asked?.MaxPayloadInMB ?? DEFAULTS.MaxPayloadInMB,
     };
@@ -171,7 +207,8 @@ async function negotiate(config: SidecarConfig, job: NormalizedJob, deps: Partit
 }
 
 function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(new PartitionFatalError('stopped before the model became healthy'));
+  if (signal.aborted)
+    return Promise.reject(new PartitionFatalError('stopped before the model became healthy'));
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(new PartitionFatalError('stopped before the model became healthy'));
     signal.addEventListener('abort', onAbort, { once: true });

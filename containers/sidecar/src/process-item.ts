@@ -1,18 +1,20 @@
 import { Readable } from 'node:stream';
-import { createGunzip } from 'node:zlib';
-import { type Invocation, MiniBatch, packMiniBatches, StreamedMiniBatch } from '../../../src/dataplane/batch';
-import { DataError } from '../../../src/dataplane/errors';
-import { shardReadStart } from '../../../src/dataplane/shard';
-import { splitRecords } from '../../../src/dataplane/split';
+import {
+  createOutputProcessor,
+  DataError,
+  dataPlaneOptions,
+  type Invocation,
+  MiniBatch,
+  type OutputProcessor,
+  readMiniBatchGroups,
+  shardReadStart,
+} from '../../../src/dataplane';
 import type { NormalizedJob } from '../../../src/job/normalized';
 import { errorsObjectUri, outputObjectUri, shardErrorsUri, shardOutputUri } from '../../../src/plan/layout';
 import type { Plan, PlannedObject, WorkItem } from '../../../src/plan/plan';
 import type { Counters, ItemResult } from '../../../src/plan/results';
 import type { ObjectWriter, Storage } from '../../../src/storage/storage';
 import type { ModelClient } from './model-client';
-import { createOutputStage, type OutputStage } from './output-stage';
-
-const MiB = 1024 * 1024;
 
 export interface EffectiveParameters {
   readonly MaxConcurrentTransforms: number;
@@ -61,12 +63,18 @@ class FatalFailure extends Error {}
  * succeeded. Memory stays bounded: at most MaxConcurrentTransforms bodies and their responses are
  * held, whatever the object's size.
  */
-export async function processItem(c: ItemContext): Promise<{ item: ItemResult; fatal?: undefined } | { fatal: string; item?: undefined }> {
+export async function processItem(
+  c: ItemContext,
+): Promise<{ item: ItemResult; fatal?: undefined } | { fatal: string; item?: undefined }> {
   const { job, plan, item, object, storage } = c;
   const started = performance.now();
   const sharded = object.shardCount > 1;
-  const outUri = sharded ? shardOutputUri(plan.workUri, object.relativeKey, item.shard) : outputObjectUri(plan.outputUri, object.relativeKey);
-  const errUri = sharded ? shardErrorsUri(plan.workUri, object.relativeKey, item.shard) : errorsObjectUri(plan.outputUri, object.relativeKey);
+  const outUri = sharded
+    ? shardOutputUri(plan.workUri, object.relativeKey, item.shard)
+    : outputObjectUri(plan.outputUri, object.relativeKey);
+  const errUri = sharded
+    ? shardErrorsUri(plan.workUri, object.relativeKey, item.shard)
+    : errorsObjectUri(plan.outputUri, object.relativeKey);
   const kms = job.TransformOutput.KmsKeyId ? { kmsKeyId: job.TransformOutput.KmsKeyId } : {};
   // The output can outgrow the input (JoinSource Input); size parts for four times the input so
   // any plausible output stays within S3's 10,000 parts.
@@ -74,10 +82,7 @@ export async function processItem(c: ItemContext): Promise<{ item: ItemResult; f
   const local = { records: 0, bytesIn: 0, bytesOut: 0, failedRecords: 0 };
   const isolated: Array<{ offset: number; reason: string }> = [];
   try {
-    const output = createOutputStage(job, object);
-    await transform(c, writer, output, local, isolated);
-    const tail = output.finish();
-    if (tail.length) await write(writer, tail, local, c.counters);
+    await transform(c, writer, local, isolated);
     enforceThreshold(job, local.failedRecords, local.records + local.failedRecords, true);
     if (isolated.length > 0) {
       const lines = isolated.map((e) => JSON.stringify({ object: object.uri, ...e })).join('\n');
@@ -103,7 +108,10 @@ export async function processItem(c: ItemContext): Promise<{ item: ItemResult; f
       return { fatal: `stopped while transforming ${object.uri}` };
     }
     const offset = e instanceof ItemFailure || e instanceof DataError ? e.offset : undefined;
-    const message = e instanceof ItemFailure || e instanceof DataError ? e.message : `unexpected error: ${(e as Error).message}`;
+    const message =
+      e instanceof ItemFailure || e instanceof DataError
+        ? e.message
+        : `unexpected error: ${(e as Error).message}`;
     return {
       item: {
         object: item.object,
@@ -123,40 +131,28 @@ export async function processItem(c: ItemContext): Promise<{ item: ItemResult; f
 async function transform(
   c: ItemContext,
   writer: ObjectWriter,
-  output: OutputStage,
   local: { records: number; bytesIn: number; bytesOut: number; failedRecords: number },
   isolated: Array<{ offset: number; reason: string }>,
 ): Promise<void> {
   const { job, item, object, effective } = c;
   const split = job.TransformInput.SplitType;
   const readStart = item.range ? shardReadStart(split, item.range) : 0;
-  const source = await c.storage.read(object.uri, item.range ? { start: readStart, end: object.size } : undefined, c.signal);
+  const source = await c.storage.read(
+    object.uri,
+    item.range ? { start: readStart, end: object.size } : undefined,
+    c.signal,
+  );
   const counted = countBytes(source, (n) => {
     local.bytesIn += n;
     c.counters.bytesIn += n;
   });
-  const decompressed = job.TransformInput.CompressionType === 'Gzip' ? gunzip(counted) : counted;
-  const maxBytes = effective.MaxPayloadInMB === 0 ? Number.POSITIVE_INFINITY : effective.MaxPayloadInMB * MiB;
-
-  const invocations: AsyncIterable<Invocation> =
-    split === 'None' && effective.MaxPayloadInMB === 0
-      ? single(new StreamedMiniBatch(decompressed))
-      : packMiniBatches(
-          output.filterInput(
-            splitRecords(decompressed, {
-              splitType: split,
-              csvQuotedNewlines: job.Extensions.CsvQuotedNewlines,
-              ...(item.range ? { window: item.range } : {}),
-              maxRecordBytes: maxBytes,
-            }),
-          ),
-          {
-            batchStrategy: split === 'None' ? 'SingleRecord' : effective.BatchStrategy,
-            maxBytes,
-            lineJoined: split === 'Line',
-            ...(output.header ? { header: output.header } : {}),
-          },
-        );
+  const opts = dataPlaneOptions(job, {
+    // SplitType None sends each object as one record: SageMaker treats it as SingleRecord.
+    batchStrategy: split === 'None' ? 'SingleRecord' : effective.BatchStrategy,
+    maxPayloadInMB: effective.MaxPayloadInMB,
+  });
+  const output: OutputProcessor = createOutputProcessor(opts);
+  const groups = readMiniBatchGroups(counted, opts, item.range ? { window: item.range } : undefined);
 
   const isolate = job.Extensions.MaxFailedRecordsPerObject > 0 || job.Extensions.MaxFailedRecordsPercent > 0;
   const baseHeaders: Record<string, string> = {
@@ -173,29 +169,40 @@ async function transform(
       [HEADER_RECORD_COUNT]: String(batch.count),
       ...(batch instanceof MiniBatch ? { 'content-length': String(batch.byteLength) } : {}),
     };
-    const body = batch instanceof MiniBatch ? batch.body : Readable.from(batch.body);
     const canHalve = batch instanceof MiniBatch && batch.count > 1;
+    // A MiniBatch goes out as its parts (slices of the input chunks, no copy) with a
+    // Content-Length; an array can be sent again on retry. A streamed object goes out chunked, once.
     const outcome =
       batch instanceof MiniBatch
-        ? await c.client.invoke(body as Buffer, headers, { signal: c.signal, handOver: (o) => o.kind === 'timeout' && canHalve })
-        : await c.client.invokeOnce(body, headers, c.signal);
+        ? await c.client.invoke(batch.parts.length === 1 ? batch.parts[0]! : batch.parts, headers, {
+            signal: c.signal,
+            handOver: (o) => o.kind === 'timeout' && canHalve,
+          })
+        : await c.client.invokeOnce(Readable.from(batch.body), headers, c.signal);
     if (outcome.kind === 'ok') {
       local.records += batch.count;
       c.counters.records += batch.count;
-      return output.process(batch, outcome.body);
+      if (batch instanceof MiniBatch) return [output.process(batch, outcome.body)];
+      const pieces: Buffer[] = [];
+      for await (const piece of output.processStream(single(outcome.body))) pieces.push(piece);
+      return pieces;
     }
     if (outcome.kind === 'connection') {
       const gone = c.modelExited?.();
       const alive = gone ? gone : await c.client.ping();
-      if (alive !== true) throw new FatalFailure(`the model stopped answering while transforming ${object.uri}: ${alive}`);
+      if (alive !== true)
+        throw new FatalFailure(`the model stopped answering while transforming ${object.uri}: ${alive}`);
     }
     // A mini-batch the model cannot take whole (413, or too slow): halve it, down to one record.
     if (canHalve && (outcome.kind === 'too-large' || outcome.kind === 'timeout' || isolate)) {
       const [a, b] = (batch as MiniBatch).split();
       return [...(await invoke(a)), ...(await invoke(b))];
     }
-    const where = batch.count === 1 ? `record at byte offset ${batch.firstOffset}` : `mini-batch of ${batch.count} records starting at byte offset ${batch.firstOffset}`;
-    const reason = `${'message' in outcome ? outcome.message : outcome.kind} for the ${where}`;
+    const where =
+      batch.count === 1
+        ? `record at byte offset ${batch.firstOffset}`
+        : `mini-batch of ${batch.count} records starting at byte offset ${batch.firstOffset}`;
+    const reason = `${outcome.message} for the ${where}`;
     if (isolate && batch.count === 1) {
       local.failedRecords++;
       c.counters.failedRecords++;
@@ -211,13 +218,15 @@ async function transform(
   const pending: Array<Promise<Buffer[]>> = [];
   const flushOne = async () => write(writer, await pending.shift()!, local, c.counters);
   try {
-    for await (const batch of invocations) {
-      if (c.signal.aborted) throw c.signal.reason ?? new Error('stopped');
-      await c.slots.acquire();
-      const p = invoke(batch).finally(() => c.slots.release());
-      p.catch(() => {}); // observed when its turn to be written comes
-      pending.push(p);
-      while (pending.length >= effective.MaxConcurrentTransforms) await flushOne();
+    for await (const group of groups) {
+      for (const batch of group) {
+        if (c.signal.aborted) throw c.signal.reason ?? new Error('stopped');
+        await c.slots.acquire();
+        const p = invoke(batch).finally(() => c.slots.release());
+        p.catch(() => {}); // observed when its turn to be written comes
+        pending.push(p);
+        while (pending.length >= effective.MaxConcurrentTransforms) await flushOne();
+      }
     }
     while (pending.length > 0) await flushOne();
   } finally {
@@ -226,7 +235,12 @@ async function transform(
   }
 }
 
-async function write(writer: ObjectWriter, pieces: readonly Buffer[], local: { bytesOut: number }, counters: Counters) {
+async function write(
+  writer: ObjectWriter,
+  pieces: readonly Buffer[],
+  local: { bytesOut: number },
+  counters: Counters,
+) {
   for (const piece of pieces) {
     if (piece.length === 0) continue;
     await writer.write(piece);
@@ -243,7 +257,9 @@ function enforceThreshold(job: NormalizedJob, failed: number, seen: number, atEn
     throw new ItemFailure(`${failed} records failed, more than MaxFailedRecordsPerObject (${maxCount})`);
   }
   if (atEnd && maxPercent > 0 && (failed * 100) / Math.max(1, seen) > maxPercent) {
-    throw new ItemFailure(`${failed} of ${seen} records failed, more than MaxFailedRecordsPercent (${maxPercent}%)`);
+    throw new ItemFailure(
+      `${failed} of ${seen} records failed, more than MaxFailedRecordsPercent (${maxPercent}%)`,
+    );
   }
 }
 
@@ -251,23 +267,6 @@ async function* countBytes(source: AsyncIterable<Buffer>, add: (n: number) => vo
   for await (const chunk of source) {
     add(chunk.length);
     yield chunk;
-  }
-}
-
-async function* gunzip(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-  const z = createGunzip();
-  const input = Readable.from(source);
-  input.on('error', (e) => z.destroy(e));
-  input.pipe(z);
-  try {
-    for await (const chunk of z) yield chunk as Buffer;
-  } catch (e) {
-    if ((e as { code?: string }).code?.startsWith('Z_')) {
-      throw new DataError(`the object is not valid gzip (CompressionType Gzip): ${(e as Error).message}`);
-    }
-    throw e;
-  } finally {
-    input.destroy();
   }
 }
 
