@@ -74,7 +74,9 @@ export async function finalizeStage(
     status = 'Stopped';
   } else if (opts.failure) {
     status = 'Failed';
-    reason = fatal ?? describeStateFailure(opts.failure);
+    // The worker's own account (fatal) first, then what the orchestrator saw (exit codes, output).
+    const seen = describeStateFailure(opts.failure);
+    reason = fatal ? (seen.includes(fatal) ? seen : `${fatal}; ${seen}`) : seen;
   } else if (fatal) {
     status = 'Failed';
     reason = fatal;

@@ -29,11 +29,20 @@ export interface ManagedProcess {
  * Starts a child process whose output goes to a log file (so a worker's logs can be read after the
  * run) and tracks how it ended. Children are killed if this process exits.
  */
+const TAIL_CHARS = 2048;
+
 export function startProcess(
   name: string,
   command: string,
   args: readonly string[],
-  opts: { env: NodeJS.ProcessEnv; cwd?: string; logFile: string; shell?: boolean },
+  opts: {
+    env: NodeJS.ProcessEnv;
+    cwd?: string;
+    logFile: string;
+    shell?: boolean;
+    /** Add the last lines the process printed to its exit reason. @default true */
+    reportOutput?: boolean;
+  },
 ): ManagedProcess {
   const log = createWriteStream(opts.logFile, { flags: 'a' });
   const child = spawn(command, args, {
@@ -45,6 +54,21 @@ export function startProcess(
   });
   child.stdout?.pipe(log, { end: false });
   child.stderr?.pipe(log, { end: false });
+  // The last thing a process printed usually says why it exited: keep it for the exit reason.
+  let tail = '';
+  const keepTail = (d: Buffer) => {
+    tail = (tail + d.toString('utf8')).slice(-TAIL_CHARS);
+  };
+  child.stdout?.on('data', keepTail);
+  child.stderr?.on('data', keepTail);
+  const lastOutput = () => {
+    const lines = tail
+      .trim()
+      .split('\n')
+      .filter((l) => l.trim());
+    const last = lines.slice(-2).join(' | ').trim();
+    return last ? `; last output: ${last.slice(-200)}` : '';
+  };
   let reason: string | undefined;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once('error', (e) => {
@@ -52,7 +76,9 @@ export function startProcess(
       resolve({ code: null, signal: null });
     });
     child.once('exit', (code, signal) => {
-      reason ??= signal ? `killed by ${signal}` : `exited with code ${code}`;
+      reason ??= signal
+        ? `killed by ${signal}`
+        : `exited with code ${code}${code === 0 || opts.reportOutput === false ? '' : lastOutput()}`;
       resolve({ code, signal });
     });
   });

@@ -83,6 +83,8 @@ export async function startWorker(o: WorkerOptions): Promise<WorkerHandle> {
         METRICS: 'off',
       },
       logFile: join(o.logDir, `${name}.sidecar.log`),
+      // The sidecar's reason is in its partition result, in words; its log lines are JSON.
+      reportOutput: false,
     },
   );
   const done = (async () => {

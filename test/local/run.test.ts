@@ -1,0 +1,290 @@
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { countIncompleteUploads, type S3Harness, startS3Server } from '../support/s3-server';
+import { type CliResult, ROOT, runCli } from '../support/cli';
+import { makeTempDir, type TempDir } from '../support/tmp';
+
+/**
+ * `batch-transform run --local`, spawned as a user runs it: the README's quick start, worker counts,
+ * model processes that die, exit codes and the --json result.
+ */
+
+const TEST_MODEL = 'node --import tsx test/fixtures/models/test-model.ts';
+
+/** The last line of stdout, parsed: the DescribeTransformJob-shaped result of --json. */
+// biome-ignore lint/suspicious/noExplicitAny: the test reads fields of a JSON document it asserts on
+function lastJson(r: CliResult): Record<string, any> {
+  const lines = r.stdout.trim().split('\n');
+  return JSON.parse(lines[lines.length - 1]!);
+}
+
+async function readTree(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const path = join(entry.parentPath, entry.name);
+    out[path.slice(dir.length + 1)] = await readFile(path, 'latin1');
+  }
+  return out;
+}
+
+function job(name: string, input: string, output: string, extra: Record<string, unknown> = {}) {
+  return {
+    TransformJobName: name,
+    ModelName: 'test-model',
+    BatchStrategy: 'MultiRecord',
+    MaxPayloadInMB: 1,
+    MaxConcurrentTransforms: 3,
+    TransformInput: {
+      DataSource: { S3DataSource: { S3DataType: 'S3Prefix', S3Uri: input } },
+      ContentType: 'text/csv',
+      SplitType: 'Line',
+    },
+    TransformOutput: { S3OutputPath: output, AssembleWith: 'Line' },
+    TransformResources: { InstanceType: 'ml.m5.large', InstanceCount: 1 },
+    ...extra,
+  };
+}
+
+/** Rows `<object>,<row>,<padding>`: every record names where it came from. */
+function rows(object: number, count: number): string {
+  let s = '';
+  for (let i = 0; i < count; i++) s += `${object},${i},${'x'.repeat((i * 7) % 41)}\n`;
+  return s;
+}
+
+describe('the README quick start', () => {
+  const outDir = join(ROOT, '.local-runs', 'iris', 'output');
+
+  it('runs examples/iris/job.json locally: one .out per input, every row classified, exit 0', async () => {
+    await rm(outDir, { recursive: true, force: true });
+    const r = await runCli(['run', 'examples/iris/job.json', '--local'], { timeoutMs: 90_000 });
+    expect(r.stderr).not.toMatch(/Error:|at .*\.ts:\d+/);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('Transform job iris-example: Completed');
+    expect(r.stdout).toContain('objects: 3 completed, 0 failed');
+
+    const labels = new Map(
+      (await readFile(join(ROOT, 'examples/iris/labels.csv'), 'utf8'))
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((l) => l.split(',') as [string, string]),
+    );
+    let correct = 0;
+    let total = 0;
+    for (const name of ['iris-1.csv', 'iris-2.csv', 'iris-3.csv']) {
+      const input = (await readFile(join(ROOT, 'examples/iris/input', name), 'utf8')).trim().split('\n');
+      const output = (await readFile(join(outDir, `${name}.out`), 'utf8')).trim().split('\n');
+      // JoinSource Input + OutputFilter $[0,-2,-1]: the row's id, then the model's label and probability.
+      expect(output).toHaveLength(input.length);
+      output.forEach((line, i) => {
+        const [id, label, probability] = line.split(',');
+        expect(id).toBe(input[i]!.split(',')[0]);
+        expect(['setosa', 'versicolor', 'virginica']).toContain(label);
+        expect(Number(probability)).toBeGreaterThan(0.3);
+        if (labels.get(id!) === label) correct++;
+        total++;
+      });
+    }
+    expect(total).toBe(150);
+    // A real classifier, not an echo: the trained model gets most of Iris right.
+    expect(correct / total).toBeGreaterThan(0.9);
+  });
+});
+
+describe('run --local', () => {
+  let tmp: TempDir;
+  let dir: string;
+  beforeAll(async () => {
+    tmp = await makeTempDir('local-run');
+    dir = tmp.path;
+  });
+  afterAll(async () => {
+    await tmp.remove();
+  });
+
+  it('writes the same outputs with 3 workers (and a sharded object) as with 1', async () => {
+    const input = join(dir, 'same', 'in');
+    await mkdir(input, { recursive: true });
+    // Objects of different sizes, one large enough to be cut into byte-range shards at 1 MB.
+    await writeFile(join(input, 'a.csv'), rows(1, 10));
+    await writeFile(join(input, 'b.csv'), rows(2, 2_000));
+    await writeFile(join(input, 'big.csv'), rows(3, 120_000));
+    await writeFile(join(input, 'nested-c.csv'), rows(4, 7));
+    const run = async (count: number) => {
+      const out = join(dir, 'same', `out-${count}`);
+      const request = job(`same-${count}`, `file://${input}/`, `file://${out}/`, {
+        TransformResources: { InstanceType: 'ml.m5.large', InstanceCount: count },
+        Extensions: { ShardMinSizeInMB: 1 },
+      });
+      const file = join(dir, `same-${count}.json`);
+      await writeFile(file, JSON.stringify(request));
+      const r = await runCli(['run', file, '--local', '--model-command', TEST_MODEL, '--json'], {
+        env: { TEST_MODEL_UPPERCASE: '1', TEST_MODEL_LATENCY_MS: '0-3' },
+        timeoutMs: 120_000,
+      });
+      expect(r.code, r.stderr).toBe(0);
+      return { result: lastJson(r), files: await readTree(out) };
+    };
+    const one = await run(1);
+    const three = await run(3);
+    expect(Object.keys(one.files).sort()).toEqual([
+      'a.csv.out',
+      'b.csv.out',
+      'big.csv.out',
+      'nested-c.csv.out',
+    ]);
+    expect(three.files).toEqual(one.files);
+    // The echo model upper-cases: the output is exactly the input, transformed, in order.
+    expect(one.files['big.csv.out']).toBe(rows(3, 120_000).toUpperCase());
+    expect(three.result.Progress.records).toBe(10 + 2_000 + 120_000 + 7);
+    expect(three.result.TransformJobStatus).toBe('Completed');
+  });
+
+  it('fails clearly and promptly, exit 1, when the --model-command process exits at start', async () => {
+    const input = join(dir, 'dies', 'in');
+    await mkdir(input, { recursive: true });
+    await writeFile(join(input, 'a.csv'), rows(1, 10));
+    const file = join(dir, 'dies.json');
+    await writeFile(
+      file,
+      JSON.stringify(job('dies', `file://${input}/`, `file://${join(dir, 'dies', 'out')}/`)),
+    );
+    const started = Date.now();
+    const r = await runCli(
+      [
+        'run',
+        file,
+        '--local',
+        '--model-command',
+        'node -e "console.error(\'no weights\'); process.exit(3)"',
+        '--json',
+      ],
+      { timeoutMs: 60_000 },
+    );
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(r.code).toBe(1);
+    const result = lastJson(r);
+    expect(result.TransformJobStatus).toBe('Failed');
+    expect(result.FailureReason).toMatch(/model/i);
+    expect(result.FailureReason).toContain('exited with code 3');
+    expect(result.FailureReason).toContain('no weights');
+    expect(existsSync(join(dir, 'dies', 'out', 'a.csv.out'))).toBe(false);
+  });
+
+  it('fails the job naming the object when the model dies mid-job, leaving no partial output', async () => {
+    const input = join(dir, 'midway', 'in');
+    await mkdir(input, { recursive: true });
+    await writeFile(join(input, 'a.csv'), rows(1, 5_000));
+    const out = join(dir, 'midway', 'out');
+    const file = join(dir, 'midway.json');
+    await writeFile(
+      file,
+      JSON.stringify(
+        job('midway', `file://${input}/`, `file://${out}/`, {
+          MaxPayloadInMB: 1,
+          BatchStrategy: 'SingleRecord',
+        }),
+      ),
+    );
+    const r = await runCli(['run', file, '--local', '--model-command', TEST_MODEL, '--json'], {
+      env: { TEST_MODEL_EXIT_AFTER_REQUESTS: '20' },
+      timeoutMs: 60_000,
+    });
+    expect(r.code).toBe(1);
+    const result = lastJson(r);
+    expect(result.TransformJobStatus).toBe('Failed');
+    expect(result.FailureReason).toContain('a.csv');
+    expect(existsSync(join(out, 'a.csv.out'))).toBe(false);
+  });
+
+  it('exits 2 and prints every problem as JSON for an invalid request', async () => {
+    const file = join(dir, 'invalid.json');
+    await writeFile(
+      file,
+      JSON.stringify({
+        ...job('bad name!', 'file:///nowhere/', 'file:///nowhere/out/'),
+        MaxPayloadInMB: 101,
+      }),
+    );
+    const r = await runCli(['run', file, '--local', '--model-command', TEST_MODEL, '--json']);
+    expect(r.code).toBe(2);
+    const result = lastJson(r);
+    expect(result.TransformJobStatus).toBe('Invalid');
+    const paths = result.Problems.map((p: { path: string }) => p.path);
+    expect(paths).toEqual(expect.arrayContaining(['TransformJobName', 'MaxPayloadInMB', 'TransformOutput.S3OutputPath']));
+  });
+
+  it('fails a job whose input prefix holds nothing, saying so', async () => {
+    const input = join(dir, 'empty', 'in');
+    await mkdir(input, { recursive: true });
+    const file = join(dir, 'empty.json');
+    await writeFile(
+      file,
+      JSON.stringify(job('empty', `file://${input}/`, `file://${join(dir, 'empty', 'out')}/`)),
+    );
+    const r = await runCli(['run', file, '--local', '--model-command', TEST_MODEL, '--json']);
+    expect(r.code).toBe(1);
+    expect(lastJson(r).FailureReason).toMatch(/no (input )?objects|empty/i);
+  });
+
+  describe('with s3:// locations on an S3-compatible endpoint', () => {
+    let s3: S3Harness;
+    beforeAll(async () => {
+      s3 = await startS3Server({ buckets: ['data'] });
+    });
+    afterAll(async () => {
+      await s3.stop();
+    });
+
+    it('reads and writes through --endpoint-url and leaves no multipart upload behind', async () => {
+      await s3.seed('data', [
+        ['in/x.csv', rows(1, 300)],
+        ['in/sub/y.csv', rows(2, 40_000)],
+      ]);
+      const getText = async (key: string) =>
+        (await s3.client.send(new GetObjectCommand({ Bucket: 'data', Key: key }))).Body!.transformToString();
+      const file = join(dir, 's3.json');
+      await writeFile(
+        file,
+        JSON.stringify(
+          job('on-s3', 's3://data/in/', 's3://data/out/', {
+            TransformResources: { InstanceType: 'ml.m5.large', InstanceCount: 2 },
+          }),
+        ),
+      );
+      const r = await runCli(
+        [
+          'run',
+          file,
+          '--local',
+          '--model-command',
+          TEST_MODEL,
+          '--endpoint-url',
+          s3.endpoint,
+          '--work-dir',
+          's3://data/work/',
+          '--json',
+        ],
+        {
+          env: {
+            TEST_MODEL_UPPERCASE: '1',
+            AWS_ACCESS_KEY_ID: 'S3RVER',
+            AWS_SECRET_ACCESS_KEY: 'S3RVER',
+            AWS_REGION: 'us-east-1',
+          },
+          timeoutMs: 90_000,
+        },
+      );
+      expect(r.code, r.stderr).toBe(0);
+      expect(await getText('out/x.csv.out')).toBe(rows(1, 300).toUpperCase());
+      expect(await getText('out/sub/y.csv.out')).toBe(rows(2, 40_000).toUpperCase());
+      expect(await countIncompleteUploads(s3, 'data')).toBe(0);
+      expect(lastJson(r).Progress.objectsCompleted).toBe(2);
+    });
+  });
+});
