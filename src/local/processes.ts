@@ -62,12 +62,14 @@ export function startProcess(
   child.stdout?.on('data', keepTail);
   child.stderr?.on('data', keepTail);
   const lastOutput = () => {
-    const lines = tail
+    const last = tail
       .trim()
       .split('\n')
-      .filter((l) => l.trim());
-    const last = lines.slice(-2).join(' | ').trim();
-    return last ? `; last output: ${last.slice(-200)}` : '';
+      .filter((l) => l.trim())
+      .pop()
+      ?.trim();
+    if (!last) return '';
+    return `; last output: ${last.length > 400 ? `${last.slice(0, 399)}…` : last}`;
   };
   let reason: string | undefined;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {

@@ -2,7 +2,9 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
+import * as tar from 'tar';
 import { countIncompleteUploads, type S3Harness, startS3Server } from '../support/s3-server';
 import { type CliResult, ROOT, runCli } from '../support/cli';
 import { makeTempDir, type TempDir } from '../support/tmp';
@@ -54,6 +56,21 @@ function rows(object: number, count: number): string {
   let s = '';
   for (let i = 0; i < count; i++) s += `${object},${i},${'x'.repeat((i * 7) % 41)}\n`;
   return s;
+}
+
+function runNode(args: readonly string[]): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: ROOT });
+    let output = '';
+    child.stdout.on('data', (d) => {
+      output += d;
+    });
+    child.stderr.on('data', (d) => {
+      output += d;
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, output }));
+  });
 }
 
 describe('the README quick start', () => {
@@ -202,6 +219,42 @@ describe('run --local', () => {
     expect(existsSync(join(out, 'a.csv.out'))).toBe(false);
   });
 
+  it('extracts --model-data into the directory the model loads from, and fails naming a bad artifact', async () => {
+    const model = join(dir, 'artifacts');
+    await mkdir(join(model, 'good'), { recursive: true });
+    await mkdir(join(model, 'bad'), { recursive: true });
+    const trained = await runNode(['containers/models/iris/train.ts', '--out', join(model, 'good')]);
+    expect(trained.code, trained.output).toBe(0);
+    await writeFile(join(model, 'bad', 'model.json'), JSON.stringify({ kind: 'not-a-model' }));
+    await tar.c({ gzip: true, file: join(model, 'good.tar.gz'), cwd: join(model, 'good') }, ['model.json']);
+    await tar.c({ gzip: true, file: join(model, 'bad.tar.gz'), cwd: join(model, 'bad') }, ['model.json']);
+
+    const run = async (archive: string) => {
+      const out = join(dir, 'artifacts', `out-${archive}`);
+      const request = {
+        ...job(`with-${archive}`, `file://${join(ROOT, 'examples/iris/input')}/`, `file://${out}/`),
+        ModelName: 'iris',
+        DataProcessing: { InputFilter: '$[1:]' },
+      };
+      const file = join(dir, `artifacts-${archive}.json`);
+      await writeFile(file, JSON.stringify(request));
+      const r = await runCli(
+        ['run', file, '--local', '--model-data', `file://${join(model, `${archive}.tar.gz`)}`, '--json'],
+        { timeoutMs: 60_000 },
+      );
+      return { r, out };
+    };
+    const good = await run('good');
+    expect(good.r.code, good.r.stderr).toBe(0);
+    expect((await readFile(join(good.out, 'iris-1.csv.out'), 'utf8')).split('\n')[0]).toMatch(
+      /^(setosa|versicolor|virginica),0\.\d+$/,
+    );
+    const bad = await run('bad');
+    expect(bad.r.code).toBe(1);
+    // The model process loaded the archive's model.json, refused it, and the reason says so.
+    expect(lastJson(bad.r).FailureReason).toContain('model.json is not a usable model');
+  });
+
   it('exits 2 and prints every problem as JSON for an invalid request', async () => {
     const file = join(dir, 'invalid.json');
     await writeFile(
@@ -216,7 +269,9 @@ describe('run --local', () => {
     const result = lastJson(r);
     expect(result.TransformJobStatus).toBe('Invalid');
     const paths = result.Problems.map((p: { path: string }) => p.path);
-    expect(paths).toEqual(expect.arrayContaining(['TransformJobName', 'MaxPayloadInMB', 'TransformOutput.S3OutputPath']));
+    expect(paths).toEqual(
+      expect.arrayContaining(['TransformJobName', 'MaxPayloadInMB', 'TransformOutput.S3OutputPath']),
+    );
   });
 
   it('fails a job whose input prefix holds nothing, saying so', async () => {

@@ -299,7 +299,10 @@ export async function runModelServer<Model, Input, Prediction>(
   try {
     await server.loaded;
   } catch (e) {
-    log(`cannot load the model from ${server.settings.modelDir}: ${(e as Error).stack ?? e}`, 'error');
+    // The stack for whoever debugs modelFn, then the reason as the last line: a supervisor that
+    // reports a process's last output shows the reason, not a stack frame.
+    if ((e as Error).stack) log((e as Error).stack!, 'error');
+    log(`cannot load the model from ${server.settings.modelDir}: ${(e as Error).message ?? e}`, 'error');
     await server.close(0);
     process.exit(1);
   }
