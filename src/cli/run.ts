@@ -160,12 +160,25 @@ function report(d: TransformJobDescription, logDir: string, json: boolean): void
   const lines = [
     `Transform job ${d.TransformJobName}: ${d.TransformJobStatus}`,
     `  objects: ${p.objectsCompleted} completed, ${p.objectsFailed} failed, ${p.skippedObjects} skipped, of ${p.objectsTotal}`,
-    `  records: ${p.records} (${p.failedRecords} isolated as errors); ${(p.bytesIn / 1048576).toFixed(2)} MB in, ${(p.bytesOut / 1048576).toFixed(2)} MB out`,
+    `  records: ${p.records} (${p.failedRecords} isolated as errors); ${formatBytes(p.bytesIn)} in, ${formatBytes(p.bytesOut)} out`,
     `  outputs: ${d.TransformOutput?.S3OutputPath}`,
     ...(d.FailureReason ? [`  reason:  ${d.FailureReason}`] : []),
+    ...(d.FailedObjects ?? [])
+      .slice(0, 10)
+      .map(
+        (f) =>
+          `  failed:  ${f.uri}${f.offset !== undefined ? ` (record at byte ${f.offset})` : ''}: ${f.reason}`,
+      ),
     ...(d.TransformJobStatus !== 'Completed' ? [`  logs:    ${logDir}`] : []),
   ];
   const out = json ? process.stderr : process.stdout;
   out.write(`${lines.join('\n')}\n`);
   if (json) process.stdout.write(`${JSON.stringify(d)}\n`);
+}
+
+function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1048576) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1073741824) return `${(n / 1048576).toFixed(1)} MiB`;
+  return `${(n / 1073741824).toFixed(2)} GiB`;
 }
