@@ -1,8 +1,13 @@
 import { Command, CommanderError } from 'commander';
+import { registerDescribe } from './describe';
 import { CliError, EXIT } from './io';
+import { registerList } from './list';
 import { registerRun } from './run';
 import { registerSchema } from './schema';
+import { registerStop } from './stop';
+import { registerSubmit } from './submit';
 import { registerValidate } from './validate';
+import { registerWait } from './wait';
 
 /** Builds the `batch-transform` program. Each verb lives in its own module. */
 export function buildProgram(setExit: (code: number) => void): Command {
@@ -12,6 +17,12 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .exitOverride();
   registerValidate(program, setExit);
   registerRun(program, setExit);
+  // Verbs on a deployed stack, thin over the typed client (src/client).
+  registerSubmit(program, setExit);
+  registerDescribe(program, setExit);
+  registerWait(program, setExit);
+  registerStop(program, setExit);
+  registerList(program, setExit);
   registerSchema(program);
   return program;
 }

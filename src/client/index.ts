@@ -1,0 +1,37 @@
+/**
+ * The typed client of a deployed batch-transform stack, for programs and for the CLI's `submit`,
+ * `describe`, `wait`, `stop` and `list`:
+ *
+ *   const t = new Transformer({ region: 'eu-west-1' });
+ *   const job = await t.transform(request);
+ *   const description = await job.wait();
+ */
+export {
+  type AwsClients,
+  type AwsConnection,
+  BatchTransformError,
+  type BatchTransformErrorKind,
+  type CommandSender,
+} from './aws';
+export {
+  DEFAULT_STACK_NAME,
+  type Deployment,
+  executionArnOf,
+  STACK_OUTPUTS,
+  STATE_MACHINE_ARN_ENV,
+} from './deployment';
+export type { JobDescription, JobProgress } from './describe';
+export {
+  LIST_MAX_RESULTS,
+  type ListJobsFilters,
+  type ListJobsResult,
+  type TransformJobSummary,
+} from './list';
+export { isTerminal, jobStatusOf, TRANSFORM_JOB_STATUSES, type TransformJobStatus } from './status';
+export {
+  DEFAULT_POLL_INTERVAL_MS,
+  TransformJob,
+  Transformer,
+  type TransformerOptions,
+  type WaitOptions,
+} from './transformer';
