@@ -3,9 +3,9 @@ import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as schedulerTargets from 'aws-cdk-lib/aws-scheduler-targets';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { expandPlaceholders, scheduledJobName } from '../src/job/placeholders';
 import { formatProblems } from '../src/job/problems';
 import { checkRequest } from '../src/job/validate';
+import { expandScheduled } from '../src/lifecycle/validate';
 
 /** A job that runs on a schedule. */
 export interface JobScheduleProps {
@@ -82,13 +82,6 @@ export class TransformSchedules extends Construct {
 
 const EXPRESSION = /^(cron\(.+\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\)|at\(.+\))$/;
 
-/** The fields of a job template that hold placeholders. */
-interface ScheduledRequestShape {
-  TransformJobName?: unknown;
-  TransformInput?: { DataSource?: { S3DataSource?: { S3Uri?: unknown } } };
-  TransformOutput?: { S3OutputPath?: unknown };
-}
-
 /** Fails synthesis with every problem of a schedule's job template, as validation would report them. */
 function checkTemplate(
   name: string,
@@ -103,17 +96,8 @@ function checkTemplate(
       `schedules["${name}"].expression "${spec.expression}" is not a Scheduler expression; use cron(0 2 * * ? *) or rate(1 day)`,
     );
   }
-  const sample = new Date(Date.UTC(2030, 0, 31, 23, 59, 59));
-  // The same expansion the validate stage applies to a scheduled run (src/lifecycle/validate.ts).
-  const request = structuredClone(spec.request) as ScheduledRequestShape;
-  if (typeof request.TransformJobName === 'string') {
-    request.TransformJobName = scheduledJobName(request.TransformJobName, sample);
-  }
-  const source = request.TransformInput?.DataSource?.S3DataSource;
-  if (source && typeof source.S3Uri === 'string') source.S3Uri = expandPlaceholders(source.S3Uri, sample);
-  const output = request.TransformOutput;
-  if (output && typeof output.S3OutputPath === 'string')
-    output.S3OutputPath = expandPlaceholders(output.S3OutputPath, sample);
+  // The expansion the validate stage applies to a scheduled run, for a sample time.
+  const request = expandScheduled(spec.request, new Date(Date.UTC(2030, 0, 31, 23, 59, 59)));
   const result = checkRequest(request, {
     modelNames: ctx.modelNames,
     enabledInstanceTypes: ctx.enabledInstanceTypes,

@@ -37,11 +37,14 @@ export interface TransformFunctionProps {
  */
 export class TransformFunction extends Construct {
   readonly function: nodejs.NodejsFunction;
+  /** The handler module, relative to the repository root (what runs the function's code outside Lambda too). */
+  readonly entry: string;
   readonly role: iam.Role;
   readonly logGroup: logs.LogGroup;
 
   constructor(scope: Construct, id: string, props: TransformFunctionProps) {
     super(scope, id);
+    this.entry = props.entry;
     this.logGroup = new logs.LogGroup(this, 'Logs', {
       retention: props.logRetention,
       removalPolicy: RemovalPolicy.DESTROY,

@@ -119,7 +119,7 @@ export function modelEnvironmentFor(
 }
 
 /** Applies a schedule's time to the job template: unique name, time placeholders in locations. */
-function expandScheduled(request: unknown, time: Date): unknown {
+export function expandScheduled(request: unknown, time: Date): unknown {
   if (typeof request !== 'object' || request === null) return request;
   const r = structuredClone(request) as Record<string, any>;
   if (typeof r.TransformJobName === 'string') r.TransformJobName = scheduledJobName(r.TransformJobName, time);

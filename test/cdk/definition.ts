@@ -55,12 +55,23 @@ function ref(id: string, template: CfnTemplate): string {
       return PLACEHOLDER_ENV.account;
     case 'AWS::URLSuffix':
       return 'amazonaws.com';
-    default:
-      // A Ref of a resource is its name or id; a readable stand-in is its logical id.
-      if (!template.Resources[id]) throw new Error(`Ref to ${id}, which the template does not define`);
-      return id;
+    default: {
+      // A Ref of a resource is its name or id (a readable stand-in is its logical id), or for a few
+      // types its ARN.
+      const resource = template.Resources[id];
+      if (!resource) throw new Error(`Ref to ${id}, which the template does not define`);
+      return REF_SHAPES[resource.Type]?.(id, template) ?? id;
+    }
   }
 }
+
+const REF_SHAPES: Record<string, (id: string, template: CfnTemplate) => string> = {
+  // Bucket names are lowercase: the same name as the bucket's ARN, so a local S3 server can hold it.
+  'AWS::S3::Bucket': (id) => id.toLowerCase(),
+  'AWS::ECS::TaskDefinition': arnOf,
+  'AWS::StepFunctions::StateMachine': arnOf,
+  'AWS::SNS::Topic': arnOf,
+};
 
 const ARN_SHAPES: Record<string, (id: string) => string> = {
   'AWS::Lambda::Function': (id) =>
@@ -69,6 +80,8 @@ const ARN_SHAPES: Record<string, (id: string) => string> = {
   'AWS::ECS::TaskDefinition': (id) =>
     `ecs:${PLACEHOLDER_ENV.region}:${PLACEHOLDER_ENV.account}:task-definition/${id}:1`,
   'AWS::IAM::Role': (id) => `iam::${PLACEHOLDER_ENV.account}:role/${id}`,
+  'AWS::StepFunctions::StateMachine': (id) =>
+    `states:${PLACEHOLDER_ENV.region}:${PLACEHOLDER_ENV.account}:stateMachine:${id}`,
   'AWS::S3::Bucket': (id) => `s3:::${id.toLowerCase()}`,
 };
 
