@@ -4,7 +4,7 @@ import { finalizeStage } from '../../src/lifecycle/finalize';
 import type { CleanupReport, JobRef, TaskControl } from '../../src/lifecycle/types';
 import type { Storage } from '../../src/storage/storage';
 import { EcsTaskControl } from '../shared/ecs-task-control';
-import { jobOfExecution, type SfnSender } from '../shared/execution-history';
+import { jobOfExecution, type SfnSender } from '../../src/lifecycle/execution-history';
 import type { LifecycleState } from '../shared/state';
 import { deployedStorage } from '../shared/storage';
 

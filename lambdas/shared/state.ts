@@ -1,27 +1,7 @@
 import type { CleanupReport, JobRef, PlanRef } from '../../src/lifecycle/types';
 import type { LaunchSpec } from './deployment';
 
-/**
- * The state names of the job lifecycle. The construct builds the state machine with them, the cleanup
- * handler finds the Validate step's output in an execution's history by its name, and the local
- * executions of the definition map handlers to them.
- */
-export const STATE_NAMES = {
-  validate: 'Validate',
-  plan: 'Plan',
-  runPartitions: 'RunPartitions',
-  runPartition: 'RunPartition',
-  assemble: 'Assemble',
-  finalize: 'Finalize',
-  cleanup: 'Cleanup',
-  isCompleted: 'IsCompleted',
-  succeeded: 'Succeeded',
-  transformJobFailed: 'TransformJobFailed',
-  finalizeFailure: 'FinalizeFailure',
-  reasonFromCause: 'ReasonFromCause',
-  cleanupAfterFailure: 'CleanupAfterFailure',
-  jobFailed: 'JobFailed',
-} as const;
+export { STATE_NAMES } from '../../src/lifecycle/state-names';
 
 /** What Step Functions catches: the error name and its cause (a Lambda error's JSON, an ECS task description, …). */
 export interface StateFailure {

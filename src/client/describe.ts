@@ -1,5 +1,5 @@
 import { DescribeExecutionCommand, type DescribeExecutionCommandOutput } from '@aws-sdk/client-sfn';
-import { jobOfExecution } from '../../lambdas/shared/execution-history';
+import { jobOfExecution } from '../lifecycle/execution-history';
 import type { TransformJobRequest } from '../job/schema';
 import { FAILURE_REASON_MAX, type TransformJobDescription } from '../lifecycle/finalize';
 import { readJsonIfExists } from '../lifecycle/job-store';

@@ -13,7 +13,7 @@ import {
   readDeploymentConfig,
 } from '../../lambdas/shared/deployment';
 import { EcsTaskControl } from '../../lambdas/shared/ecs-task-control';
-import { jobOfExecution } from '../../lambdas/shared/execution-history';
+import { jobOfExecution } from '../../src/lifecycle/execution-history';
 import { validateEvent } from '../../lambdas/validate/handler';
 import { FAILURE_REASON_MAX } from '../../src/lifecycle/finalize';
 import type { JobRef, TaskControl } from '../../src/lifecycle/types';

@@ -1,6 +1,6 @@
 import { GetExecutionHistoryCommand, type HistoryEvent } from '@aws-sdk/client-sfn';
-import type { JobRef } from '../../src/lifecycle/types';
-import { STATE_NAMES } from './state';
+import type { JobRef } from './types';
+import { STATE_NAMES } from './state-names';
 
 export interface SfnSender {
   send(command: GetExecutionHistoryCommand): Promise<{ events?: HistoryEvent[]; nextToken?: string }>;
