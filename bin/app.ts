@@ -1,6 +1,7 @@
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { BatchTransformStack } from '../lib/stack';
+import { DEFAULT_STACK_NAME } from '../src/client/deployment';
 
 /**
  * The CDK app (`npx cdk synth|deploy`, run through `npx tsx bin/app.ts` by cdk.json). The stack is
@@ -13,7 +14,7 @@ const list = (value: unknown): string[] | undefined =>
   typeof value === 'string' && value.trim() ? value.split(',').map((s) => s.trim()) : undefined;
 const ec2InstanceTypes = list(app.node.tryGetContext('ec2InstanceTypes'));
 
-new BatchTransformStack(app, String(app.node.tryGetContext('stackName') ?? 'BatchTransform'), {
+new BatchTransformStack(app, String(app.node.tryGetContext('stackName') ?? DEFAULT_STACK_NAME), {
   description:
     'SageMaker-compatible batch transform: Step Functions lifecycle, ECS tasks (Fargate and EC2 from zero)',
   ...(ec2InstanceTypes ? { ec2InstanceTypes } : {}),

@@ -8,11 +8,22 @@ import { DataError } from './errors';
  * before splitting). Concatenated gzip members decompress as one stream, as gunzip(1) does. Corrupt
  * or truncated input becomes a DataError for the object; errors of the source itself pass through.
  * Ending the iteration early stops the source.
+ *
+ * An empty object (0 bytes) is not a gzip stream, strictly, but it holds no records whatever its
+ * CompressionType, so it decompresses to nothing rather than failing: an empty object gets an empty
+ * `.out` for every split type and compression.
  */
 export async function* gunzip(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
   const gz = createGunzip();
   let sourceError: unknown;
-  const input = Readable.from(source, { objectMode: false });
+  let compressedBytes = 0;
+  const counted = (async function* () {
+    for await (const chunk of source) {
+      compressedBytes += chunk.length;
+      yield chunk;
+    }
+  })();
+  const input = Readable.from(counted, { objectMode: false });
   input.once('error', (e) => {
     sourceError = e;
   });
@@ -27,6 +38,7 @@ export async function* gunzip(source: AsyncIterable<Buffer>): AsyncGenerator<Buf
     }
   } catch (e) {
     if (sourceError !== undefined) throw sourceError;
+    if (isZlibError(e) && compressedBytes === 0) return;
     if (isZlibError(e)) {
       throw new DataError(`the object is not valid gzip (${e.message}) after ${out} decompressed bytes`);
     }

@@ -77,11 +77,9 @@ export function createOutputProcessor(opts: DataPlaneOptions): OutputProcessor {
       const offset = batch.recordOffset(i);
       const fail = (what: string) =>
         new DataError(`JoinSource Input: ${what} (record at byte offset ${offset})`, offset);
-      const input = parseJson(batch.input(i), () => fail('the input record is not valid JSON'));
+      const input = parseJson(batch.input(i), (why) => fail(`the input record ${why}`));
       const result = outputIsJson
-        ? parseJson(output, () =>
-            fail(`the model output for the record is not valid JSON: ${preview(output)}`),
-          )
+        ? parseJson(output, (why) => fail(`the model output for the record ${why}: ${preview(output)}`))
         : output.toString('utf8');
       const joined =
         typeof input === 'object' && input !== null && !Array.isArray(input)

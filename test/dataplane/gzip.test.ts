@@ -21,11 +21,16 @@ describe('gzip', () => {
     ['plain text', Buffer.from('id,x\n1,2\n')],
     ['a truncated stream', gzipSync('hello world '.repeat(100)).subarray(0, 40)],
     ['trailing garbage', Buffer.concat([gzipSync('a'), Buffer.from('not gzip')])],
-    ['an empty object', Buffer.alloc(0)],
+    ['a gzip header and nothing else', gzipSync('abc').subarray(0, 10)],
   ])('fails %s as an object that is not valid gzip', async (_name, bytes) => {
     const e = await rejection(collect(gunzip(chunked(bytes, 16))));
     expect(e).toBeInstanceOf(DataError);
     expect(e.message).toMatch(/^the object is not valid gzip \(/);
+  });
+
+  it('decompresses an empty object (0 bytes) to nothing: it holds no records, like an empty plain object', async () => {
+    expect(await collect(gunzip(chunked(Buffer.alloc(0), 16)))).toEqual([]);
+    expect(await collect(gunzip((async function* () {})()))).toEqual([]);
   });
 
   it('passes an error of the source through unchanged', async () => {

@@ -1,5 +1,7 @@
+import { isUtf8 } from 'node:buffer';
 import { describe, expect, it } from 'vitest';
 import { DataError } from '../../src/dataplane/errors';
+import { firstInvalidUtf8 } from '../../src/dataplane/filter';
 import { readMiniBatches } from '../../src/dataplane/input';
 import type { DataPlaneOptions } from '../../src/dataplane/options';
 import { createOutputProcessor } from '../../src/dataplane/output';
@@ -9,7 +11,11 @@ import { buffered, CSV_LINE, chunked, collect, rejection } from './helpers';
  * Runs a whole object through the data plane with `model` standing in for the model server: it gets
  * each request body as text and returns the response text. Returns the object's output and the bodies sent.
  */
-async function transform(opts: Partial<DataPlaneOptions>, input: string, model: (body: string) => string) {
+async function transform(
+  opts: Partial<DataPlaneOptions>,
+  input: string | Buffer,
+  model: (body: string) => string,
+) {
   const o: DataPlaneOptions = { ...CSV_LINE, ...opts };
   const processor = createOutputProcessor(o);
   const sent: string[] = [];
@@ -211,7 +217,23 @@ describe('JSON filters and join', () => {
       '{"a":1}\n',
       (): string => 'nope',
       0,
-      /model output for the record is not valid JSON: "nope"/,
+      /model output for the record is not valid JSON \(.*\): "nope" \(record at byte offset 0\)/,
+    ],
+    [
+      'non-UTF-8 bytes in a JSON record with an InputFilter',
+      { inputFilter: '$.a' },
+      Buffer.concat([Buffer.from('{"a":1}\n{"a":"caf'), Buffer.from([0xe9]), Buffer.from('"}\n')]),
+      (): string => '1',
+      8,
+      /InputFilter \$\.a cannot apply to the record at byte offset 8: it is not valid UTF-8 \(the first bad byte is byte 9 of the record\)/,
+    ],
+    [
+      'non-UTF-8 bytes in a JSON record with a join',
+      { joinSource: 'Input' },
+      Buffer.concat([Buffer.from('{"t":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}\n')]),
+      (): string => '1',
+      0,
+      /JoinSource Input: the input record is not valid UTF-8 \(the first bad byte is byte 6 of the record\) \(record at byte offset 0\)/,
     ],
     [
       'a missing key in the OutputFilter',
@@ -250,5 +272,22 @@ describe('CsvHeader Repeat responses', () => {
     expect(e.message).toMatch(
       /has 1 lines; expected 2 lines \(or 3 with a header line first, for CsvHeader Repeat\)/,
     );
+  });
+});
+
+describe('firstInvalidUtf8', () => {
+  it.each([
+    ['ASCII', [0x61, 0x62], 2],
+    ['valid 2, 3 and 4 byte sequences', [0xc3, 0xa9, 0xe2, 0x9c, 0x93, 0xf0, 0x9f, 0x98, 0x80], 9],
+    ['a lone continuation byte', [0x61, 0x80], 1],
+    ['a Latin-1 é', [0x63, 0xe9, 0x22], 1],
+    ['an overlong encoding', [0xc0, 0xaf], 0],
+    ['a UTF-16 surrogate', [0x61, 0xed, 0xa0, 0x80], 1],
+    ['a sequence cut short at the end', [0x61, 0xe2, 0x9c], 1],
+    ['a code point above U+10FFFF', [0xf4, 0x90, 0x80, 0x80], 0],
+  ])('%s: %j → %i, and agrees with Buffer isUtf8', (_name, bytes, expected) => {
+    const b = Buffer.from(bytes);
+    expect(firstInvalidUtf8(b)).toBe(expected);
+    expect(isUtf8(b)).toBe(expected === b.length);
   });
 });

@@ -76,18 +76,30 @@ export async function processItem(
     ? shardErrorsUri(plan.workUri, object.relativeKey, item.shard)
     : errorsObjectUri(plan.outputUri, object.relativeKey);
   const kms = job.TransformOutput.KmsKeyId ? { kmsKeyId: job.TransformOutput.KmsKeyId } : {};
-  // The output can outgrow the input (JoinSource Input); size parts for four times the input so
-  // any plausible output stays within S3's 10,000 parts.
-  const writer = storage.createWriter(outUri, { ...kms, expectedSize: Math.max(object.size, 1) * 4 });
   const local = { records: 0, bytesIn: 0, bytesOut: 0, failedRecords: 0 };
   const isolated: Array<{ offset: number; reason: string }> = [];
+  let writer: ObjectWriter | undefined;
   try {
+    // A ManifestFile may list keys relative to its prefix with `..` segments. In S3 they are plain
+    // characters, but every store or tool that resolves paths (S3-compatible servers, file://, a sync
+    // to disk) puts `<output>/a/../../x.out` outside the output location: refuse that object.
+    if (object.relativeKey.split('/').includes('..')) {
+      throw new ItemFailure(
+        `its name relative to the input prefix, "${object.relativeKey}", has a ".." segment, so its output ` +
+          `${outUri} would resolve outside the output location ${plan.outputUri}; rename the object`,
+      );
+    }
+    // The output can outgrow the input (JoinSource Input); size parts for four times the input so
+    // any plausible output stays within S3's 10,000 parts.
+    writer = storage.createWriter(outUri, { ...kms, expectedSize: Math.max(object.size, 1) * 4 });
     await transform(c, writer, local, isolated);
     enforceThreshold(job, local.failedRecords, local.records + local.failedRecords, true);
     if (isolated.length > 0) {
       const lines = isolated.map((e) => JSON.stringify({ object: object.uri, ...e })).join('\n');
       await storage.put(errUri, `${lines}\n`, kms);
     }
+    // An object with no records (0 bytes, or only a gzip stream of nothing) completes with an empty
+    // `.out`: nothing in it failed, and every input then has its output (REFERENCE.md "Output names").
     await writer.complete();
     return {
       item: {
@@ -102,7 +114,7 @@ export async function processItem(
       },
     };
   } catch (e) {
-    await writer.abort().catch(() => {});
+    await writer?.abort().catch(() => {});
     if (e instanceof FatalFailure) return { fatal: e.message };
     if (c.signal.aborted && !(e instanceof ItemFailure) && !(e instanceof DataError)) {
       return { fatal: `stopped while transforming ${object.uri}` };
