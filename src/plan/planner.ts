@@ -42,7 +42,8 @@ export function canShard(job: NormalizedJob): boolean {
 export function buildPlan({ job, objects, workUri, skipped = [], now = new Date() }: PlanInput): Plan {
   const workers = job.TransformResources.InstanceCount;
   const totalBytes = objects.reduce((s, o) => s + o.size, 0);
-  const fairShare = Math.ceil(totalBytes / workers);
+  // Not rounded up: an object that is the whole input must come out as `workers` shards.
+  const fairShare = totalBytes / workers;
   const minShard = job.Extensions.ShardMinSizeInMB * MiB;
   const shardable = canShard(job) && workers > 1;
 
@@ -51,7 +52,7 @@ export function buildPlan({ job, objects, workUri, skipped = [], now = new Date(
   objects.forEach((o, objectIndex) => {
     const shardSize = Math.max(fairShare, minShard);
     // Shards are at least a fair share and at least ShardMinSizeInMB, and never more than the workers.
-    const shardCount = shardable ? Math.max(1, Math.min(Math.floor(o.size / shardSize), workers)) : 1;
+    const shardCount = shardable ? Math.max(1, Math.min(Math.floor(o.size / shardSize + 1e-9), workers)) : 1;
     planned.push({ uri: o.uri, relativeKey: o.relativeKey, size: o.size, shardCount });
     if (shardCount === 1) {
       items.push({ object: objectIndex, shard: 0, bytes: o.size, order: items.length });

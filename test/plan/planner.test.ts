@@ -36,6 +36,19 @@ const objects = (...sizes: number[]) =>
   sizes.map((size, i) => ({ uri: `s3://bucket/in/f${i}.csv`, relativeKey: `f${i}.csv`, size }));
 
 describe('the partition plan', () => {
+  it('cuts a lone object of any size into one shard per instance', () => {
+    for (const count of [2, 3, 5, 7]) {
+      for (const size of [300 * MiB + 1, 300 * MiB + 7, 301 * MiB - 3]) {
+        const plan = buildPlan({
+          job: job({ count, extensions: { ShardMinSizeInMB: 1 } }),
+          objects: objects(size),
+          workUri: 's3://w/j/',
+        });
+        expect(plan.objects[0]!.shardCount, `${size} bytes on ${count}`).toBe(count);
+      }
+    }
+  });
+
   it('cuts one big file into shards so every instance gets work (SageMaker would leave three idle)', () => {
     const plan = buildPlan({ job: job({ count: 4 }), objects: objects(1024 * MiB), workUri: 's3://w/j/' });
     expect(plan.objects[0]!.shardCount).toBe(4);

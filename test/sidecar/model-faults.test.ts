@@ -1,0 +1,244 @@
+import { afterAll, beforeAll, describe, it } from 'vitest';
+import type { StartedModel } from '../fixtures/models/start';
+import { BUCKET, countingProxy, model, type PreparedJob, SidecarFixture, upper } from './harness';
+
+// The sidecar process against a model that is slow, fails, refuses big bodies, dies, or is stopped
+// mid-object. Whatever happens, an object gets its `.out` only when all of it succeeded, and no
+// multipart upload is left behind.
+
+let fx: SidecarFixture;
+const cleanups: Array<() => Promise<unknown>> = [];
+/** Answers after a random 0–20 ms. */
+let jittery: StartedModel;
+/** Holds any body containing SLOWME for 8 s; answers 400 to any body containing POISON. */
+let troubled: StartedModel;
+
+beforeAll(async () => {
+  [fx, jittery, troubled] = await Promise.all([
+    SidecarFixture.start(),
+    model(
+      { TEST_MODEL_UPPERCASE: '1', TEST_MODEL_LATENCY_MS: '0-20', TEST_MODEL_RECORD_LIMIT: '0' },
+      cleanups,
+    ),
+    model(
+      {
+        TEST_MODEL_UPPERCASE: '1',
+        TEST_MODEL_SLOW_MARKER: 'SLOWME',
+        TEST_MODEL_SLOW_MS: '8000',
+        TEST_MODEL_FAIL_MARKER: 'POISON',
+        TEST_MODEL_FAIL_STATUS: '400',
+        TEST_MODEL_RECORD_LIMIT: '0',
+      },
+      cleanups,
+    ),
+  ]);
+});
+afterAll(async () => {
+  await Promise.all(cleanups.map((c) => c()));
+  await fx?.stop();
+});
+
+const rows = (n: number, tag: string, width = 20) =>
+  Array.from({ length: n }, (_, i) => `${tag}-${String(i).padStart(7, '0')},${'v'.repeat(width)}\n`).join('');
+
+/** A text object of about `mib` MiB whose last line holds `marker`, and that line's byte offset. */
+function bigObjectEndingWith(marker: string, mib: number): { text: string; markerOffset: number } {
+  const body = rows(Math.ceil((mib * 1024 * 1024) / 110), 'big', 96);
+  return { text: `${body}${marker},last\n`, markerOffset: Buffer.byteLength(body) };
+}
+
+const outputKey = (job: PreparedJob, relativeKey: string) =>
+  `${job.outputUri.slice(`s3://${BUCKET}/`.length)}${relativeKey}.out`;
+
+describe.concurrent('a model that is slow, flaky or limited', () => {
+  it('keeps input order with 4 invocations in flight and random model latency', async ({ expect }) => {
+    const objects = { 'a.csv': rows(150, 'a'), 'b.csv': rows(150, 'b'), 'c/d.csv': rows(150, 'd') };
+    const job = await fx.prepare('order', {
+      objects,
+      request: { MaxConcurrentTransforms: 4, BatchStrategy: 'SingleRecord' },
+    });
+    const proxy = await countingProxy(jittery);
+    cleanups.push(() => proxy.close());
+    const run = await fx.run(job, { model: proxy });
+    expect(run.code, run.stderr).toBe(0);
+    expect(proxy.maxInFlight).toBe(4);
+    for (const [key, text] of Object.entries(objects)) {
+      expect((await fx.output(job, key))?.toString(), key).toBe(upper(text).toString());
+    }
+    const result = await fx.result(job);
+    expect(result.effective.MaxConcurrentTransforms).toBe(4);
+    expect(result.counters).toMatchObject({ invocations: 450, records: 450, objectsCompleted: 3 });
+  });
+
+  it('retries HTTP 500 and, once the model answers, writes byte-identical output', async ({ expect }) => {
+    const flaky = await model(
+      { TEST_MODEL_UPPERCASE: '1', TEST_MODEL_FAIL_MARKER: 'FAILME', TEST_MODEL_FAIL_TIMES: '2' },
+      cleanups,
+    );
+    const text = `${rows(10, 'x')}FAILME,1\n${rows(10, 'y')}`;
+    const job = await fx.prepare('retry', {
+      objects: { 'r.csv': text },
+      request: { BatchStrategy: 'MultiRecord' },
+    });
+    const run = await fx.run(job, { model: flaky });
+    expect(run.code, run.stderr).toBe(0);
+    expect((await fx.output(job, 'r.csv'))!.equals(upper(text))).toBe(true);
+    expect((await fx.result(job)).counters).toMatchObject({
+      invocations: 3,
+      invocationRetries: 2,
+      modelErrors5xx: 2,
+      objectsCompleted: 1,
+    });
+  });
+
+  it('halves a mini-batch the model answers 413 until it fits, and fails a single record that never fits', async ({
+    expect,
+  }) => {
+    const limited = await model({ TEST_MODEL_UPPERCASE: '1', TEST_MODEL_MAX_BODY_BYTES: '200' }, cleanups);
+    const fits = rows(60, 'f'); // 1.9 KB in one mini-batch: 413, then halves of 30, 15, 8/7 records
+    const head = rows(3, 'h');
+    const job = await fx.prepare('halving', {
+      objects: { 'fits.csv': fits, 'too-wide.csv': `${head}${'w'.repeat(300)}\n${rows(2, 't')}` },
+      request: { BatchStrategy: 'MultiRecord' },
+    });
+    const run = await fx.run(job, { model: limited });
+    expect(run.code, run.stderr).toBe(0);
+    expect((await fx.output(job, 'fits.csv'))!.equals(upper(fits))).toBe(true);
+    expect(await fx.output(job, 'too-wide.csv')).toBeUndefined();
+    const items = await fx.itemsByKey(job);
+    expect(items.get('fits.csv')).toMatchObject({ status: 'Completed', records: 60 });
+    expect(items.get('too-wide.csv')).toMatchObject({
+      status: 'Failed',
+      error: {
+        offset: head.length,
+        message: expect.stringMatching(
+          new RegExp(`HTTP 413.* for the record at byte offset ${head.length}$`),
+        ),
+      },
+    });
+    expect((await fx.result(job)).counters.modelErrors4xx).toBeGreaterThan(3);
+    expect(await fx.incompleteUploads(job)).toEqual([]);
+  });
+
+  it('fails an object whose record outlasts InvocationsTimeoutInSeconds, naming its key and offset', async ({
+    expect,
+  }) => {
+    const slow = 'a,1\nb,2\nSLOWME,3\nd,4\n';
+    const job = await fx.prepare('timeout', {
+      objects: { 'slow.csv': slow, 'fine.csv': 'ok,1\n' },
+      request: {
+        BatchStrategy: 'MultiRecord',
+        ModelClientConfig: { InvocationsTimeoutInSeconds: 1, InvocationsMaxRetries: 0 },
+      },
+    });
+    const run = await fx.run(job, { model: troubled });
+    expect(run.code, run.stderr).toBe(0);
+    const offset = slow.indexOf('SLOWME');
+    const items = await fx.itemsByKey(job);
+    // The timed-out mini-batch is halved down to the record at fault, so the error is that record's.
+    expect(items.get('slow.csv')).toMatchObject({
+      status: 'Failed',
+      error: {
+        offset,
+        message: `model did not answer within InvocationsTimeoutInSeconds (1 s) for the record at byte offset ${offset}`,
+      },
+    });
+    const logged = run.logs.find((l) => l.level === 'error' && l.msg.startsWith('object failed'));
+    expect(logged).toMatchObject({ object: `${job.inputUri}slow.csv`, offset });
+    expect(logged!.msg).toContain(`${job.inputUri}slow.csv`);
+    expect(await fx.output(job, 'slow.csv')).toBeUndefined();
+    expect((await fx.output(job, 'fine.csv'))!.toString()).toBe('OK,1\n');
+    expect((await fx.result(job)).counters.modelTimeouts).toBeGreaterThanOrEqual(3);
+  });
+
+  it('leaves no .out and no incomplete upload for a failed object whose upload had begun, and finishes the others', async ({
+    expect,
+  }) => {
+    const { text, markerOffset } = bigObjectEndingWith('POISON', 10);
+    const small = rows(20, 's');
+    const job = await fx.prepare('failed-object', {
+      objects: { '1-small.csv': small, '2-big.csv': text, '3-small.csv': small },
+      request: { MaxConcurrentTransforms: 2, MaxPayloadInMB: 1, BatchStrategy: 'MultiRecord' },
+    });
+    const key = outputKey(job, '2-big.csv');
+    const stop = fx.record((r) => r.key === key);
+    const run = await fx.run(job, { model: troubled });
+    const requests = stop().map((r) => r.operation);
+    expect(run.code, run.stderr).toBe(0);
+    // More than 8 MiB of output (one part) had gone into a multipart upload before the failure; it was aborted.
+    expect(requests).toContain('CreateMultipartUpload');
+    expect(requests).toContain('UploadPart');
+    expect(requests).toContain('AbortMultipartUpload');
+    expect(requests).not.toContain('CompleteMultipartUpload');
+    expect(await fx.incompleteUploads(job)).toEqual([]);
+    expect([...(await fx.outputs(job)).keys()].sort()).toEqual(['1-small.csv.out', '3-small.csv.out']);
+    expect((await fx.output(job, '3-small.csv'))!.equals(upper(small))).toBe(true);
+    // A 400 fails the mini-batch it answered (SageMaker does not retry client errors), so the error
+    // names that mini-batch: the one that holds the record at fault.
+    const { error } = (await fx.itemsByKey(job)).get('2-big.csv')!;
+    expect(error!.message).toMatch(
+      new RegExp(
+        `^model answered HTTP 400: .* for the mini-batch of \\d+ records starting at byte offset ${error!.offset}$`,
+      ),
+    );
+    expect(error!.offset).toBeGreaterThan(8 * 1024 * 1024);
+    expect(error!.offset).toBeLessThanOrEqual(markerOffset);
+  });
+});
+
+describe.concurrent('a model that dies, a task that is stopped', () => {
+  it.for([
+    ['with MODEL_PID (local runs)', true],
+    ['without it (an ECS task)', false],
+  ] as const)(
+    'the model dying mid-partition ends the sidecar promptly, non-zero, naming the object: %s',
+    async ([, withPid], { expect }) => {
+      const mortal = await model(
+        { TEST_MODEL_UPPERCASE: '1', TEST_MODEL_EXIT_AFTER_REQUESTS: '5' },
+        cleanups,
+      );
+      const job = await fx.prepare('model-dies', {
+        objects: { 'a.csv': rows(10, 'a'), 'b.csv': rows(10, 'b'), 'c.csv': rows(10, 'c') },
+        request: { MaxConcurrentTransforms: 1, BatchStrategy: 'SingleRecord' },
+      });
+      const running = fx.spawn(job, { model: mortal, modelPid: withPid });
+      const diedAt = await mortal.exited.then(() => performance.now());
+      const run = await running.done;
+      const afterDeathMs = performance.now() - diedAt;
+      expect(run.code, run.stderr).toBe(1);
+      expect(afterDeathMs).toBeLessThan(5000);
+      const reason = `the model stopped answering while transforming ${job.inputUri}a.csv`;
+      expect(run.logs.some((l) => l.level === 'error' && l.msg.includes(reason))).toBe(true);
+      expect((await fx.result(job)).fatal).toContain(reason);
+      expect([...(await fx.outputs(job)).keys()]).toEqual([]);
+      expect(await fx.incompleteUploads(job)).toEqual([]);
+    },
+  );
+
+  it('SIGTERM mid-object aborts the open upload and exits non-zero promptly', async ({ expect }) => {
+    const { text } = bigObjectEndingWith('SLOWME', 10);
+    const job = await fx.prepare('sigterm', {
+      objects: { 'big.csv': text, 'later.csv': rows(5, 'l') },
+      request: { MaxPayloadInMB: 1, BatchStrategy: 'MultiRecord' },
+    });
+    const key = outputKey(job, 'big.csv');
+    const partSent = fx.nextRequest((r) => r.key === key && r.operation === 'UploadPart');
+    const stopRecording = fx.record((r) => r.key === key);
+    const running = fx.spawn(job, { model: troubled });
+    await partSent;
+    // The upload is open and the model is holding the last mini-batch (8 s): stop the task now.
+    const stoppedAt = performance.now();
+    running.child.kill('SIGTERM');
+    const run = await running.done;
+    expect(run.code, run.stderr).toBe(143);
+    // Well before the model would have answered: the in-flight invocation was abandoned.
+    expect(performance.now() - stoppedAt).toBeLessThan(5000);
+    const requests = stopRecording().map((r) => r.operation);
+    expect(requests).toContain('AbortMultipartUpload');
+    expect(requests).not.toContain('CompleteMultipartUpload');
+    expect(run.logs.some((l) => l.level === 'warn' && l.msg.startsWith('SIGTERM received'))).toBe(true);
+    expect(await fx.incompleteUploads(job)).toEqual([]);
+    expect([...(await fx.outputs(job)).keys()]).toEqual([]);
+    expect((await fx.result(job)).fatal).toMatch(/stopped/);
+  });
+});
