@@ -1,6 +1,6 @@
 import { contentKind } from '../job/content-types';
 import type { MiniBatch } from './batch';
-import { NEWLINE } from './chunks';
+import { joinParts, NEWLINE } from './chunks';
 import { withoutCR } from './csv';
 import { DataError } from './errors';
 import { compileFilter, parseJson, selectOrFail } from './filter';
@@ -24,6 +24,11 @@ const COMMA = Buffer.from(',');
 export interface OutputProcessor {
   /** The bytes to append to the object's output for this mini-batch's response. */
   process(batch: MiniBatch, response: Buffer): Buffer;
+  /**
+   * `process` for a response that arrived in chunks: when nothing needs the response whole (no join,
+   * filter or repeated header) the chunks pass through as they are, without being joined.
+   */
+  processChunks(batch: MiniBatch, response: readonly Buffer[]): Buffer[];
   /** For a StreamedMiniBatch: the response passed through as it arrives, plus the Line terminator. */
   processStream(response: AsyncIterable<Buffer>): AsyncGenerator<Buffer>;
 }
@@ -52,9 +57,16 @@ export function createOutputProcessor(opts: DataPlaneOptions): OutputProcessor {
 
   // Nothing needs records: the response is the output, unparsed.
   if (!join && !hasFilter) {
+    const process = (batch: MiniBatch, response: Buffer) =>
+      assemble(repeat ? dropHeaderOutput(batch, response, csvAwareLines) : response);
     return {
-      process: (batch, response) =>
-        assemble(repeat ? dropHeaderOutput(batch, response, csvAwareLines) : response),
+      process,
+      processChunks: (batch, response) => {
+        if (repeat) return [process(batch, joinParts(response))];
+        let last = -1;
+        for (const chunk of response) if (chunk.length > 0) last = chunk[chunk.length - 1]!;
+        return line && last !== 10 ? [...response, NEWLINE] : [...response];
+      },
       processStream,
     };
   }
@@ -116,16 +128,18 @@ export function createOutputProcessor(opts: DataPlaneOptions): OutputProcessor {
     return lines;
   };
 
+  const perRecordPieces = (batch: MiniBatch, response: Buffer): Buffer[] => {
+    const outputs = splitOutputs(batch, response);
+    const pieces: Buffer[] = [];
+    for (let i = 0; i < outputs.length; i++) {
+      pieces.push(perRecord(batch, i, outputs[i]!));
+      if (line) pieces.push(NEWLINE);
+    }
+    return pieces;
+  };
   return {
-    process(batch, response) {
-      const outputs = splitOutputs(batch, response);
-      const pieces: Buffer[] = [];
-      for (let i = 0; i < outputs.length; i++) {
-        pieces.push(perRecord(batch, i, outputs[i]!));
-        if (line) pieces.push(NEWLINE);
-      }
-      return Buffer.concat(pieces);
-    },
+    process: (batch, response) => Buffer.concat(perRecordPieces(batch, response)),
+    processChunks: (batch, response) => perRecordPieces(batch, joinParts(response)),
     processStream,
   };
 }

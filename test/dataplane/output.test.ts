@@ -22,7 +22,13 @@ async function transform(
   const out: Buffer[] = [];
   for (const batch of buffered(await collect(readMiniBatches(chunked(Buffer.from(input), 5), o)))) {
     sent.push(batch.body.toString());
-    out.push(processor.process(batch, Buffer.from(model(batch.body.toString()))));
+    const response = Buffer.from(model(batch.body.toString()));
+    const whole = processor.process(batch, response);
+    // The same response arriving in 3-byte chunks gives the same bytes.
+    const pieces: Buffer[] = [];
+    for (let i = 0; i < response.length; i += 3) pieces.push(response.subarray(i, i + 3));
+    expect(Buffer.concat(processor.processChunks(batch, pieces))).toEqual(whole);
+    out.push(whole);
   }
   return { output: Buffer.concat(out).toString(), sent };
 }
@@ -33,6 +39,21 @@ const lengths = (nl: boolean) => (body: string) =>
     .split('\n')
     .map((l) => l.length)
     .join('\n') + (nl ? '\n' : '');
+
+describe('a response in chunks', () => {
+  it('passes the chunks through uncopied when nothing needs the response whole, adding only the Line newline', async () => {
+    const o: DataPlaneOptions = { ...CSV_LINE, batchStrategy: 'MultiRecord', maxPayloadInMB: 1 };
+    const processor = createOutputProcessor(o);
+    const [batch] = await collect(readMiniBatches(chunked(Buffer.from('a\nb\n'), 5), o));
+    const chunks = [Buffer.from('A\n'), Buffer.from('B')];
+    const out = processor.processChunks(batch as never, chunks);
+    expect(out[0]).toBe(chunks[0]);
+    expect(out[1]).toBe(chunks[1]);
+    expect(Buffer.concat(out).toString()).toBe('A\nB\n');
+    const ended = [Buffer.from('A\nB\n')];
+    expect(processor.processChunks(batch as never, ended)).toEqual(ended);
+  });
+});
 
 describe('AssembleWith', () => {
   it.each([

@@ -16,7 +16,13 @@ const RETRY_BASE_MS = 200;
 const RETRY_CAP_MS = 5000;
 
 export type InvocationOutcome =
-  | { readonly kind: 'ok'; readonly status: number; readonly body: Buffer }
+  /** `body` is the response as it arrived, in chunks: joining them would copy every response once more. */
+  | {
+      readonly kind: 'ok';
+      readonly status: number;
+      readonly body: readonly Buffer[];
+      readonly byteLength: number;
+    }
   | { readonly kind: 'too-large'; readonly status: 413; readonly message: string }
   | { readonly kind: 'timeout'; readonly message: string }
   | { readonly kind: 'client-error'; readonly status: number; readonly message: string }
@@ -164,9 +170,14 @@ export class ModelClient {
         signal: signal ?? null,
       });
       if (res.statusCode >= 200 && res.statusCode < 300) {
-        const buf = Buffer.from(await res.body.arrayBuffer());
+        const chunks: Buffer[] = [];
+        let byteLength = 0;
+        for await (const chunk of res.body) {
+          chunks.push(chunk as Buffer);
+          byteLength += (chunk as Buffer).length;
+        }
         this.stats.latencyMsTotal += performance.now() - started;
-        return { kind: 'ok', status: res.statusCode, body: buf };
+        return { kind: 'ok', status: res.statusCode, body: chunks, byteLength };
       }
       const message = `model answered HTTP ${res.statusCode}${await errorText(res.body)}`;
       if (res.statusCode === 413) {

@@ -194,9 +194,9 @@ async function transform(
     if (outcome.kind === 'ok') {
       local.records += batch.count;
       c.counters.records += batch.count;
-      if (batch instanceof MiniBatch) return [output.process(batch, outcome.body)];
+      if (batch instanceof MiniBatch) return output.processChunks(batch, outcome.body);
       const pieces: Buffer[] = [];
-      for await (const piece of output.processStream(single(outcome.body))) pieces.push(piece);
+      for await (const piece of output.processStream(chunksOf(outcome.body))) pieces.push(piece);
       return pieces;
     }
     if (outcome.kind === 'connection') {
@@ -282,6 +282,6 @@ async function* countBytes(source: AsyncIterable<Buffer>, add: (n: number) => vo
   }
 }
 
-async function* single<T>(v: T): AsyncGenerator<T> {
-  yield v;
+async function* chunksOf(chunks: readonly Buffer[]): AsyncGenerator<Buffer> {
+  yield* chunks;
 }

@@ -1,0 +1,412 @@
+/**
+ * The project benchmark: `npm run bench [-- --quick | --smoke] [options]`.
+ *
+ * Prints figures, never asserts them: a table, then as the last line one JSON object with every
+ * figure (docs/PERFORMANCE.md lists the keys and the goals). Each measurement is repeated and the
+ * median reported; ratios are taken against a ceiling measured in the same run.
+ *
+ *   data plane   bare newline scan (the ceiling) vs Line MultiRecord packing of the same bytes;
+ *                Line SingleRecord packing in records per second (src/dataplane/bench-kernels.ts)
+ *   echo ceiling the sidecar's own HTTP client posting MaxPayloadInMB bodies to the echo test model
+ *   pipeline     the sidecar end to end on one CSV object (file:// in and out, same echo model),
+ *                its CPU time and peak RSS read by a probe preloaded into it, on a small and a
+ *                large input
+ *
+ * Options:
+ *   --quick            3 runs, smaller inputs (under a minute)
+ *   --smoke            1 run, a few MB (checks that the benchmark works; figures mean little)
+ *   --runs <n>         repetitions (default 5, quick 3, smoke 1)
+ *   --small-mb <n>, --large-mb <n>   pipeline input sizes (default 100 and 1000; quick 48 and 192)
+ *   --mct <n>          MaxConcurrentTransforms (default 4)
+ *   --payload-mb <n>   MaxPayloadInMB (default 6)
+ *   --sidecar <kind>   bundle (default: the image's bundle and node flags) or tsx (runLocalJob)
+ *   --profile          after the figures, one more large run under --cpu-prof; prints where the
+ *                      sidecar's time went and keeps the profile in .bench-data/profiles/
+ *   --memory           sample the sidecar's memory breakdown and print it at the RSS peak
+ */
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import {
+  boundaryScan,
+  csvRows,
+  packLineMultiRecord,
+  packLineSingleRecord,
+} from '../src/dataplane/bench-kernels';
+import { startTestModel } from '../test/fixtures/models/start';
+import { csvInput } from './data';
+import { echoCeiling } from './echo';
+import { deployedSidecar, type PipelineRun, runPipeline, type SidecarCommand } from './pipeline';
+import { processCpuSeconds } from './proc';
+import { summarizeProfiles } from './profile';
+import { fmt, GiB, MB, median, mbps, spread } from './stats';
+
+const DATA_ROOT = fileURLToPath(new URL('../.bench-data/', import.meta.url));
+
+interface Mode {
+  readonly name: 'full' | 'quick' | 'smoke';
+  readonly runs: number;
+  /** Kernel input (MB of ~100-byte rows) and SingleRecord input (MB of ~20-byte rows). */
+  readonly kernelMB: number;
+  readonly singleMB: number;
+  readonly smallMB: number;
+  readonly largeMB: number;
+  /** Bytes posted per echo-ceiling run. */
+  readonly echoMB: number;
+}
+
+const MODES: Record<Mode['name'], Mode> = {
+  full: { name: 'full', runs: 5, kernelMB: 100, singleMB: 20, smallMB: 100, largeMB: 1000, echoMB: 400 },
+  quick: { name: 'quick', runs: 3, kernelMB: 32, singleMB: 8, smallMB: 48, largeMB: 192, echoMB: 150 },
+  smoke: { name: 'smoke', runs: 1, kernelMB: 2, singleMB: 1, smallMB: 2, largeMB: 4, echoMB: 24 },
+};
+
+/** Kernels take milliseconds: they get this many more repetitions than the pipeline. */
+const KERNEL_REPEAT = 3;
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    smoke: { type: 'boolean', default: false },
+    runs: { type: 'string' },
+    'small-mb': { type: 'string' },
+    'large-mb': { type: 'string' },
+    mct: { type: 'string', default: '4' },
+    'payload-mb': { type: 'string', default: '6' },
+    sidecar: { type: 'string', default: 'bundle' },
+    profile: { type: 'boolean', default: false },
+    memory: { type: 'boolean', default: false },
+  },
+});
+
+const base = MODES[args.smoke ? 'smoke' : args.quick ? 'quick' : 'full'];
+const positive = (name: string, raw: string | undefined, fallback: number): number => {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a whole number ≥ 1; got "${raw}"`);
+  return n;
+};
+const mode: Mode = {
+  ...base,
+  runs: positive('runs', args.runs, base.runs),
+  smallMB: positive('small-mb', args['small-mb'], base.smallMB),
+  largeMB: positive('large-mb', args['large-mb'], base.largeMB),
+};
+const mct = positive('mct', args.mct, 4);
+const payloadMB = positive('payload-mb', args['payload-mb'], 6);
+if (args.sidecar !== 'bundle' && args.sidecar !== 'tsx') throw new Error('--sidecar is bundle or tsx');
+const rssLimitMB = 64 + 2 * mct * payloadMB;
+const log = (line = '') => process.stdout.write(`${line}\n`);
+const startedAt = performance.now();
+const note = (line: string) =>
+  process.stderr.write(`[bench ${((performance.now() - startedAt) / 1000).toFixed(1)} s] ${line}\n`);
+
+async function main(): Promise<void> {
+  // The bundle, the outputs and work files go to the OS temp folder: only inputs are kept, and the
+  // linter, which walks the checkout, never meets a bundle.
+  const scratch = await mkdtemp(join(tmpdir(), 'batch-transform-bench-'));
+  const load = loadavg()[0]!;
+  try {
+    note(`${mode.name}: data plane kernels`);
+    const kernels = await measureKernels();
+
+    note('preparing the pipeline inputs and the sidecar bundle');
+    // esbuild and the model start in their own processes: let them overlap the data generation.
+    const pending = Promise.all([
+      args.sidecar === 'tsx'
+        ? Promise.resolve<SidecarCommand>({ kind: 'tsx' })
+        : deployedSidecar(join(scratch, 'sidecar')),
+      startTestModel({ TEST_MODEL_RECORD_LIMIT: '0' }),
+    ]);
+    pending.catch(() => {});
+    const small = await csvInput(DATA_ROOT, mode.smallMB);
+    const large = await csvInput(DATA_ROOT, mode.largeMB);
+    const [sidecar, model] = await pending;
+    const modelPid = model.process.pid!;
+    try {
+      // Warm the model and the client before the first measured run.
+      await echoCeiling({
+        modelUrl: model.url,
+        concurrency: mct,
+        bodyMiB: payloadMB,
+        totalBytes: Math.min(48, mode.echoMB) * MB,
+      });
+      const echo: Array<{ mbps: number; clientCpu: number; modelCpu: number }> = [];
+      const pipe: Record<'small' | 'large', Array<PipelineRun & { modelCpu: number }>> = {
+        small: [],
+        large: [],
+      };
+      for (let r = 0; r < mode.runs; r++) {
+        note(`run ${r + 1}/${mode.runs}: echo ceiling, pipeline ${mode.smallMB} MB, ${mode.largeMB} MB`);
+        let m0 = processCpuSeconds(modelPid);
+        const e = await echoCeiling({
+          modelUrl: model.url,
+          concurrency: mct,
+          bodyMiB: payloadMB,
+          totalBytes: mode.echoMB * MB,
+        });
+        echo.push({
+          mbps: mbps(e.bytes, e.ms),
+          clientCpu: e.clientCpuSeconds / (e.bytes / GiB),
+          modelCpu: (processCpuSeconds(modelPid) - m0) / (e.bytes / GiB),
+        });
+        for (const [size, input] of [
+          ['small', small],
+          ['large', large],
+        ] as const) {
+          m0 = processCpuSeconds(modelPid);
+          const run = await runPipeline({
+            name: `bench-${process.pid}-${size}-${r}`,
+            inputDir: input.dir,
+            scratchDir: scratch,
+            modelUrl: model.url,
+            maxConcurrentTransforms: mct,
+            maxPayloadInMB: payloadMB,
+            sidecar,
+            ...(args.memory ? { memorySampleMs: 10 } : {}),
+          });
+          if (run.inputBytes !== input.bytes) {
+            throw new Error(`the pipeline read ${run.inputBytes} bytes of ${input.bytes}`);
+          }
+          pipe[size].push({ ...run, modelCpu: (processCpuSeconds(modelPid) - m0) / (run.inputBytes / GiB) });
+          if (args.memory && run.atPeak) note(`${size} memory at the RSS peak: ${memoryLine(run.atPeak)}`);
+        }
+      }
+      if (args.profile) {
+        if (sidecar.kind !== 'bundle') throw new Error('--profile needs --sidecar bundle');
+        const dir = join(DATA_ROOT, 'profiles');
+        await rm(dir, { recursive: true, force: true });
+        await runPipeline({
+          name: `bench-${process.pid}-profile`,
+          inputDir: large.dir,
+          scratchDir: scratch,
+          modelUrl: model.url,
+          maxConcurrentTransforms: mct,
+          maxPayloadInMB: payloadMB,
+          sidecar,
+          cpuProfileDir: dir,
+        });
+        note(`sidecar CPU profile (self time, ${mode.largeMB} MB input), kept in ${dir}:`);
+        for (const line of await summarizeProfiles(dir, 25)) note(`  ${line}`);
+      }
+      // Last, so the JSON line is the last line of the output.
+      report(kernels, echo, pipe, sidecar, load);
+    } finally {
+      await model.stop();
+    }
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+interface KernelFigures {
+  scan: number[];
+  multi: number[];
+  single: number[];
+  rowBytes: number;
+  singleRowBytes: number;
+}
+
+async function measureKernels(): Promise<KernelFigures> {
+  const data = csvRows(mode.kernelMB * MB);
+  const small = csvRows(mode.singleMB * MB, 20);
+  const lines = boundaryScan(data);
+  const smallLines = boundaryScan(small);
+  const out: KernelFigures = {
+    scan: [],
+    multi: [],
+    single: [],
+    rowBytes: data.length / lines,
+    singleRowBytes: small.length / smallLines,
+  };
+  const time = async (fn: () => unknown) => {
+    const t = performance.now();
+    await fn();
+    return performance.now() - t;
+  };
+  // One warm-up each (JIT), then scan and pack alternate, so both see the same machine.
+  boundaryScan(data);
+  await packLineMultiRecord(data, payloadMB);
+  await packLineSingleRecord(small);
+  for (let r = 0; r < mode.runs * KERNEL_REPEAT; r++) {
+    out.scan.push(mbps(data.length, await time(() => boundaryScan(data))));
+    out.multi.push(mbps(data.length, await time(() => packLineMultiRecord(data, payloadMB))));
+    out.single.push(smallLines / ((await time(() => packLineSingleRecord(small))) / 1000));
+  }
+  return out;
+}
+
+function report(
+  k: KernelFigures,
+  echo: ReadonlyArray<{ mbps: number; clientCpu: number; modelCpu: number }>,
+  pipe: Record<'small' | 'large', ReadonlyArray<PipelineRun & { modelCpu: number }>>,
+  sidecar: SidecarCommand,
+  load: number,
+): void {
+  const scan = median(k.scan);
+  const multi = median(k.multi);
+  const single = median(k.single);
+  const echoMBps = median(echo.map((e) => e.mbps));
+  const through = (runs: readonly PipelineRun[]) => runs.map((p) => mbps(p.inputBytes, p.transformMs));
+  const pipeLarge = through(pipe.large);
+  const pipeSmall = through(pipe.small);
+  const pipelineMBps = median(pipeLarge);
+  const perGiB = (runs: readonly PipelineRun[], pick: (p: PipelineRun) => number) =>
+    runs.map((p) => pick(p) / (p.inputBytes / GiB));
+  const cpuLarge = perGiB(pipe.large, (p) => p.transformCpuSeconds);
+  const cpuWhole = perGiB(pipe.large, (p) => p.cpuSeconds);
+  const rssSmall = pipe.small.map((p) => p.peakRssMB);
+  const rssLarge = pipe.large.map((p) => p.peakRssMB);
+  const figures = {
+    boundaryScanMBps: scan,
+    lineMultiRecordMBps: multi,
+    packRatio: multi / scan,
+    singleRecordRecordsPerSec: single,
+    echoCeilingMBps: echoMBps,
+    pipelineMBps,
+    pipelineRatio: pipelineMBps / echoMBps,
+    cpuSecondsPerGiB: median(cpuLarge),
+    peakRssMBSmall: median(rssSmall),
+    peakRssMBLarge: median(rssLarge),
+  };
+  const rssGrowth = figures.peakRssMBLarge / figures.peakRssMBSmall - 1;
+  const goals = {
+    packRatio: figures.packRatio >= 0.65,
+    singleRecordRecordsPerSec: figures.singleRecordRecordsPerSec >= 5e6,
+    pipelineRatio: figures.pipelineRatio >= 0.8,
+    cpuSecondsPerGiB: figures.cpuSecondsPerGiB <= 3,
+    peakRss: Math.max(figures.peakRssMBSmall, figures.peakRssMBLarge) <= rssLimitMB,
+    peakRssFlat: Math.abs(rssGrowth) <= 0.1,
+  };
+  const met = (ok: boolean) => (ok ? 'yes' : 'NO');
+  const sidecarText =
+    sidecar.kind === 'bundle'
+      ? `bundle, node ${[...(sidecar.nodeFlags ?? []), 'sidecar.mjs'].join(' ')} (as the image runs it)`
+      : 'TypeScript entry under tsx, through runLocalJob (as `batch-transform run --local`)';
+  const sizes =
+    mode.name === 'full'
+      ? `${mode.smallMB} MB and ${mode.largeMB} MB`
+      : `${mode.smallMB} MB and ${mode.largeMB} MB (${mode.name} mode; the full run uses 100 MB and 1000 MB)`;
+
+  log();
+  log(
+    `batch-transform benchmark, ${mode.name} mode: ${mode.runs === 1 ? 'one run' : `medians of ${mode.runs} runs`} (kernels ${mode.runs * KERNEL_REPEAT})`,
+  );
+  log(
+    `machine: ${availableParallelism()} cores, Node ${process.version}, load average ${load.toFixed(1)} at start`,
+  );
+  log(`sidecar: ${sidecarText}`);
+  log(
+    `job: one CSV object of ~${Math.round(k.rowBytes)}-byte rows, ${sizes}; Line, MultiRecord, ` +
+      `MaxConcurrentTransforms ${mct}, MaxPayloadInMB ${payloadMB}, AssembleWith Line, file:// in and out, echo test model`,
+  );
+  log();
+  const rows: string[][] = [
+    ['figure', 'median', 'runs (min–max)', 'goal', 'met'],
+    ['bare newline scan (ceiling)', `${fmt(scan)} MB/s`, spread(k.scan), '', ''],
+    ['Line MultiRecord packing', `${fmt(multi)} MB/s`, spread(k.multi), '', ''],
+    ['  packRatio', fmt(figures.packRatio, 2), '', '≥ 0.65', met(goals.packRatio)],
+    [
+      `Line SingleRecord packing (~${Math.round(k.singleRowBytes)} B rows)`,
+      `${fmt(single / 1e6, 2)} M rec/s`,
+      spread(
+        k.single.map((v) => v / 1e6),
+        2,
+      ),
+      '≥ 5 M rec/s',
+      met(goals.singleRecordRecordsPerSec),
+    ],
+    [
+      `echo ceiling (${payloadMB} MiB bodies, ${mct} in flight)`,
+      `${fmt(echoMBps)} MB/s`,
+      spread(echo.map((e) => e.mbps)),
+      '',
+      '',
+    ],
+    [`pipeline, ${mode.largeMB} MB`, `${fmt(pipelineMBps)} MB/s`, spread(pipeLarge), '', ''],
+    [`pipeline, ${mode.smallMB} MB`, `${fmt(median(pipeSmall))} MB/s`, spread(pipeSmall), '', ''],
+    ['  pipelineRatio', fmt(figures.pipelineRatio, 2), '', '≥ 0.8', met(goals.pipelineRatio)],
+    [
+      'sidecar CPU per GiB (transform)',
+      `${fmt(figures.cpuSecondsPerGiB, 2)} s`,
+      spread(cpuLarge, 2),
+      '≤ 3 s',
+      met(goals.cpuSecondsPerGiB),
+    ],
+    ['sidecar CPU per GiB (whole process)', `${fmt(median(cpuWhole), 2)} s`, spread(cpuWhole, 2), '', ''],
+    ['echo client CPU per GiB', `${fmt(median(echo.map((e) => e.clientCpu)), 2)} s`, '', '', ''],
+    [
+      'model CPU per GiB (echo / pipeline)',
+      `${fmt(median(echo.map((e) => e.modelCpu)), 2)} / ${fmt(median(pipe.large.map((p) => p.modelCpu)), 2)} s`,
+      '',
+      '',
+      '',
+    ],
+    [
+      `sidecar peak RSS, ${mode.smallMB} MB`,
+      `${fmt(figures.peakRssMBSmall)} MB`,
+      spread(rssSmall),
+      `≤ ${rssLimitMB} MB`,
+      met(figures.peakRssMBSmall <= rssLimitMB),
+    ],
+    [
+      `sidecar peak RSS, ${mode.largeMB} MB`,
+      `${fmt(figures.peakRssMBLarge)} MB`,
+      spread(rssLarge),
+      `≤ ${rssLimitMB} MB`,
+      met(figures.peakRssMBLarge <= rssLimitMB),
+    ],
+    [
+      '  large vs small',
+      `${rssGrowth >= 0 ? '+' : ''}${fmt(rssGrowth * 100, 1)} %`,
+      '',
+      'within 10 %',
+      met(goals.peakRssFlat),
+    ],
+  ];
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  for (const r of rows)
+    log(
+      r
+        .map((cell, c) => cell.padEnd(widths[c]!))
+        .join('  ')
+        .trimEnd(),
+    );
+  log();
+  log(
+    "pipeline MB/s = input bytes / the work item's duration (read, split, invoke, write, complete the output); " +
+      "CPU per GiB (transform) counts from the first POST /invocations to the sidecar's exit.",
+  );
+  log(
+    JSON.stringify({
+      ...figures,
+      mode: mode.name,
+      runs: mode.runs,
+      cores: availableParallelism(),
+      node: process.version,
+      loadAverageAtStart: load,
+      sidecar: sidecar.kind,
+      maxConcurrentTransforms: mct,
+      maxPayloadInMB: payloadMB,
+      smallInputMB: mode.smallMB,
+      largeInputMB: mode.largeMB,
+      rssLimitMB,
+      pipelineMBpsSmall: median(pipeSmall),
+      cpuSecondsPerGiBWholeProcess: median(cpuWhole),
+      echoClientCpuSecondsPerGiB: median(echo.map((e) => e.clientCpu)),
+      goalsMet: goals,
+    }),
+  );
+}
+
+function memoryLine(m: NodeJS.MemoryUsage): string {
+  const mb = (n: number) => `${(n / MB).toFixed(0)} MB`;
+  return `rss ${mb(m.rss)}, V8 heap ${mb(m.heapUsed)} used of ${mb(m.heapTotal)}, external ${mb(m.external)} (ArrayBuffers ${mb(m.arrayBuffers)})`;
+}
+
+main().catch((e) => {
+  process.stderr.write(`benchmark failed: ${(e as Error).stack ?? e}\n`);
+  process.exit(1);
+});
