@@ -37,6 +37,8 @@ export interface InvocationStats {
   timeouts: number;
   /** Sum and count of successful invocation latencies, for metrics. */
   latencyMsTotal: number;
+  /** Successful invocations, the ones latencyMsTotal adds up. */
+  latencyCount: number;
 }
 
 export interface ExecutionParameters {
@@ -65,6 +67,7 @@ export class ModelClient {
     errors5xx: 0,
     timeouts: 0,
     latencyMsTotal: 0,
+    latencyCount: 0,
   };
 
   constructor(private readonly opts: ModelClientOptions) {
@@ -177,6 +180,7 @@ export class ModelClient {
           byteLength += (chunk as Buffer).length;
         }
         this.stats.latencyMsTotal += performance.now() - started;
+        this.stats.latencyCount++;
         return { kind: 'ok', status: res.statusCode, body: chunks, byteLength };
       }
       const message = `model answered HTTP ${res.statusCode}${await errorText(res.body)}`;

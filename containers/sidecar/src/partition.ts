@@ -77,11 +77,11 @@ export async function runPartition(config: SidecarConfig, deps: PartitionDeps): 
     });
     if (deps.writeMetrics && client) {
       const delta = diff(counters, lastMetrics);
-      const okCalls = client.stats.invocations - lastLatency.count;
+      const okCalls = client.stats.latencyCount - lastLatency.count;
       const latency = okCalls > 0 ? (client.stats.latencyMsTotal - lastLatency.total) / okCalls : undefined;
       deps.writeMetrics(emfLine(job.TransformJobName, delta, latency));
       lastMetrics = { ...counters };
-      lastLatency = { total: client.stats.latencyMsTotal, count: client.stats.invocations };
+      lastLatency = { total: client.stats.latencyMsTotal, count: client.stats.latencyCount };
     }
   };
   const ticker = setInterval(
