@@ -4,6 +4,7 @@ import {
   finalizeStage,
   type TransformJobDescription,
 } from '../../src/lifecycle/finalize';
+import { assembleStage } from '../../src/lifecycle/assemble';
 import type { Storage } from '../../src/storage/storage';
 import { type LifecycleState, requireJob, type StateFailure } from '../shared/state';
 import { deployedStorage } from '../shared/storage';
@@ -37,8 +38,18 @@ export async function describeFailure(
   storage: Storage,
 ): Promise<TransformJobDescription | FailureDescription> {
   if (state.job) {
+    const notes: string[] = [];
+    if (state.plan) {
+      // Objects whose shards all finished before the failure still get their `.out`, as whole
+      // objects do; assemble skips the rest. It must run before cleanup removes the shard outputs.
+      try {
+        await assembleStage(state.job, state.plan, storage);
+      } catch (e) {
+        notes.push((e as Error).message);
+      }
+    }
     try {
-      return await finalizeStage(state.job, storage, { failure });
+      return await finalizeStage(state.job, storage, { failure, notes });
     } catch (e) {
       console.error(
         `could not write the summary of failed job "${state.job.jobName}": ${(e as Error).stack ?? e}`,

@@ -4,6 +4,11 @@ import { readStoredJob } from './job-store';
 import { objectOutcomes, readReports } from './results';
 import type { JobRef, PlanRef } from './types';
 
+/** Assembling one object's shards failed: names the object, so the job's FailureReason does. */
+export class AssembleError extends Error {
+  override readonly name = 'AssembleError';
+}
+
 /**
  * The assemble stage: every sharded object whose shards all succeeded gets its final `.out`, the
  * shard outputs concatenated in shard order (server-side part copies where the store allows, a
@@ -29,18 +34,27 @@ export async function assembleStage(
     const object = plan.objects[outcome.object]!;
     if (object.shardCount < 2 || outcome.status !== 'Completed') continue;
     const shards = Array.from({ length: object.shardCount }, (_, s) => s);
-    await storage.concat(
-      shards.map((s) => shardOutputUri(ref.workUri, object.relativeKey, s)),
-      outputObjectUri(plan.outputUri, object.relativeKey),
-      opts,
-    );
-    if (outcome.failedRecords > 0) {
-      const errorShards: string[] = [];
-      for (const s of shards) {
-        const uri = shardErrorsUri(ref.workUri, object.relativeKey, s);
-        if (await storage.head(uri)) errorShards.push(uri);
+    const target = outputObjectUri(plan.outputUri, object.relativeKey);
+    try {
+      await storage.concat(
+        shards.map((s) => shardOutputUri(ref.workUri, object.relativeKey, s)),
+        target,
+        opts,
+      );
+      if (outcome.failedRecords > 0) {
+        const errorShards: string[] = [];
+        for (const s of shards) {
+          const uri = shardErrorsUri(ref.workUri, object.relativeKey, s);
+          if (await storage.head(uri)) errorShards.push(uri);
+        }
+        await storage.concat(errorShards, errorsObjectUri(plan.outputUri, object.relativeKey), opts);
       }
-      await storage.concat(errorShards, errorsObjectUri(plan.outputUri, object.relativeKey), opts);
+    } catch (e) {
+      const cause = e as Error;
+      throw new AssembleError(
+        `assembling ${object.uri} (${object.shardCount} shards into ${target}) failed: ${cause.name && cause.name !== 'Error' ? `${cause.name}: ` : ''}${cause.message}`,
+        { cause },
+      );
     }
     assembled++;
   }

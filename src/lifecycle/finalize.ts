@@ -53,7 +53,13 @@ export interface StateFailure {
 export async function finalizeStage(
   ref: JobRef,
   storage: Storage,
-  opts: { failure?: StateFailure; stopped?: boolean; now?: Date } = {},
+  opts: {
+    failure?: StateFailure;
+    stopped?: boolean;
+    now?: Date;
+    /** More to say after the failure's own reason (e.g. what assembling after it could not do). */
+    notes?: readonly string[];
+  } = {},
 ): Promise<TransformJobDescription> {
   const stored = await readJsonIfExists<StoredJob>(storage, ref.jobUri);
   const reports = await readReports(storage, ref.workUri);
@@ -70,27 +76,38 @@ export async function finalizeStage(
   }));
   let status: TransformJobStatus = 'Completed';
   let reason: string | undefined;
+  const describeFailed = () =>
+    `${failed.length} of ${outcomes.length} input object(s) failed: ${failedObjects
+      .slice(0, 3)
+      .map((f) => `${f.uri}: ${f.reason}${f.offset !== undefined ? ` (record at byte ${f.offset})` : ''}`)
+      .join('; ')}${failed.length > 3 ? '; …' : ''}`;
+  const pending = plan ? outcomes.filter((o) => o.status === 'Pending') : [];
+  const pendingUris = () =>
+    `${pending
+      .slice(0, 3)
+      .map((o) => plan!.objects[o.object]!.uri)
+      .join(', ')}${pending.length > 3 ? `, and ${pending.length - 3} more` : ''}`;
   if (opts.stopped) {
     status = 'Stopped';
   } else if (opts.failure) {
     status = 'Failed';
-    // The worker's own account (fatal) first, then what the orchestrator saw (exit codes, output).
+    // The worker's own account (fatal) first, then what the orchestrator saw (exit codes, output),
+    // then the objects it cost: the ones that failed and the ones never finished.
     const seen = describeStateFailure(opts.failure);
     reason = fatal ? (seen.includes(fatal) ? seen : `${fatal}; ${seen}`) : seen;
+    if (failed.length > 0) reason += `; ${describeFailed()}`;
+    if (pending.length > 0) reason += `; not finished: ${pendingUris()}`;
+    for (const note of opts.notes ?? []) reason += `; ${note}`;
   } else if (fatal) {
     status = 'Failed';
     reason = fatal;
+    if (pending.length > 0) reason += `; not finished: ${pendingUris()}`;
   } else if (failed.length > 0) {
     status = 'Failed';
-    const first = failedObjects
-      .slice(0, 3)
-      .map((f) => `${f.uri}: ${f.reason}${f.offset !== undefined ? ` (record at byte ${f.offset})` : ''}`)
-      .join('; ');
-    reason = `${failed.length} of ${outcomes.length} input object(s) failed: ${first}${failed.length > 3 ? '; …' : ''}`;
-  } else if (plan && outcomes.some((o) => o.status === 'Pending')) {
+    reason = describeFailed();
+  } else if (pending.length > 0) {
     status = 'Failed';
-    const pending = outcomes.filter((o) => o.status === 'Pending');
-    reason = `${pending.length} input object(s) were never processed, e.g. ${plan.objects[pending[0]!.object]!.uri}`;
+    reason = `${pending.length} input object(s) were never processed: ${pendingUris()}`;
   }
 
   const job = stored?.job;

@@ -104,9 +104,16 @@ export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
       const crashed = outcomes.find((r) => r.code !== 0);
       if (crashed && !stopped)
         failure = { Error: 'WorkerFailed', Cause: crashed.reason ?? 'a worker failed' };
-      if (!failure && !stopped) {
+      if (!stopped) {
+        // Also after a worker failed: objects whose shards all finished (on healthy workers) still
+        // get their `.out`, as whole objects on healthy workers do. Assemble skips the rest.
         o.onPhase?.('assembling');
-        await assembleStage(ref, p, o.storage);
+        try {
+          await assembleStage(ref, p, o.storage);
+        } catch (e) {
+          const cause = { Error: (e as Error).name, Cause: (e as Error).message };
+          failure = failure ? { Error: failure.Error, Cause: `${failure.Cause}; ${cause.Cause}` } : cause;
+        }
       }
       if (o.onProgress) await reportProgress(o, ref, p);
     }

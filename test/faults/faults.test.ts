@@ -1,0 +1,37 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Kind } from './scenarios';
+import { FaultSession } from './session';
+
+/**
+ * A CI-sized slice of `npm run faults`: the harness itself (loopback S3 with fault rules, the real
+ * CLI, sidecars and model processes, the per-run invariants) on two faults, locally. The full
+ * harness (every kind, the state machine too, multipart-sized objects) is `npm run faults`.
+ */
+describe('fault injection (CI slice of npm run faults)', () => {
+  let session: FaultSession;
+  beforeAll(async () => {
+    session = await FaultSession.start(20_240_601, { bigMiB: 0, modes: ['local'] });
+    await session.baseline('local', 'whole');
+  }, 60_000);
+  afterAll(async () => {
+    await session?.stop();
+  });
+
+  const cases: Array<[Kind, string]> = [
+    ['s3Transient', 'S3 500/503 answers that retries get past: Completed, byte-identical outputs'],
+    [
+      'model500Persistent',
+      'a model refusing one record: Failed naming that object, the other outputs identical',
+    ],
+  ];
+  it.each(cases)(
+    '%s: %s',
+    async (kind) => {
+      const report = await session.run(kind, 7, 'local', 'whole');
+      expect(report.problems).toEqual([]);
+      expect(report.faults).toBeGreaterThan(0);
+      expect([report.lost, report.duplicated, report.uploadsLeft, report.scratchLeft]).toEqual([0, 0, 0, 0]);
+    },
+    60_000,
+  );
+});
