@@ -61,6 +61,17 @@ export async function concatStreamed(
   }
 }
 
+/**
+ * Both of this package's writers take several chunks in one call (the file writer makes them one
+ * `writev`, the S3 writer waits for room once); a writer without `writeMany` (a test double, a
+ * wrapper) is written one chunk at a time.
+ */
+/** Writes `chunks` in order to `writer`, in one call when the writer can take many. */
+export async function writeChunks(writer: ObjectWriter, chunks: readonly Buffer[]): Promise<void> {
+  if (writer.writeMany) return writer.writeMany(chunks);
+  for (const chunk of chunks) if (chunk.length > 0) await writer.write(chunk);
+}
+
 /** Orders keys as S3 does: by their UTF-8 bytes (JavaScript's `<` compares UTF-16 units instead). */
 export function compareKeys(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));

@@ -23,6 +23,14 @@ import { LocationError, parseLocation } from './uri';
  * into place on complete: these files are the "incomplete uploads" and never show in `list`.
  */
 
+/**
+ * Bytes per read of a file:// object. The default 64 KiB makes a 6 MiB mini-batch ~100 slices (each
+ * a socket write when the body is sent) and 16 thread-pool reads per MiB. In the benchmark (192 MB
+ * job) 256 KiB took the sidecar from ~8.6 to ~6.7 CPU s per GiB; 1 MiB saved little more CPU and
+ * held ~10 MB more at the RSS peak (the stream reads a chunk ahead, the open batch holds whole chunks).
+ */
+const READ_CHUNK = 256 * 1024;
+
 const TEMP_FILE = /^\.(.+)\.partial-[0-9a-f]{16}$/;
 
 const isMissing = (err: unknown) => {
@@ -121,11 +129,16 @@ export class FileStorage implements Storage {
     if (range) checkRange(uri, range);
     const size = await fileSize(path);
     if (size === undefined) throw new ObjectNotFoundError(uri);
-    if (!range) return createReadStream(path, { signal });
+    if (!range) return createReadStream(path, { signal, highWaterMark: READ_CHUNK });
     if (range.start === range.end) return Readable.from([]);
     if (range.start >= size) throw unsatisfiableRange(uri, range, size);
     // createReadStream's end is inclusive; a range ending past the object is clamped, as in S3.
-    return createReadStream(path, { start: range.start, end: Math.min(range.end, size) - 1, signal });
+    return createReadStream(path, {
+      start: range.start,
+      end: Math.min(range.end, size) - 1,
+      signal,
+      highWaterMark: READ_CHUNK,
+    });
   }
 
   async readAll(uri: string): Promise<Buffer> {
@@ -201,6 +214,15 @@ export class FileStorage implements Storage {
   }
 }
 
+/** `chunks` without their first `n` bytes. */
+function afterBytes(chunks: readonly Buffer[], n: number): Buffer[] {
+  let i = 0;
+  while (i < chunks.length && n >= chunks[i]!.length) n -= chunks[i++]!.length;
+  const rest = chunks.slice(i);
+  if (n > 0 && rest.length > 0) rest[0] = rest[0]!.subarray(n);
+  return rest;
+}
+
 type WriterState = 'open' | 'completing' | 'completed' | 'aborted' | 'failed';
 
 class FileObjectWriter implements ObjectWriter {
@@ -234,16 +256,26 @@ class FileObjectWriter implements ObjectWriter {
   }
 
   write(chunk: Buffer): Promise<void> {
+    return this.writeMany([chunk]);
+  }
+
+  /** Appends the chunks in order with one `writev` (more only if the system writes part of them). */
+  writeMany(chunks: readonly Buffer[]): Promise<void> {
     if (this.#state !== 'open') {
       return Promise.reject(new Error(`cannot write to ${this.uri}: the writer is ${this.#state}`));
     }
+    let left = chunks.filter((c) => c.length > 0);
+    let total = 0;
+    for (const c of left) total += c.length;
     const op = this.#pending.then(async () => {
       const file = await this.#open();
-      for (let offset = 0; offset < chunk.length; ) {
-        const { bytesWritten } = await file.write(chunk, offset, chunk.length - offset);
-        offset += bytesWritten;
+      for (let remaining = total; remaining > 0; ) {
+        const { bytesWritten } = await file.writev(left);
+        if (bytesWritten <= 0) throw new Error('the file system accepted no bytes');
+        remaining -= bytesWritten;
+        if (remaining > 0) left = afterBytes(left, bytesWritten);
       }
-      this.#bytes += chunk.length;
+      this.#bytes += total;
     });
     this.#pending = op.catch(() => {});
     return op;

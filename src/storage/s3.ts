@@ -492,13 +492,22 @@ class S3ObjectWriter implements ObjectWriter {
     return this.#bytes;
   }
 
-  async write(chunk: Buffer): Promise<void> {
+  write(chunk: Buffer): Promise<void> {
+    return this.writeMany([chunk]);
+  }
+
+  /** Hands the chunks to the upload in order, then waits (once) until the body has room again. */
+  async writeMany(chunks: readonly Buffer[]): Promise<void> {
     if (this.#state !== 'open') throw new Error(`cannot write to ${this.uri}: the writer is ${this.#state}`);
     // lib-storage destroys the body as soon as one part fails for good.
     if (this.#body.destroyed) throw await this.#closedError();
-    if (chunk.length === 0) return;
-    this.#bytes += chunk.length;
-    if (this.#body.write(chunk)) return;
+    let room = true;
+    for (const chunk of chunks) {
+      if (chunk.length === 0) continue;
+      this.#bytes += chunk.length;
+      room = this.#body.write(chunk);
+    }
+    if (room) return;
     const drained = await new Promise<boolean>((resolve) => {
       const onDrain = () => {
         this.#body.off('close', onClose);

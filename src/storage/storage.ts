@@ -36,6 +36,8 @@ export interface WriterOptions {
 export interface ObjectWriter {
   readonly uri: string;
   write(chunk: Buffer): Promise<void>;
+  /** Several chunks in order, in one call (one writev, one wait for the upload): see writeChunks. */
+  writeMany?(chunks: readonly Buffer[]): Promise<void>;
   complete(): Promise<void>;
   abort(): Promise<void>;
   /** Bytes accepted so far. */

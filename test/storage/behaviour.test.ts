@@ -4,7 +4,7 @@
  * its data lives.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ObjectNotFoundError } from '../../src/storage/common';
+import { ObjectNotFoundError, writeChunks } from '../../src/storage/common';
 import { FileStorage } from '../../src/storage/file';
 import type { Storage } from '../../src/storage/storage';
 import { collect, eventually, MiB, randomChunks, randomData, toArray } from '../support/bytes';
@@ -135,6 +135,23 @@ describe.each(backends)('$name', (backend) => {
     expect(await toArray(storage.listIncompleteUploads(uri))).toEqual([]);
   });
 
+  it('writes many chunks per call (writeChunks), mixed with single writes and empty chunks, in order', async () => {
+    const uri = `${fresh()}many.bin`;
+    const data = randomData(18 * MiB + 777);
+    const chunks = [...randomChunks(data, 256 * 1024, 11)];
+    const writer = storage.createWriter(uri);
+    expect(typeof (writer as { writeMany?: unknown }).writeMany).toBe('function');
+    for (let i = 0; i < chunks.length; ) {
+      if (i % 3 === 0) await writer.write(chunks[i++]!);
+      const group = chunks.slice(i, i + 40);
+      i += group.length;
+      await writeChunks(writer, [Buffer.alloc(0), ...group, Buffer.alloc(0)]);
+    }
+    await writer.complete();
+    expect(writer.bytesWritten).toBe(data.length);
+    expect((await storage.readAll(uri)).equals(data)).toBe(true);
+  });
+
   it('writes an empty object when a writer completes without data', async () => {
     const uri = `${fresh()}empty`;
     const writer = storage.createWriter(uri);
@@ -228,5 +245,22 @@ describe.each(backends)('$name', (backend) => {
     await storage.delete(uri);
     expect(await storage.head(uri)).toBeUndefined();
     await storage.delete(uri);
+  });
+});
+
+describe('writeChunks', () => {
+  it('writes chunk by chunk, skipping empty ones, to a writer that cannot take many', async () => {
+    const seen: string[] = [];
+    const writer = {
+      uri: 'file:///x',
+      bytesWritten: 0,
+      write: async (chunk: Buffer) => {
+        seen.push(chunk.toString());
+      },
+      complete: async () => {},
+      abort: async () => {},
+    };
+    await writeChunks(writer, [Buffer.from('a'), Buffer.alloc(0), Buffer.from('bc'), Buffer.from('\n')]);
+    expect(seen).toEqual(['a', 'bc', '\n']);
   });
 });
