@@ -167,7 +167,7 @@ function report(d: TransformJobDescription, logDir: string, json: boolean): void
       .slice(0, 10)
       .map(
         (f) =>
-          `  failed:  ${f.uri}${f.offset !== undefined ? ` (record at byte ${f.offset})` : ''}: ${f.reason}`,
+          `  failed:  ${f.uri}${f.offset !== undefined && !f.reason.includes(`offset ${f.offset}`) ? ` (record at byte ${f.offset})` : ''}: ${f.reason}`,
       ),
     ...(d.TransformJobStatus !== 'Completed' ? [`  logs:    ${logDir}`] : []),
   ];

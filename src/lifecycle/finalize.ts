@@ -79,7 +79,7 @@ export async function finalizeStage(
   const describeFailed = () =>
     `${failed.length} of ${outcomes.length} input object(s) failed: ${failedObjects
       .slice(0, 3)
-      .map((f) => `${f.uri}: ${f.reason}${f.offset !== undefined ? ` (record at byte ${f.offset})` : ''}`)
+      .map((f) => `${f.uri}: ${f.reason}${withOffset(f.reason, f.offset)}`)
       .join('; ')}${failed.length > 3 ? '; …' : ''}`;
   const pending = plan ? outcomes.filter((o) => o.status === 'Pending') : [];
   const pendingUris = () =>
@@ -169,6 +169,11 @@ export function describeStateFailure(f: StateFailure): string {
     return `worker task stopped: ${parsed.StoppedReason ?? 'unknown reason'}${containers ? `; ${containers}` : ''}`;
   }
   return [f.Error, cause].filter(Boolean).join(': ');
+}
+
+/** ` (record at byte N)` unless the reason already says where. */
+function withOffset(reason: string, offset: number | undefined): string {
+  return offset === undefined || reason.includes(`offset ${offset}`) ? '' : ` (record at byte ${offset})`;
 }
 
 function truncate(s: string, max: number): string {
