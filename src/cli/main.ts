@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerDescribe } from './describe';
 import { CliError, EXIT } from './io';
@@ -13,6 +14,7 @@ import { registerWait } from './wait';
 export function buildProgram(setExit: (code: number) => void): Command {
   const program = new Command('batch-transform')
     .description('SageMaker Batch Transform in your own AWS account, or on this machine with --local.')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .showHelpAfterError()
     .exitOverride();
   registerValidate(program, setExit);
@@ -47,4 +49,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     throw e;
   }
+}
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
 }

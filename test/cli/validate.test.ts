@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli';
 
@@ -74,6 +75,13 @@ describe('batch-transform validate', () => {
       expect(r.stdout).toMatch(/^Usage: batch-transform/);
     },
   );
+
+  it("prints the package's version with --version", async () => {
+    const r = await runCli(['--version']);
+    expect(r.code).toBe(0);
+    const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8'));
+    expect(r.stdout.trim()).toBe(pkg.version);
+  });
 });
 
 describe('batch-transform schema', () => {
