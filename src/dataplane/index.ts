@@ -18,7 +18,13 @@ export {
 export { crc32c, maskCrc } from './crc32c';
 export { DataError } from './errors';
 export { gunzip } from './gzip';
-export { readHeaderLine, readMiniBatches, readMiniBatchGroups, type ShardRead } from './input';
+export {
+  packsSourceChunks,
+  readHeaderLine,
+  readMiniBatches,
+  readMiniBatchGroups,
+  type ShardRead,
+} from './input';
 export { type ParsedPath, parseJsonPath, selectJson } from './jsonpath';
 export {
   type DataPlaneOptions,

@@ -32,13 +32,32 @@ export async function* readMiniBatches(
 }
 
 /**
+ * True when readMiniBatchGroups packs the source's own chunks (Line split, no compression, no
+ * InputFilter): every mini-batch then slices the chunks as read, and `onHeld` reports how far back
+ * the packer still refers to them.
+ */
+export function packsSourceChunks(opts: DataPlaneOptions): boolean {
+  return (
+    opts.splitType === 'Line' &&
+    opts.compressionType !== 'Gzip' &&
+    !streamsWholeObject(opts) &&
+    !compileFilter(opts.inputFilter, contentKind(opts.contentType), 'InputFilter')
+  );
+}
+
+/**
  * readMiniBatches, yielding the mini-batches each input chunk completes as one array: an await per
  * small SingleRecord batch would cost more than packing it.
+ *
+ * When `packsSourceChunks(opts)`, `onHeld` is called after every chunk with the absolute offset of
+ * the first source byte the packer still holds (LineBatcher.heldFrom): with the mini-batches
+ * yielded so far, that is everything that may refer to the source's chunks.
  */
 export async function* readMiniBatchGroups(
   source: AsyncIterable<Buffer>,
   opts: DataPlaneOptions,
   shard?: ShardRead,
+  onHeld?: (offset: number) => void,
 ): AsyncGenerator<Invocation[]> {
   assertSupported(opts);
   const data = opts.compressionType === 'Gzip' ? gunzip(source) : source;
@@ -72,6 +91,7 @@ export async function* readMiniBatchGroups(
     });
     for await (const chunk of data) {
       const out = batcher.feed(chunk);
+      onHeld?.(batcher.heldFrom);
       if (out.length > 0) yield out;
       if (batcher.stopped) return; // leaving the loop ends the source: nothing past the window is read
     }

@@ -70,6 +70,14 @@ export class LineBatcher {
     this.prefix = this.header ? this.header.length + 1 : 0;
   }
 
+  /**
+   * Absolute offset of the first input byte the batcher still refers to: mini-batches it returns
+   * from now on slice nothing before it. (Mini-batches already returned may, until they are done.)
+   */
+  get heldFrom(): number {
+    return this.heldStart;
+  }
+
   feed(chunk: Buffer): MiniBatch[] {
     const out: MiniBatch[] = [];
     if (this.stopped || chunk.length === 0) return out;

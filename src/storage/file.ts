@@ -3,7 +3,14 @@ import { createReadStream, type Dirent } from 'node:fs';
 import { type FileHandle, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { Readable } from 'node:stream';
-import { checkRange, compareKeys, concatStreamed, ObjectNotFoundError, unsatisfiableRange } from './common';
+import {
+  checkRange,
+  compareKeys,
+  concatStreamed,
+  ObjectNotFoundError,
+  type PooledRead,
+  unsatisfiableRange,
+} from './common';
 import type {
   ByteRange,
   IncompleteUpload,
@@ -141,6 +148,20 @@ export class FileStorage implements Storage {
     });
   }
 
+  /**
+   * `read`, into buffers of READ_CHUNK bytes that are read into again once the caller releases
+   * them (see PooledRead); one read ahead of the caller, like the stream.
+   */
+  async readPooled(uri: string, range?: ByteRange, signal?: AbortSignal): Promise<PooledRead> {
+    const path = filePath(uri);
+    if (range) checkRange(uri, range);
+    const size = await fileSize(path);
+    if (size === undefined) throw new ObjectNotFoundError(uri);
+    if (range && range.start >= size && range.start !== range.end) throw unsatisfiableRange(uri, range, size);
+    const start = range ? range.start : 0;
+    return new PooledFileRead(path, start, range ? Math.max(start, Math.min(range.end, size)) : size, signal);
+  }
+
   async readAll(uri: string): Promise<Buffer> {
     try {
       return await readFile(filePath(uri));
@@ -210,6 +231,63 @@ export class FileStorage implements Storage {
       await unlink(`${posix.dirname(path)}/${upload.uploadId}`);
     } catch (err) {
       if (!isMissing(err)) throw err;
+    }
+  }
+}
+
+/** The reader behind FileStorage.readPooled. */
+class PooledFileRead implements PooledRead {
+  /** Buffers no chunk handed out refers to any more. */
+  readonly #free: Buffer[] = [];
+  /** Chunks handed out and not released, in order, with the absolute offset each ends at. */
+  readonly #out: Array<{ readonly buffer: Buffer; readonly end: number }> = [];
+  #released = 0;
+
+  constructor(
+    private readonly path: string,
+    private readonly start: number,
+    private readonly end: number,
+    private readonly signal: AbortSignal | undefined,
+  ) {}
+
+  release(offset: number): void {
+    const out = this.#out;
+    let n = this.#released;
+    while (n < out.length && out[n]!.end <= offset) this.#free.push(out[n++]!.buffer);
+    // Compact in bulk rather than a shift per chunk.
+    if (n > 64 || n === out.length) {
+      out.splice(0, n);
+      n = 0;
+    }
+    this.#released = n;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
+    const { end, signal } = this;
+    signal?.throwIfAborted();
+    const file = await open(this.path, 'r');
+    const readAt = async (at: number) => {
+      const buffer = this.#free.pop() ?? Buffer.allocUnsafeSlow(READ_CHUNK);
+      const { bytesRead } = await file.read(buffer, 0, Math.min(READ_CHUNK, end - at), at);
+      return { buffer, bytesRead };
+    };
+    let next: ReturnType<typeof readAt> | undefined;
+    try {
+      let at = this.start;
+      next = at < end ? readAt(at) : undefined;
+      while (next) {
+        const { buffer, bytesRead } = await next;
+        next = undefined;
+        signal?.throwIfAborted();
+        if (bytesRead === 0) break; // the file shrank under us: end where it ends now
+        at += bytesRead;
+        this.#out.push({ buffer, end: at });
+        next = at < end ? readAt(at) : undefined;
+        yield buffer.subarray(0, bytesRead);
+      }
+    } finally {
+      await next?.catch(() => {});
+      await file.close();
     }
   }
 }

@@ -162,6 +162,44 @@ describe('run --local', () => {
     expect(three.result.TransformJobStatus).toBe('Completed');
   });
 
+  it('keeps file:// outputs exact while read buffers are reused under retries, 413 halving and 4 in flight', async () => {
+    // file:// Line input is read into a small pool of reused buffers; a mini-batch that is retried
+    // or halved still points into them, so any early reuse would show up as corrupted output.
+    const input = join(dir, 'pooled', 'in');
+    await mkdir(input, { recursive: true });
+    // ~10 MB: many more 1 MB mini-batches than the 4 in flight, so buffers are released and read
+    // into again while later batches (and their retries and halves) still point into them.
+    const text = rows(5, 400_000).replace(/^(5,(?:777|131337|250001|390001),)/gm, '$1RETRY-');
+    await writeFile(join(input, 'big.csv'), text);
+    const out = join(dir, 'pooled', 'out');
+    const file = join(dir, 'pooled.json');
+    await writeFile(
+      file,
+      JSON.stringify(
+        job('pooled', `file://${input}/`, `file://${out}/`, {
+          MaxConcurrentTransforms: 4,
+          MaxPayloadInMB: 1,
+          Extensions: { ShardMinSizeInMB: 0 },
+        }),
+      ),
+    );
+    const r = await runCli(['run', file, '--local', '--model-command', TEST_MODEL, '--json'], {
+      env: {
+        TEST_MODEL_UPPERCASE: '1',
+        TEST_MODEL_LATENCY_MS: '2-40',
+        TEST_MODEL_MAX_BODY_BYTES: String(300 * 1024),
+        TEST_MODEL_FAIL_MARKER: 'RETRY-',
+        TEST_MODEL_FAIL_TIMES: '6',
+      },
+      timeoutMs: 120_000,
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const result = lastJson(r);
+    expect(result.Progress.invocationRetries).toBeGreaterThan(0);
+    expect(result.Progress.modelErrors4xx).toBeGreaterThan(0); // the 413s that made it halve
+    expect(await readFile(join(out, 'big.csv.out'), 'latin1')).toBe(text.toUpperCase());
+  });
+
   it('fails clearly and promptly, exit 1, when the --model-command process exits at start', async () => {
     const input = join(dir, 'dies', 'in');
     await mkdir(input, { recursive: true });

@@ -6,6 +6,7 @@ import {
   type Invocation,
   MiniBatch,
   type OutputProcessor,
+  packsSourceChunks,
   readMiniBatchGroups,
   shardReadStart,
 } from '../../../src/dataplane';
@@ -13,7 +14,7 @@ import type { NormalizedJob } from '../../../src/job/normalized';
 import { errorsObjectUri, outputObjectUri, shardErrorsUri, shardOutputUri } from '../../../src/plan/layout';
 import type { Plan, PlannedObject, WorkItem } from '../../../src/plan/plan';
 import type { Counters, ItemResult } from '../../../src/plan/results';
-import { writeChunks } from '../../../src/storage/common';
+import { type PooledRead, pooledReads, writeChunks } from '../../../src/storage/common';
 import type { ObjectWriter, Storage } from '../../../src/storage/storage';
 import type { ModelClient } from './model-client';
 
@@ -150,22 +151,35 @@ async function transform(
   const { job, item, object, effective } = c;
   const split = job.TransformInput.SplitType;
   const readStart = item.range ? shardReadStart(split, item.range) : 0;
-  const source = await c.storage.read(
-    object.uri,
-    item.range ? { start: readStart, end: object.size } : undefined,
-    c.signal,
-  );
-  const counted = countBytes(source, (n) => {
-    local.bytesIn += n;
-    c.counters.bytesIn += n;
-  });
   const opts = dataPlaneOptions(job, {
     // SplitType None sends each object as one record: SageMaker treats it as SingleRecord.
     batchStrategy: split === 'None' ? 'SingleRecord' : effective.BatchStrategy,
     maxPayloadInMB: effective.MaxPayloadInMB,
   });
+  const range = item.range ? { start: readStart, end: object.size } : undefined;
+  // When the packer slices the chunks as read (Line, uncompressed, no InputFilter), a file:// object
+  // is read into a few reused buffers instead of a fresh Buffer per read. A chunk is released once
+  // the packer holds nothing before its end and every mini-batch that can slice it (any that starts
+  // before its end) is done: its requests, retries and halves finished and its output written, in
+  // input order. Outputs never point into the input (a JoinSource join copies).
+  const pool = packsSourceChunks(opts) ? pooledReads(c.storage, object.uri) : undefined;
+  const pooled: PooledRead | undefined = await pool?.readPooled(object.uri, range, c.signal);
+  const source = pooled ?? (await c.storage.read(object.uri, range, c.signal));
+  const counted = countBytes(source, (n) => {
+    local.bytesIn += n;
+    c.counters.bytesIn += n;
+  });
   const output: OutputProcessor = createOutputProcessor(opts);
-  const groups = readMiniBatchGroups(counted, opts, item.range ? { window: item.range } : undefined);
+  /** The first source byte the packer still holds; nothing is released before it is known. */
+  let heldFrom = Number.NEGATIVE_INFINITY;
+  const groups = readMiniBatchGroups(
+    counted,
+    opts,
+    item.range ? { window: item.range } : undefined,
+    (offset) => {
+      heldFrom = offset;
+    },
+  );
 
   const isolate = job.Extensions.MaxFailedRecordsPerObject > 0 || job.Extensions.MaxFailedRecordsPercent > 0;
   const baseHeaders: Record<string, string> = {
@@ -229,21 +243,34 @@ async function transform(
   // Ordered fan-out: start up to MaxConcurrentTransforms invocations (slots are shared by all the
   // partition's objects), write each result only when every earlier one is written.
   const pending: Array<Promise<Buffer[]>> = [];
-  const flushOne = async () => write(writer, await pending.shift()!, local, c.counters);
+  /** firstOffset of each pending invocation (the first byte it can refer to), in the same order. */
+  const pendingFrom: number[] = [];
+  /** firstOffset of the current group's next mini-batch not started yet (Infinity: none). */
+  let nextFrom = Number.POSITIVE_INFINITY;
+  const flushOne = async () => {
+    pendingFrom.shift();
+    await write(writer, await pending.shift()!, local, c.counters);
+    // Runs only while the packer waits at a yield, so heldFrom is current.
+    pooled?.release(Math.min(heldFrom, pendingFrom[0] ?? nextFrom));
+  };
   try {
     for await (const group of groups) {
-      for (const batch of group) {
+      for (let k = 0; k < group.length; k++) {
+        const batch = group[k]!;
+        nextFrom = group[k + 1]?.firstOffset ?? Number.POSITIVE_INFINITY;
         if (c.signal.aborted) throw c.signal.reason ?? new Error('stopped');
         await c.slots.acquire();
         const p = invoke(batch).finally(() => c.slots.release());
         p.catch(() => {}); // observed when its turn to be written comes
         pending.push(p);
+        pendingFrom.push(batch.firstOffset);
         while (pending.length >= effective.MaxConcurrentTransforms) await flushOne();
       }
     }
     while (pending.length > 0) await flushOne();
   } finally {
-    // On failure, let the invocations already started settle before the upload is aborted.
+    // On failure, let the invocations already started settle before the upload is aborted. The
+    // pooled reader's buffers are not released (nor read into) again after this.
     await Promise.allSettled(pending);
   }
 }
