@@ -62,12 +62,7 @@ export function startProcess(
   child.stdout?.on('data', keepTail);
   child.stderr?.on('data', keepTail);
   const lastOutput = () => {
-    const last = tail
-      .trim()
-      .split('\n')
-      .filter((l) => l.trim())
-      .pop()
-      ?.trim();
+    const last = lastMeaningfulLine(tail);
     if (!last) return '';
     return `; last output: ${last.length > 400 ? `${last.slice(0, 399)}…` : last}`;
   };
@@ -110,4 +105,19 @@ export function startProcess(
       clearTimeout(timer);
     },
   };
+}
+
+/**
+ * The line of a process's last output that says why it ended: its last line, except after an
+ * uncaught Node error, whose output ends with a stack, the error's properties and `Node.js vX`:
+ * then the error's own line (`Error: Cannot find module …`).
+ */
+export function lastMeaningfulLine(output: string): string | undefined {
+  const lines = output
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
+  const last = lines.at(-1);
+  if (!last || !/^Node\.js v\d/.test(last)) return last;
+  return lines.findLast((l) => /^(\w+\s)?\w*(Error|Exception)\b.*:/.test(l)) ?? lines.at(-2);
 }
