@@ -4,7 +4,8 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     // Integration suites start real servers (S3 on loopback, model processes): give them room on 2 cores.
-    testTimeout: 60_000,
+    // Above every spawned CLI's own timeout (at most 120 s), so a stuck child is killed and reported, not orphaned.
+    testTimeout: 150_000,
     hookTimeout: 60_000,
     pool: 'forks',
     allowOnly: false,
