@@ -72,34 +72,6 @@ export async function writeChunks(writer: ObjectWriter, chunks: readonly Buffer[
   for (const chunk of chunks) if (chunk.length > 0) await writer.write(chunk);
 }
 
-/**
- * An object's bytes read into buffers the reader owns and reads into again: the chunks it yields
- * stay valid only until `release` covers them. What a file read allocates per chunk is garbage the
- * collector has to find (V8 counts fresh Buffer bytes toward its next full collection); a reader
- * that reuses its buffers allocates only as many as are in use at once.
- */
-export interface PooledRead extends AsyncIterable<Buffer> {
-  /**
-   * Every chunk yielded so far that ends at or before `offset` (absolute, in the object) may be
-   * overwritten by a later read: the caller promises that nothing refers to its bytes any more.
-   */
-  release(offset: number): void;
-}
-
-/** A backend that can read an object into reused buffers (FileStorage). */
-export interface PooledReads {
-  readPooled(uri: string, range?: ByteRange, signal?: AbortSignal): Promise<PooledRead>;
-}
-
-/** The backend serving `uri` when it can read into reused buffers (through the Storages router too). */
-export function pooledReads(storage: Storage, uri: string): PooledReads | undefined {
-  const router = storage as Storage & { for?: (uri: string) => Storage };
-  const backend = typeof router.for === 'function' ? router.for(uri) : storage;
-  return typeof (backend as Partial<PooledReads>).readPooled === 'function'
-    ? (backend as unknown as PooledReads)
-    : undefined;
-}
-
 /** Orders keys as S3 does: by their UTF-8 bytes (JavaScript's `<` compares UTF-16 units instead). */
 export function compareKeys(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));

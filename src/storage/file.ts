@@ -3,18 +3,12 @@ import { createReadStream, type Dirent } from 'node:fs';
 import { type FileHandle, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { Readable } from 'node:stream';
-import {
-  checkRange,
-  compareKeys,
-  concatStreamed,
-  ObjectNotFoundError,
-  type PooledRead,
-  unsatisfiableRange,
-} from './common';
+import { checkRange, compareKeys, concatStreamed, ObjectNotFoundError, unsatisfiableRange } from './common';
 import type {
   ByteRange,
   IncompleteUpload,
   ObjectWriter,
+  PooledRead,
   Storage,
   StoredObject,
   WriterOptions,

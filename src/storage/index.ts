@@ -69,6 +69,10 @@ export class Storages implements Storage {
     return this.for(uri).read(uri, range, signal);
   }
 
+  async readPooled(uri: string, range?: ByteRange, signal?: AbortSignal) {
+    return this.for(uri).readPooled?.(uri, range, signal);
+  }
+
   readAll(uri: string): Promise<Buffer> {
     return this.for(uri).readAll(uri);
   }

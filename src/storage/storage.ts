@@ -50,6 +50,20 @@ export interface IncompleteUpload {
   readonly initiated?: Date;
 }
 
+/**
+ * An object's bytes read into buffers the reader owns and reads into again: the chunks it yields
+ * stay valid only until `release` covers them. What a file read allocates per chunk is garbage the
+ * collector has to find (V8 counts fresh Buffer bytes toward its next full collection); a reader
+ * that reuses its buffers allocates only as many as are in use at once.
+ */
+export interface PooledRead extends AsyncIterable<Buffer> {
+  /**
+   * Every chunk yielded so far that ends at or before `offset` (absolute, in the object) may be
+   * overwritten by a later read: the caller promises that nothing refers to its bytes any more.
+   */
+  release(offset: number): void;
+}
+
 export interface Storage {
   /** Every object whose location starts with `prefixUri` (a raw string prefix), in key order. */
   list(prefixUri: string): AsyncIterable<StoredObject>;
@@ -57,6 +71,11 @@ export interface Storage {
   head(uri: string): Promise<StoredObject | undefined>;
   /** Streams an object, or a byte range of it. Rejects if the object does not exist. */
   read(uri: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable>;
+  /**
+   * `read` into reused buffers, where the backend can (file://); undefined where it cannot, and
+   * the caller reads with `read`.
+   */
+  readPooled?(uri: string, range?: ByteRange, signal?: AbortSignal): Promise<PooledRead | undefined>;
   readAll(uri: string): Promise<Buffer>;
   put(uri: string, body: Buffer | string, opts?: WriterOptions): Promise<void>;
   createWriter(uri: string, opts?: WriterOptions): ObjectWriter;

@@ -14,7 +14,7 @@ import type { NormalizedJob } from '../../../src/job/normalized';
 import { errorsObjectUri, outputObjectUri, shardErrorsUri, shardOutputUri } from '../../../src/plan/layout';
 import type { Plan, PlannedObject, WorkItem } from '../../../src/plan/plan';
 import type { Counters, ItemResult } from '../../../src/plan/results';
-import { type PooledRead, pooledReads, writeChunks } from '../../../src/storage/common';
+import { writeChunks } from '../../../src/storage/common';
 import type { ObjectWriter, Storage } from '../../../src/storage/storage';
 import type { ModelClient } from './model-client';
 
@@ -162,8 +162,9 @@ async function transform(
   // the packer holds nothing before its end and every mini-batch that can slice it (any that starts
   // before its end) is done: its requests, retries and halves finished and its output written, in
   // input order. Outputs never point into the input (a JoinSource join copies).
-  const pool = packsSourceChunks(opts) ? pooledReads(c.storage, object.uri) : undefined;
-  const pooled: PooledRead | undefined = await pool?.readPooled(object.uri, range, c.signal);
+  const pooled = packsSourceChunks(opts)
+    ? await c.storage.readPooled?.(object.uri, range, c.signal)
+    : undefined;
   const source = pooled ?? (await c.storage.read(object.uri, range, c.signal));
   const counted = countBytes(source, (n) => {
     local.bytesIn += n;
