@@ -47,6 +47,7 @@ export async function echoCeiling(o: {
         const r = await client.invokeOnce(body, headers);
         if (r.kind !== 'ok') throw new Error(`echo model answered ${r.kind}: ${JSON.stringify(r)}`);
         received += r.byteLength;
+        r.release();
       }
     };
     const started = performance.now();

@@ -3,7 +3,7 @@
  * code is unchanged. When the process exits it writes to BENCH_PROBE_FILE:
  *  - its peak resident set (VmHWM) and CPU time (user + system, every thread), read from inside at
  *    exit, so nothing is lost between samples;
- *  - its CPU time when the first POST /invocations was created (undici's diagnostics channel), so
+ *  - its CPU time when the first POST /invocations started (the model client's diagnostics channel), so
  *    the CPU of the transform can be told from the CPU of starting Node and loading the bundle.
  * With BENCH_PROBE_SAMPLE_MS it also keeps the memory breakdown (V8 heap, ArrayBuffers) of the
  * moment RSS was highest, to tell what the peak is made of.
@@ -20,11 +20,10 @@ const cpuUs = () => {
 
 if (file) {
   let firstInvocationCpuUs;
-  const onCreate = ({ request }) => {
-    if (request.method !== 'POST' || !String(request.path).startsWith('/invocations')) return;
+  // INVOCATION_CHANNEL in containers/sidecar/src/model-client.ts.
+  subscribe('batch-transform:invocation:start', () => {
     firstInvocationCpuUs ??= cpuUs();
-  };
-  subscribe('undici:request:create', onCreate);
+  });
 
   let atPeak;
   if (sampleMs > 0) {

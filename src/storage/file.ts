@@ -299,6 +299,8 @@ type WriterState = 'open' | 'completing' | 'completed' | 'aborted' | 'failed';
 
 class FileObjectWriter implements ObjectWriter {
   readonly uri: string;
+  /** A write resolves once `writev` has copied its chunks into the file. */
+  readonly releasesChunks = true;
   readonly #path: string;
   readonly #tempPath: string;
   #bytes = 0;

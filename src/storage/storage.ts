@@ -38,6 +38,12 @@ export interface ObjectWriter {
   write(chunk: Buffer): Promise<void>;
   /** Several chunks in order, in one call (one writev, one wait for the upload): see writeChunks. */
   writeMany?(chunks: readonly Buffer[]): Promise<void>;
+  /**
+   * True when nothing refers to a write's chunks once its promise resolves, so the caller may reuse
+   * their memory (the file writer: the bytes are in the file). Absent or false: the writer may still
+   * hold them (the S3 writer queues them into its next part), and they must be left to it.
+   */
+  readonly releasesChunks?: boolean;
   complete(): Promise<void>;
   abort(): Promise<void>;
   /** Bytes accepted so far. */

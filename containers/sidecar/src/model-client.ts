@@ -1,12 +1,20 @@
-import type { Readable } from 'node:stream';
+import { channel } from 'node:diagnostics_channel';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { errors, Pool } from 'undici';
+import { BlockPool, HttpBodySourceError, Http1Pool, type Http1Response, HttpTimeoutError } from './http1';
 
 /**
- * The sidecar's HTTP client for the model container: a keep-alive pool (undici, not global fetch, so
- * connections, timeouts and body consumption are under our control) speaking SageMaker's contract:
- * GET /ping, GET /execution-parameters, POST /invocations.
+ * The sidecar's HTTP client for the model container, speaking SageMaker's contract: GET /ping,
+ * GET /execution-parameters, POST /invocations. It runs on our own keep-alive HTTP/1.1 pool
+ * (`http1.ts`: responses read into reused blocks, about a third of undici's CPU per byte).
  */
+
+/**
+ * Published as each POST /invocations starts (`{ headers }`), for tools watching the sidecar from
+ * inside (the benchmark's probe uses it to tell start-up CPU from transform CPU). Free without
+ * subscribers.
+ */
+export const INVOCATION_CHANNEL = 'batch-transform:invocation:start';
+const invocationStart = channel(INVOCATION_CHANNEL);
 
 /** SageMaker's health check gives each ping 2 seconds. */
 export const PING_TIMEOUT_MS = 2000;
@@ -16,12 +24,17 @@ const RETRY_BASE_MS = 200;
 const RETRY_CAP_MS = 5000;
 
 export type InvocationOutcome =
-  /** `body` is the response as it arrived, in chunks: joining them would copy every response once more. */
+  /**
+   * `body` is the response in the pool's blocks, never joined. `release()` hands the blocks back
+   * for reuse: call it once nothing refers to `body` (the output is written and the writer keeps no
+   * reference), or never, and the garbage collector takes them.
+   */
   | {
       readonly kind: 'ok';
       readonly status: number;
       readonly body: readonly Buffer[];
       readonly byteLength: number;
+      readonly release: () => void;
     }
   | { readonly kind: 'too-large'; readonly status: 413; readonly message: string }
   | { readonly kind: 'timeout'; readonly message: string }
@@ -59,7 +72,7 @@ export interface ModelClientOptions {
 }
 
 export class ModelClient {
-  private readonly pool: Pool;
+  private readonly pool: Http1Pool;
   readonly stats: InvocationStats = {
     invocations: 0,
     retries: 0,
@@ -71,13 +84,9 @@ export class ModelClient {
   };
 
   constructor(private readonly opts: ModelClientOptions) {
-    this.pool = new Pool(opts.url, {
-      connections: Math.max(1, opts.connections),
-      pipelining: 1,
-      keepAliveTimeout: 30_000,
-      headersTimeout: opts.invocationTimeoutMs,
-      bodyTimeout: opts.invocationTimeoutMs,
-    });
+    // Blocks for about two full 6 MiB responses per connection are kept for reuse.
+    const blocks = new BlockPool(256 * 1024, Math.max(64, 48 * Math.max(1, opts.connections)));
+    this.pool = new Http1Pool(opts.url, { connections: Math.max(1, opts.connections) + 1, blocks });
   }
 
   /**
@@ -111,11 +120,11 @@ export class ModelClient {
       const res = await this.pool.request({
         method: 'GET',
         path: '/ping',
-        headersTimeout: PING_TIMEOUT_MS,
-        bodyTimeout: PING_TIMEOUT_MS,
+        headersTimeoutMs: PING_TIMEOUT_MS,
+        bodyTimeoutMs: PING_TIMEOUT_MS,
       });
-      await res.body.dump();
-      return res.statusCode === 200 ? true : `HTTP ${res.statusCode}`;
+      res.release();
+      return res.status === 200 ? true : `HTTP ${res.status}`;
     } catch (e) {
       return describeError(e);
     }
@@ -127,14 +136,12 @@ export class ModelClient {
       const res = await this.pool.request({
         method: 'GET',
         path: '/execution-parameters',
-        headersTimeout: PING_TIMEOUT_MS * 5,
-        bodyTimeout: PING_TIMEOUT_MS * 5,
+        headersTimeoutMs: PING_TIMEOUT_MS * 5,
+        bodyTimeoutMs: PING_TIMEOUT_MS * 5,
       });
-      if (res.statusCode !== 200) {
-        await res.body.dump();
-        return undefined;
-      }
-      const body = (await res.body.json()) as Record<string, unknown>;
+      const text = textOf(res);
+      if (res.status !== 200) return undefined;
+      const body = JSON.parse(text) as Record<string, unknown>;
       const out: { -readonly [K in keyof ExecutionParameters]: ExecutionParameters[K] } = {};
       if (Number.isInteger(body.MaxConcurrentTransforms) && (body.MaxConcurrentTransforms as number) > 0)
         out.MaxConcurrentTransforms = body.MaxConcurrentTransforms as number;
@@ -156,48 +163,48 @@ export class ModelClient {
    * halve the mini-batch, fail the object). The response body is always consumed or discarded.
    */
   async invokeOnce(
-    body: Buffer | readonly Buffer[] | Readable,
+    body: Buffer | readonly Buffer[] | AsyncIterable<Buffer>,
     headers: Record<string, string>,
     signal?: AbortSignal,
   ): Promise<InvocationOutcome> {
     const started = performance.now();
     this.stats.invocations++;
+    if (invocationStart.hasSubscribers) invocationStart.publish({ headers });
     try {
-      // undici sends any iterable of Buffers as the body (its types list only single-value bodies):
-      // a mini-batch goes out as its slices of the input, written in order, never joined.
+      // A mini-batch goes out as its slices of the input, written in order, never joined.
       const res = await this.pool.request({
         method: 'POST',
         path: '/invocations',
-        body: body as Buffer | Readable,
+        body,
         headers,
-        signal: signal ?? null,
+        headersTimeoutMs: this.opts.invocationTimeoutMs,
+        bodyTimeoutMs: this.opts.invocationTimeoutMs,
+        signal,
       });
-      if (res.statusCode >= 200 && res.statusCode < 300) {
-        const chunks: Buffer[] = [];
-        let byteLength = 0;
-        for await (const chunk of res.body) {
-          chunks.push(chunk as Buffer);
-          byteLength += (chunk as Buffer).length;
-        }
+      const status = res.status;
+      if (status >= 200 && status < 300) {
         this.stats.latencyMsTotal += performance.now() - started;
         this.stats.latencyCount++;
-        return { kind: 'ok', status: res.statusCode, body: chunks, byteLength };
+        return { kind: 'ok', status, body: res.body, byteLength: res.byteLength, release: res.release };
       }
-      const message = `model answered HTTP ${res.statusCode}${await errorText(res.body)}`;
-      if (res.statusCode === 413) {
+      const text = textOf(res).trim().replace(/\s+/g, ' ');
+      const message = `model answered HTTP ${status}${text ? `: ${text.slice(0, 200)}` : ''}`;
+      if (status === 413) {
         this.stats.errors4xx++;
         return { kind: 'too-large', status: 413, message };
       }
-      if (res.statusCode >= 500 || res.statusCode === 429) {
-        this.stats.errors5xx += res.statusCode >= 500 ? 1 : 0;
-        this.stats.errors4xx += res.statusCode === 429 ? 1 : 0;
-        return { kind: 'server-error', status: res.statusCode, message };
+      if (status >= 500 || status === 429) {
+        this.stats.errors5xx += status >= 500 ? 1 : 0;
+        this.stats.errors4xx += status === 429 ? 1 : 0;
+        return { kind: 'server-error', status, message };
       }
       this.stats.errors4xx++;
-      return { kind: 'client-error', status: res.statusCode, message };
+      return { kind: 'client-error', status, message };
     } catch (e) {
       if (signal?.aborted) throw signal.reason ?? e;
-      if (e instanceof errors.HeadersTimeoutError || e instanceof errors.BodyTimeoutError) {
+      // The request body's own source failed (a streamed object's read or gunzip): its error.
+      if (e instanceof HttpBodySourceError) throw e.cause;
+      if (e instanceof HttpTimeoutError) {
         this.stats.timeouts++;
         return {
           kind: 'timeout',
@@ -231,21 +238,19 @@ export class ModelClient {
   }
 
   async close(): Promise<void> {
-    await this.pool.close().catch(() => this.pool.destroy());
+    await this.pool.close();
   }
 
   destroy(): void {
-    void this.pool.destroy().catch(() => {});
+    this.pool.destroy();
   }
 }
 
-async function errorText(body: { text(): Promise<string> }): Promise<string> {
-  try {
-    const text = (await body.text()).trim().replace(/\s+/g, ' ');
-    return text ? `: ${text.slice(0, 200)}` : '';
-  } catch {
-    return '';
-  }
+/** A small answer's body as text (error messages, JSON); its blocks go back to the pool. */
+function textOf(res: Http1Response): string {
+  const text = Buffer.concat(res.body as Buffer[], res.byteLength).toString('utf8');
+  res.release();
+  return text;
 }
 
 export function describeError(e: unknown): string {

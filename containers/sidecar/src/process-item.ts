@@ -1,4 +1,3 @@
-import { Readable } from 'node:stream';
 import {
   createOutputProcessor,
   DataError,
@@ -189,8 +188,12 @@ async function transform(
     [HEADER_OBJECT]: encodeURI(object.uri),
   };
 
-  /** Invokes one mini-batch; returns the output bytes for it, in order. */
-  const invoke = async (batch: Invocation): Promise<Buffer[]> => {
+  /**
+   * Invokes one mini-batch; returns the output bytes for it, in order. The responses it read are
+   * in the model client's pool blocks: their `release` goes into `releases`, called once the output
+   * is written (and only if the writer keeps no reference to what it wrote).
+   */
+  const invoke = async (batch: Invocation, releases: Array<() => void>): Promise<Buffer[]> => {
     const headers = {
       ...baseHeaders,
       [HEADER_RECORD_OFFSET]: String(batch.firstOffset),
@@ -206,8 +209,9 @@ async function transform(
             signal: c.signal,
             handOver: (o) => o.kind === 'timeout' && canHalve,
           })
-        : await c.client.invokeOnce(Readable.from(batch.body), headers, c.signal);
+        : await c.client.invokeOnce(batch.body, headers, c.signal);
     if (outcome.kind === 'ok') {
+      releases.push(outcome.release);
       local.records += batch.count;
       c.counters.records += batch.count;
       if (batch instanceof MiniBatch) return output.processChunks(batch, outcome.body);
@@ -224,7 +228,7 @@ async function transform(
     // A mini-batch the model cannot take whole (413, or too slow): halve it, down to one record.
     if (canHalve && (outcome.kind === 'too-large' || outcome.kind === 'timeout' || isolate)) {
       const [a, b] = (batch as MiniBatch).split();
-      return [...(await invoke(a)), ...(await invoke(b))];
+      return [...(await invoke(a, releases)), ...(await invoke(b, releases))];
     }
     const where =
       batch.count === 1
@@ -244,13 +248,17 @@ async function transform(
   // Ordered fan-out: start up to MaxConcurrentTransforms invocations (slots are shared by all the
   // partition's objects), write each result only when every earlier one is written.
   const pending: Array<Promise<Buffer[]>> = [];
+  /** The response releases of each pending invocation, in the same order. */
+  const pendingReleases: Array<Array<() => void>> = [];
   /** firstOffset of each pending invocation (the first byte it can refer to), in the same order. */
   const pendingFrom: number[] = [];
   /** firstOffset of the current group's next mini-batch not started yet (Infinity: none). */
   let nextFrom = Number.POSITIVE_INFINITY;
   const flushOne = async () => {
     pendingFrom.shift();
+    const releases = pendingReleases.shift()!;
     await write(writer, await pending.shift()!, local, c.counters);
+    if (writer.releasesChunks) for (const release of releases) release();
     // Runs only while the packer waits at a yield, so heldFrom is current.
     pooled?.release(Math.min(heldFrom, pendingFrom[0] ?? nextFrom));
   };
@@ -261,9 +269,11 @@ async function transform(
         nextFrom = group[k + 1]?.firstOffset ?? Number.POSITIVE_INFINITY;
         if (c.signal.aborted) throw c.signal.reason ?? new Error('stopped');
         await c.slots.acquire();
-        const p = invoke(batch).finally(() => c.slots.release());
+        const releases: Array<() => void> = [];
+        const p = invoke(batch, releases).finally(() => c.slots.release());
         p.catch(() => {}); // observed when its turn to be written comes
         pending.push(p);
+        pendingReleases.push(releases);
         pendingFrom.push(batch.firstOffset);
         while (pending.length >= effective.MaxConcurrentTransforms) await flushOne();
       }
