@@ -10,7 +10,8 @@ import { INSTANCE_CATALOG } from '../job/instances';
 import { JobValidationError } from '../job/problems';
 import type { TransformJobRequest } from '../job/schema';
 import { checkRequest } from '../job/validate';
-import { S3Storage, s3ClientConfigFromEnv, Storages } from '../storage/index';
+import { Storages } from '../storage/index';
+import { S3Storage, s3ClientConfigFromEnv } from '../storage/s3';
 import type { Storage } from '../storage/storage';
 import {
   type AwsClients,

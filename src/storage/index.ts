@@ -1,6 +1,7 @@
 import { concatStreamed } from './common';
 import { FileStorage } from './file';
-import { S3Storage, type S3StorageOptions, s3ClientConfigFromEnv } from './s3';
+import { LazyStorage } from './lazy';
+import type { S3StorageOptions } from './s3';
 import type {
   ByteRange,
   IncompleteUpload,
@@ -13,12 +14,14 @@ import { LocationError } from './uri';
 
 export { ObjectNotFoundError } from './common';
 export { FileStorage } from './file';
-export { createS3Client, partSizeFor, S3Storage, type S3StorageOptions, s3ClientConfigFromEnv } from './s3';
 export type * from './storage';
 
 export interface StoragesOptions {
-  /** The S3 backend, or options to build it with. @default built from `s3ClientConfigFromEnv()` */
-  readonly s3?: S3Storage | S3StorageOptions;
+  /**
+   * The S3 backend (an `S3Storage`, or any Storage), or options to build one with on first use.
+   * @default built from `s3ClientConfigFromEnv()` on first use
+   */
+  readonly s3?: Storage | S3StorageOptions;
   /** @default a FileStorage; pass `false` to refuse file:// locations (the deployed stages do). */
   readonly file?: FileStorage | false;
 }
@@ -29,14 +32,14 @@ export interface StoragesOptions {
  * so file-only local runs need no AWS configuration.
  */
 export class Storages implements Storage {
-  #s3: S3Storage | undefined;
+  #s3: Storage | undefined;
   /** True when the router built the S3 backend, so destroy() may close it. */
   #ownsS3 = false;
   readonly #s3Options: S3StorageOptions | undefined;
   readonly #file: FileStorage | undefined;
 
   constructor(options: StoragesOptions = {}) {
-    if (options.s3 instanceof S3Storage) this.#s3 = options.s3;
+    if (isStorage(options.s3)) this.#s3 = options.s3;
     else this.#s3Options = options.s3;
     this.#file = options.file === false ? undefined : (options.file ?? new FileStorage());
   }
@@ -45,7 +48,12 @@ export class Storages implements Storage {
   for(uri: string): Storage {
     if (uri.startsWith('s3://')) {
       if (!this.#s3) {
-        this.#s3 = new S3Storage(this.#s3Options ?? s3ClientConfigFromEnv());
+        // Loaded on first use (LazyStorage): a process that never touches s3:// never loads the SDK.
+        const options = this.#s3Options;
+        this.#s3 = new LazyStorage(async () => {
+          const { S3Storage, s3ClientConfigFromEnv } = await import('./s3');
+          return new S3Storage(options ?? s3ClientConfigFromEnv());
+        });
         this.#ownsS3 = true;
       }
       return this.#s3;
@@ -106,8 +114,12 @@ export class Storages implements Storage {
 
   /** Closes the S3 client's sockets if this router built it. */
   destroy(): void {
-    if (this.#ownsS3) this.#s3?.destroy();
+    if (this.#ownsS3) (this.#s3 as LazyStorage | undefined)?.destroy();
   }
+}
+
+function isStorage(s: Storage | S3StorageOptions | undefined): s is Storage {
+  return typeof (s as Storage | undefined)?.createWriter === 'function';
 }
 
 let shared: Storages | undefined;

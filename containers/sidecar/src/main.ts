@@ -1,5 +1,4 @@
 import { storages } from '../../../src/storage/index';
-import { fetchModelData } from '../../../src/model/model-data';
 import { ConfigError, configFromEnv } from './config';
 import { createLogger } from './log';
 import { runPartition } from './partition';
@@ -22,6 +21,8 @@ async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write('fetch-model needs MODEL_DATA_URL\n');
       return 2;
     }
+    // Only the init container extracts archives: the transform never loads tar.
+    const { fetchModelData } = await import('../../../src/model/model-data');
     const { files } = await fetchModelData(storage, url, dir);
     process.stderr.write(`extracted ${files} entries from ${url} into ${dir}\n`);
     return 0;
