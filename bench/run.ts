@@ -11,6 +11,8 @@
  *   pipeline     the sidecar end to end on one CSV object (file:// in and out, same echo model),
  *                its CPU time and peak RSS read by a probe preloaded into it, on a small and a
  *                large input
+ *   file I/O     the CPU of reading the large input and writing it back with nothing else, the
+ *                part of the pipeline's cost the echo ceiling does not pay (bench/io-floor.ts)
  *
  * Options:
  *   --quick            3 runs, smaller inputs (under a minute)
@@ -38,6 +40,7 @@ import {
 import { startTestModel } from '../test/fixtures/models/start';
 import { csvInput } from './data';
 import { echoCeiling } from './echo';
+import { fileCopyCpu } from './io-floor';
 import { deployedSidecar, type PipelineRun, runPipeline, type SidecarCommand } from './pipeline';
 import { processCpuSeconds } from './proc';
 import { summarizeProfiles } from './profile';
@@ -134,6 +137,7 @@ async function main(): Promise<void> {
         totalBytes: Math.min(48, mode.echoMB) * MB,
       });
       const echo: Array<{ mbps: number; clientCpu: number; modelCpu: number }> = [];
+      const fileIo: number[] = [];
       const pipe: Record<'small' | 'large', Array<PipelineRun & { modelCpu: number }>> = {
         small: [],
         large: [],
@@ -173,6 +177,12 @@ async function main(): Promise<void> {
           pipe[size].push({ ...run, modelCpu: (processCpuSeconds(modelPid) - m0) / (run.inputBytes / GiB) });
           if (args.memory && run.atPeak) note(`${size} memory at the RSS peak: ${memoryLine(run.atPeak)}`);
         }
+        const copy = await fileCopyCpu({
+          input: join(large.dir, 'rows.csv'),
+          output: join(scratch, 'io-floor.out'),
+          batchBytes: payloadMB * 1024 * 1024,
+        });
+        fileIo.push(copy.cpuSeconds / (copy.bytes / GiB));
       }
       if (args.profile) {
         if (sidecar.kind !== 'bundle') throw new Error('--profile needs --sidecar bundle');
@@ -192,7 +202,7 @@ async function main(): Promise<void> {
         for (const line of await summarizeProfiles(dir, 25)) note(`  ${line}`);
       }
       // Last, so the JSON line is the last line of the output.
-      report(kernels, echo, pipe, sidecar, load);
+      report(kernels, echo, pipe, fileIo, sidecar, load);
     } finally {
       await model.stop();
     }
@@ -242,6 +252,7 @@ function report(
   k: KernelFigures,
   echo: ReadonlyArray<{ mbps: number; clientCpu: number; modelCpu: number }>,
   pipe: Record<'small' | 'large', ReadonlyArray<PipelineRun & { modelCpu: number }>>,
+  fileIo: readonly number[],
   sidecar: SidecarCommand,
   load: number,
 ): void {
@@ -259,6 +270,12 @@ function report(
   const cpuWhole = perGiB(pipe.large, (p) => p.cpuSeconds);
   const rssSmall = pipe.small.map((p) => p.peakRssMB);
   const rssLarge = pipe.large.map((p) => p.peakRssMB);
+  const echoClientCpu = median(echo.map((e) => e.clientCpu));
+  const echoModelCpu = median(echo.map((e) => e.modelCpu));
+  const fileIoCpu = median(fileIo);
+  // With every core busy, throughput goes as 1 / (CPU per byte): the pipeline pays the ceiling's
+  // client and model plus at least the file I/O, so it cannot reach more of the ceiling than this.
+  const pipelineRatioBound = (echoClientCpu + echoModelCpu) / (echoClientCpu + echoModelCpu + fileIoCpu);
   const figures = {
     boundaryScanMBps: scan,
     lineMultiRecordMBps: multi,
@@ -336,10 +353,12 @@ function report(
       met(goals.cpuSecondsPerGiB),
     ],
     ['sidecar CPU per GiB (whole process)', `${fmt(median(cpuWhole), 2)} s`, spread(cpuWhole, 2), '', ''],
-    ['echo client CPU per GiB', `${fmt(median(echo.map((e) => e.clientCpu)), 2)} s`, '', '', ''],
+    ['echo client CPU per GiB', `${fmt(echoClientCpu, 2)} s`, '', '', ''],
+    ['file read + write CPU per GiB (no HTTP)', `${fmt(fileIoCpu, 2)} s`, spread(fileIo, 2), '', ''],
+    ['  pipelineRatio bound on these cores', fmt(pipelineRatioBound, 2), '', '', ''],
     [
       'model CPU per GiB (echo / pipeline)',
-      `${fmt(median(echo.map((e) => e.modelCpu)), 2)} / ${fmt(median(pipe.large.map((p) => p.modelCpu)), 2)} s`,
+      `${fmt(echoModelCpu, 2)} / ${fmt(median(pipe.large.map((p) => p.modelCpu)), 2)} s`,
       '',
       '',
       '',
@@ -395,7 +414,10 @@ function report(
       rssLimitMB,
       pipelineMBpsSmall: median(pipeSmall),
       cpuSecondsPerGiBWholeProcess: median(cpuWhole),
-      echoClientCpuSecondsPerGiB: median(echo.map((e) => e.clientCpu)),
+      echoClientCpuSecondsPerGiB: echoClientCpu,
+      echoModelCpuSecondsPerGiB: echoModelCpu,
+      fileIoCpuSecondsPerGiB: fileIoCpu,
+      pipelineRatioBound,
       goalsMet: goals,
     }),
   );
