@@ -100,7 +100,12 @@ const mode: Mode = {
 const mct = positive('mct', args.mct, 4);
 const payloadMB = positive('payload-mb', args['payload-mb'], 6);
 if (args.sidecar !== 'bundle' && args.sidecar !== 'tsx') throw new Error('--sidecar is bundle or tsx');
-const rssLimitMB = 64 + 2 * mct * payloadMB;
+/**
+ * The RSS goal, 64 + 2 × MaxConcurrentTransforms × MaxPayloadInMB, in MiB: the data plane counts
+ * MaxPayloadInMB in MiB (a 6 MB payload is 6 × 1,048,576 bytes), so the bodies the term stands for
+ * are MiB, and the base is taken in the same unit. Peak RSS is printed in both units.
+ */
+const rssLimitMiB = 64 + 2 * mct * payloadMB;
 const log = (line = '') => process.stdout.write(`${line}\n`);
 const startedAt = performance.now();
 const note = (line: string) =>
@@ -270,6 +275,7 @@ function report(
   const cpuWhole = perGiB(pipe.large, (p) => p.cpuSeconds);
   const rssSmall = pipe.small.map((p) => p.peakRssMB);
   const rssLarge = pipe.large.map((p) => p.peakRssMB);
+  const toMiB = (mb: number) => (mb * 1e6) / 2 ** 20;
   const echoClientCpu = median(echo.map((e) => e.clientCpu));
   const echoModelCpu = median(echo.map((e) => e.modelCpu));
   const fileIoCpu = median(fileIo);
@@ -294,7 +300,7 @@ function report(
     singleRecordRecordsPerSec: figures.singleRecordRecordsPerSec >= 5e6,
     pipelineRatio: figures.pipelineRatio >= 0.8,
     cpuSecondsPerGiB: figures.cpuSecondsPerGiB <= 3,
-    peakRss: Math.max(figures.peakRssMBSmall, figures.peakRssMBLarge) <= rssLimitMB,
+    peakRss: toMiB(Math.max(figures.peakRssMBSmall, figures.peakRssMBLarge)) <= rssLimitMiB,
     peakRssFlat: Math.abs(rssGrowth) <= 0.1,
   };
   const met = (ok: boolean) => (ok ? 'yes' : 'NO');
@@ -365,17 +371,17 @@ function report(
     ],
     [
       `sidecar peak RSS, ${mode.smallMB} MB`,
-      `${fmt(figures.peakRssMBSmall)} MB`,
-      spread(rssSmall),
-      `≤ ${rssLimitMB} MB`,
-      met(figures.peakRssMBSmall <= rssLimitMB),
+      `${fmt(toMiB(figures.peakRssMBSmall))} MiB (${fmt(figures.peakRssMBSmall)} MB)`,
+      spread(rssSmall.map(toMiB)),
+      `≤ ${rssLimitMiB} MiB`,
+      met(toMiB(figures.peakRssMBSmall) <= rssLimitMiB),
     ],
     [
       `sidecar peak RSS, ${mode.largeMB} MB`,
-      `${fmt(figures.peakRssMBLarge)} MB`,
-      spread(rssLarge),
-      `≤ ${rssLimitMB} MB`,
-      met(figures.peakRssMBLarge <= rssLimitMB),
+      `${fmt(toMiB(figures.peakRssMBLarge))} MiB (${fmt(figures.peakRssMBLarge)} MB)`,
+      spread(rssLarge.map(toMiB)),
+      `≤ ${rssLimitMiB} MiB`,
+      met(toMiB(figures.peakRssMBLarge) <= rssLimitMiB),
     ],
     [
       '  large vs small',
@@ -411,7 +417,9 @@ function report(
       maxPayloadInMB: payloadMB,
       smallInputMB: mode.smallMB,
       largeInputMB: mode.largeMB,
-      rssLimitMB,
+      rssLimitMiB,
+      peakRssMiBSmall: toMiB(figures.peakRssMBSmall),
+      peakRssMiBLarge: toMiB(figures.peakRssMBLarge),
       pipelineMBpsSmall: median(pipeSmall),
       cpuSecondsPerGiBWholeProcess: median(cpuWhole),
       echoClientCpuSecondsPerGiB: echoClientCpu,

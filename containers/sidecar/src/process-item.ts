@@ -159,7 +159,7 @@ async function transform(
   // When the packer slices the chunks as read (Line, uncompressed, no InputFilter), a file:// object
   // is read into a few reused buffers instead of a fresh Buffer per read. A chunk is released once
   // the packer holds nothing before its end and every mini-batch that can slice it (any that starts
-  // before its end) is done: its requests, retries and halves finished and its output written, in
+  // before its end) is done: its requests, retries and halves finished and its output made, in
   // input order. Outputs never point into the input (a JoinSource join copies).
   const pooled = packsSourceChunks(opts)
     ? await c.storage.readPooled?.(object.uri, range, c.signal)
@@ -257,10 +257,13 @@ async function transform(
   const flushOne = async () => {
     pendingFrom.shift();
     const releases = pendingReleases.shift()!;
-    await write(writer, await pending.shift()!, local, c.counters);
-    if (writer.releasesChunks) for (const release of releases) release();
-    // Runs only while the packer waits at a yield, so heldFrom is current.
+    const pieces = await pending.shift()!;
+    // Its answer is in and its output made (outputs never point into the input), so the input it
+    // sliced is free before the output is written. Runs only while the packer waits at a yield, so
+    // heldFrom is current.
     pooled?.release(Math.min(heldFrom, pendingFrom[0] ?? nextFrom));
+    await write(writer, pieces, local, c.counters);
+    if (writer.releasesChunks) for (const release of releases) release();
   };
   try {
     for await (const group of groups) {
