@@ -48,7 +48,11 @@ export interface Http1Request {
   readonly method: string;
   /** Path and query, e.g. `/invocations`. */
   readonly path: string;
-  /** Lower- or mixed-case names; `host` and the body's framing header are added when absent. */
+  /**
+   * Lower- or mixed-case names. `host` is added when absent; the framing header is always the
+   * client's own (`content-length` for a Buffer or a list, `transfer-encoding: chunked` for an
+   * iterable): a caller's `content-length` or `transfer-encoding` is left out.
+   */
   readonly headers?: Readonly<Record<string, string>>;
   readonly body?: Buffer | readonly Buffer[] | AsyncIterable<Buffer>;
   /** From the request's start until the response's headers. */
@@ -183,9 +187,14 @@ export class Http1Pool {
   }
 
   async #acquire(signal: AbortSignal | undefined, fresh = false): Promise<Connection> {
+    let woken = false;
     for (;;) {
       if (this.#closed) throw new HttpConnectionError('the connection pool is closed', 'ECONNRESET');
-      signal?.throwIfAborted();
+      if (signal?.aborted) {
+        // A wake-up meant for this request passes to the next one waiting, or it would be lost.
+        if (woken) this.#waiting.shift()?.();
+        throw signal.reason;
+      }
       if (!fresh) {
         const idle = this.#idle.pop();
         if (idle) return idle.reuse();
@@ -197,7 +206,21 @@ export class Http1Pool {
         this.#open++;
         return new Connection(this.#host, this.#port, this.blocks, (c) => this.#gone(c));
       }
-      await new Promise<void>((resolve) => this.#waiting.push(resolve));
+      // Wait for a connection to come free; an abort meanwhile leaves the queue at once.
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = () => {
+          const i = this.#waiting.indexOf(wake);
+          if (i >= 0) this.#waiting.splice(i, 1);
+          reject(signal?.reason);
+        };
+        const wake = () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
+        this.#waiting.push(wake);
+      });
+      woken = true;
     }
   }
 
@@ -315,9 +338,12 @@ class Connection {
   async #send(req: Http1Request, hostHeader: string, x: Exchange): Promise<void> {
     const s = this.#socket;
     const body = req.body;
+    if (!/^[A-Z]+$/.test(req.method) || !/^\/[^\s]*$/.test(req.path)) {
+      x.onAbort(new TypeError(`invalid request line ${JSON.stringify(`${req.method} ${req.path}`)}`));
+      return;
+    }
     let head = `${req.method} ${req.path} HTTP/1.1\r\n`;
     let hasHost = false;
-    let hasFraming = false;
     for (const [name, value] of Object.entries(req.headers ?? {})) {
       if (/[\r\n:]/.test(name) || /[\r\n]/.test(value)) {
         x.onAbort(new TypeError(`invalid request header ${JSON.stringify(name)}`));
@@ -325,16 +351,15 @@ class Connection {
       }
       const lower = name.toLowerCase();
       if (lower === 'host') hasHost = true;
-      if (lower === 'content-length' || lower === 'transfer-encoding') hasFraming = true;
+      // The body's framing is ours to say: it follows from the kind of body, whatever a caller set.
+      if (lower === 'content-length' || lower === 'transfer-encoding') continue;
       head += `${name}: ${value}\r\n`;
     }
     if (!hasHost) head += `host: ${hostHeader}\r\n`;
     const streamed = isAsyncIterable(body);
-    if (!hasFraming) {
-      head += streamed
-        ? 'transfer-encoding: chunked\r\n'
-        : `content-length: ${body === undefined ? 0 : byteLengthOf(body)}\r\n`;
-    }
+    head += streamed
+      ? 'transfer-encoding: chunked\r\n'
+      : `content-length: ${body === undefined ? 0 : byteLengthOf(body)}\r\n`;
     head += '\r\n';
     if (!streamed) {
       // One writev for the head and every part: the parts are slices of the input, never joined.

@@ -198,11 +198,11 @@ async function transform(
       ...baseHeaders,
       [HEADER_RECORD_OFFSET]: String(batch.firstOffset),
       [HEADER_RECORD_COUNT]: String(batch.count),
-      ...(batch instanceof MiniBatch ? { 'content-length': String(batch.byteLength) } : {}),
     };
     const canHalve = batch instanceof MiniBatch && batch.count > 1;
     // A MiniBatch goes out as its parts (slices of the input chunks, no copy) with a
-    // Content-Length; an array can be sent again on retry. A streamed object goes out chunked, once.
+    // Content-Length; an array can be sent again on retry. A streamed object goes out chunked, once
+    // (the client frames each body by its kind).
     const outcome =
       batch instanceof MiniBatch
         ? await c.client.invoke(batch.parts.length === 1 ? batch.parts[0]! : batch.parts, headers, {
