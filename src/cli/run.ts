@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { JobValidationError } from '../job/problems';
 import type { TransformJobDescription } from '../lifecycle/finalize';
 import { runLocalJob } from '../local/runner';
+import { modelUrlProblem } from '../model/model-url';
 import type { ModelSource } from '../local/worker';
 import { Storages } from '../storage/index';
 import { CliError, EXIT, readJsonInput } from './io';
@@ -38,7 +39,7 @@ export function registerRun(program: Command, setExit: (code: number) => void): 
     )
     .option(
       '--model-url <url>',
-      'a SageMaker-compatible server that is already running (shared by every instance)',
+      'http://host:port of a SageMaker-compatible server that is already running (shared by every instance)',
     )
     .option(
       '--model-data <url>',
@@ -123,7 +124,12 @@ function chooseModel(opts: RunOptions, request: unknown): ModelSource {
   const given = [opts.model, opts.modelCommand, opts.modelUrl].filter(Boolean).length;
   if (given > 1) throw new CliError('give only one of --model, --model-command and --model-url');
   if (opts.modelCommand) return { kind: 'command', command: opts.modelCommand };
-  if (opts.modelUrl) return { kind: 'url', url: opts.modelUrl.replace(/\/+$/, '') };
+  if (opts.modelUrl) {
+    const url = opts.modelUrl.replace(/\/+$/, '');
+    const why = modelUrlProblem(url);
+    if (why) throw new CliError(`--model-url ${why}`);
+    return { kind: 'url', url };
+  }
   const name = opts.model ?? (request as { ModelName?: unknown } | null)?.ModelName;
   const example = typeof name === 'string' ? exampleModelSource(name) : undefined;
   if (example) return example;

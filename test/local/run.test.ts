@@ -312,6 +312,17 @@ describe('run --local', () => {
     );
   });
 
+  it('exits 2 naming the problem for a --model-url that is not plain http://host:port', async () => {
+    const file = join(dir, 'model-url.json');
+    await writeFile(file, JSON.stringify(job('model-url', 'file:///nowhere/', 'file:///nowhere/out/')));
+    const https = await runCli(['run', file, '--local', '--model-url', 'https://127.0.0.1:8443']);
+    expect(https.code).toBe(2);
+    expect(https.stderr).toMatch(/--model-url "https:\/\/127\.0\.0\.1:8443" is not http:\/\/host:port/);
+    const withPath = await runCli(['run', file, '--local', '--model-url', 'http://127.0.0.1:8080/v1']);
+    expect(withPath.code).toBe(2);
+    expect(withPath.stderr).toMatch(/must be only http:\/\/host:port/);
+  });
+
   it('fails a job whose input prefix holds nothing, saying so', async () => {
     const input = join(dir, 'empty', 'in');
     await mkdir(input, { recursive: true });

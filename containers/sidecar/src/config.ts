@@ -1,3 +1,5 @@
+import { modelUrlProblem } from '../../../src/model/model-url';
+
 /**
  * The sidecar's environment contract, set by the state machine's RunTask overrides or by the local
  * runner. Everything else (the job, the plan) is read from storage.
@@ -30,11 +32,14 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): SidecarConf
     throw new ConfigError(`PARTITION_INDEX must be a whole number ≥ 0; got "${env.PARTITION_INDEX}"`);
   }
   const interval = env.PROGRESS_INTERVAL_MS ? Number(env.PROGRESS_INTERVAL_MS) : 10_000;
+  const modelUrl = (env.MODEL_URL ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
+  const why = modelUrlProblem(modelUrl);
+  if (why) throw new ConfigError(`MODEL_URL ${why}`);
   return {
     jobUri: env.JOB_URI!,
     planUri: env.PLAN_URI!,
     partition,
-    modelUrl: (env.MODEL_URL ?? 'http://127.0.0.1:8080').replace(/\/+$/, ''),
+    modelUrl,
     progressIntervalMs: Number.isFinite(interval) && interval > 0 ? interval : 10_000,
     metrics: (env.METRICS ?? 'emf') !== 'off',
   };
