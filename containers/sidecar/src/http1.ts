@@ -101,7 +101,7 @@ export class HttpBodySourceError extends Error {
 const CRLF = Buffer.from('\r\n');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
 const MAX_HEAD_BYTES = 64 * 1024;
-const READ_BUFFER_BYTES = 128 * 1024;
+const READ_BUFFER_BYTES = 64 * 1024;
 
 export interface Http1PoolOptions {
   /** Connections at most; requests beyond wait for one to come free. */
