@@ -162,7 +162,7 @@ describe('run --local', () => {
     expect(three.result.TransformJobStatus).toBe('Completed');
   });
 
-  it('keeps file:// outputs exact while read buffers are reused under retries, 413 halving and 4 in flight', async () => {
+  it('keeps file:// outputs exact while read buffers and response blocks are reused under retries, 413 halving and 4 in flight', async () => {
     // file:// Line input is read into a small pool of reused buffers; a mini-batch that is retried
     // or halved still points into them, so any early reuse would show up as corrupted output.
     const input = join(dir, 'pooled', 'in');

@@ -1,4 +1,7 @@
 import { spawnSync } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as tar from 'tar';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { bundleSidecar } from '../../containers/sidecar/bundle';
 import { makeTempDir, type TempDir } from '../support/tmp';
@@ -47,4 +50,21 @@ it('the bundle refuses to run without its environment, naming what is missing (e
   });
   expect(r.status).toBe(2);
   expect(r.stderr).toContain('the sidecar needs JOB_URI, PLAN_URI, PARTITION_INDEX in its environment');
+});
+
+it('the bundle extracts a model archive with fetch-model (its code is a chunk loaded on demand)', async () => {
+  const src = join(dir.path, 'model-src');
+  await mkdir(src, { recursive: true });
+  await writeFile(join(src, 'weights.json'), '{"w":[1,2,3]}');
+  const archive = join(dir.path, 'model.tar.gz');
+  await tar.c({ gzip: true, file: archive, cwd: src }, ['weights.json']);
+  const target = join(dir.path, 'model-dir');
+  const r = spawnSync(process.execPath, [bundle, 'fetch-model'], {
+    cwd: dir.path,
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH, MODEL_DATA_URL: `file://${archive}`, MODEL_DIR: target },
+  });
+  expect(r.status, r.stderr).toBe(0);
+  expect(r.stderr).toContain(`extracted 1 entries from file://${archive}`);
+  expect(await readFile(join(target, 'weights.json'), 'utf8')).toBe('{"w":[1,2,3]}');
 });

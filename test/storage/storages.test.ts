@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileStorage } from '../../src/storage/file';
 import { Storages, storageFor, storages } from '../../src/storage/index';
+import { LazyStorage } from '../../src/storage/lazy';
 import { LocationError } from '../../src/storage/uri';
 import { MiB, randomData, toArray } from '../support/bytes';
 import { type S3Harness, startS3Server } from '../support/s3-server';
@@ -64,5 +65,48 @@ describe('Storages', () => {
     expect(storages()).toBe(storages());
     await storages().put(`${dir.uri}shared.txt`, 'ok');
     expect((await storages().readAll(`${dir.uri}shared.txt`)).toString()).toBe('ok');
+  });
+});
+
+describe('LazyStorage', () => {
+  it('builds its backend once, on the first call, and never for a process that does not use it', async () => {
+    let loads = 0;
+    const lazy = new LazyStorage(async () => {
+      loads++;
+      return new FileStorage();
+    });
+    expect(loads).toBe(0);
+    await lazy.put(`${dir.uri}lazy/a.txt`, 'a');
+    const [read, head] = await Promise.all([
+      lazy.readAll(`${dir.uri}lazy/a.txt`),
+      lazy.head(`${dir.uri}lazy/a.txt`),
+    ]);
+    expect(read.toString()).toBe('a');
+    expect(head?.size).toBe(1);
+    expect((await toArray(lazy.list(`${dir.uri}lazy/`))).map((o) => o.uri)).toEqual([`${dir.uri}lazy/a.txt`]);
+    expect(loads).toBe(1);
+  });
+
+  it('writes through a writer made while the backend is still loading, in order', async () => {
+    let finish!: (s: FileStorage) => void;
+    const lazy = new LazyStorage(() => new Promise<FileStorage>((resolve) => (finish = resolve)));
+    const writer = lazy.createWriter(`${dir.uri}lazy/early.txt`);
+    const writes = [
+      writer.write(Buffer.from('one,')),
+      writer.writeMany!([Buffer.from('two,'), Buffer.from('three')]),
+    ];
+    finish(new FileStorage());
+    await Promise.all(writes);
+    await writer.complete();
+    expect(writer.bytesWritten).toBe(13);
+    expect((await lazy.readAll(`${dir.uri}lazy/early.txt`)).toString()).toBe('one,two,three');
+  });
+
+  it('reports a backend that cannot load on every call, and aborting its writer is a no-op', async () => {
+    const lazy = new LazyStorage(() => Promise.reject(new Error('no SDK here')));
+    await expect(lazy.readAll('s3://b/k')).rejects.toThrow('no SDK here');
+    const writer = lazy.createWriter('s3://b/k');
+    await expect(writer.write(Buffer.from('x'))).rejects.toThrow('no SDK here');
+    await expect(writer.abort()).resolves.toBeUndefined();
   });
 });
