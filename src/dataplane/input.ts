@@ -69,8 +69,14 @@ export async function* readMiniBatchGroups(
     while (!first.done && first.value.length === 0) first = await it.next();
     if (first.done) return;
     const rest = (async function* () {
-      yield first.value;
-      for (let n = await it.next(); !n.done; n = await it.next()) yield n.value;
+      try {
+        yield first.value;
+        for (let n = await it.next(); !n.done; n = await it.next()) yield n.value;
+      } finally {
+        // A consumer that stops early (an early answer, an abort) ends the source too: an S3 read
+        // must not stay open.
+        await it.return?.();
+      }
     })();
     yield [new StreamedMiniBatch(rest)];
     return;
@@ -157,8 +163,12 @@ async function takeHeader(
   return {
     header,
     rest: (async function* () {
-      if (head.length > 0) yield head;
-      for (let n = await it.next(); !n.done; n = await it.next()) yield n.value;
+      try {
+        if (head.length > 0) yield head;
+        for (let n = await it.next(); !n.done; n = await it.next()) yield n.value;
+      } finally {
+        await it.return?.();
+      }
     })(),
   };
 }

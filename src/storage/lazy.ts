@@ -17,12 +17,15 @@ import type {
 export class LazyStorage implements Storage {
   #backend: Promise<Storage> | undefined;
   #loaded: Storage | undefined;
+  #destroyed = false;
 
   constructor(private readonly load: () => Promise<Storage>) {}
 
   backend(): Promise<Storage> {
     this.#backend ??= this.load().then((b) => {
       this.#loaded = b;
+      // destroy() came while it was loading: close what was built.
+      if (this.#destroyed) destroyBackend(b);
       return b;
     });
     return this.#backend;
@@ -72,10 +75,15 @@ export class LazyStorage implements Storage {
     return (await this.backend()).abortIncompleteUpload(upload);
   }
 
-  /** Closes the backend's connections if it was ever built. */
+  /** Closes the backend's connections if it was built, or as soon as it is. */
   destroy(): void {
-    (this.#loaded as { destroy?: () => void } | undefined)?.destroy?.();
+    this.#destroyed = true;
+    if (this.#loaded) destroyBackend(this.#loaded);
   }
+}
+
+function destroyBackend(b: Storage): void {
+  (b as { destroy?: () => void }).destroy?.();
 }
 
 /** A writer of a backend still loading: every call waits for the real writer first. */
@@ -96,6 +104,11 @@ class LazyWriter implements ObjectWriter {
 
   get bytesWritten(): number {
     return this.#inner?.bytesWritten ?? 0;
+  }
+
+  /** The real writer's answer; a caller asks after a write has resolved, when it is known. */
+  get releasesChunks(): boolean {
+    return this.#inner?.releasesChunks ?? false;
   }
 
   async write(chunk: Buffer): Promise<void> {

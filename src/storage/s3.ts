@@ -448,6 +448,12 @@ type Settled = { ok: true } | { ok: false; error: unknown };
  */
 class S3ObjectWriter implements ObjectWriter {
   readonly uri: string;
+  /**
+   * A write copies its chunks (below), so the caller may reuse them once it resolves. lib-storage
+   * holds what it is given until a whole part has arrived: without the copy, a small view into a
+   * large reused buffer (a 20-byte answer in a 256 KiB block) would keep all of it alive that long.
+   */
+  readonly releasesChunks = true;
   #bytes = 0;
   #state: WriterState = 'open';
   readonly #client: S3Client;
@@ -496,17 +502,20 @@ class S3ObjectWriter implements ObjectWriter {
     return this.writeMany([chunk]);
   }
 
-  /** Hands the chunks to the upload in order, then waits (once) until the body has room again. */
+  /**
+   * Hands a copy of the chunks, joined, to the upload, then waits (once) until the body has room
+   * again. The copy costs what lib-storage's own joining of a part costs, and frees the caller's
+   * memory at once (see releasesChunks).
+   */
   async writeMany(chunks: readonly Buffer[]): Promise<void> {
     if (this.#state !== 'open') throw new Error(`cannot write to ${this.uri}: the writer is ${this.#state}`);
     // lib-storage destroys the body as soon as one part fails for good.
     if (this.#body.destroyed) throw await this.#closedError();
-    let room = true;
-    for (const chunk of chunks) {
-      if (chunk.length === 0) continue;
-      this.#bytes += chunk.length;
-      room = this.#body.write(chunk);
-    }
+    let total = 0;
+    for (const chunk of chunks) total += chunk.length;
+    if (total === 0) return;
+    this.#bytes += total;
+    const room = this.#body.write(Buffer.concat(chunks as Buffer[], total));
     if (room) return;
     const drained = await new Promise<boolean>((resolve) => {
       const onDrain = () => {

@@ -289,6 +289,28 @@ describe('SplitType None', () => {
     expect((await it.next()).done).toBe(true);
   });
 
+  it('with MaxPayloadInMB 0 ends the source when the streamed body is left early', async () => {
+    let pulled = 0;
+    let ended = false;
+    const source = async function* () {
+      try {
+        for (let i = 0; i < 100; i++) {
+          pulled++;
+          yield Buffer.alloc(1024, i);
+        }
+      } finally {
+        ended = true;
+      }
+    };
+    const opts: DataPlaneOptions = { ...CSV_LINE, splitType: 'None', maxPayloadInMB: 0 };
+    const first = (await readMiniBatches(source(), opts)[Symbol.asyncIterator]().next()).value!;
+    // A consumer that stops after two pieces (the model answered early, or the job was stopped).
+    let seen = 0;
+    for await (const _ of first.body as AsyncIterable<Buffer>) if (++seen === 2) break;
+    expect(ended).toBe(true);
+    expect(pulled).toBe(2);
+  });
+
   it('sends nothing for an empty object', async () => {
     const opts: DataPlaneOptions = { ...CSV_LINE, splitType: 'None', maxPayloadInMB: 0 };
     expect(await collect(readMiniBatches(cutAt(Buffer.alloc(0)), opts))).toEqual([]);

@@ -1148,6 +1148,77 @@ describe('AbortSignal', () => {
   });
 });
 
+describe('timeouts and the upload', () => {
+  it('starts the headers timeout again once a slow streamed body has gone out', async () => {
+    // The server answers 250 ms after the body ends; the body takes ~600 ms to come from its source.
+    const srv = await rawServer((socket) =>
+      onRequests(socket, () => setTimeout(() => socket.write(okResponse('done')), 250)),
+    );
+    const pool = newPool(srv.origin);
+    const parts = Array.from({ length: 6 }, (_, i) => Buffer.from(`part ${i}\n`));
+    const started = performance.now();
+    const res = await send(pool, {
+      method: 'POST',
+      body: iterate(parts, 100),
+      headersTimeoutMs: 400,
+      bodyTimeoutMs: 400,
+    });
+    expect(bodyOf(res).toString()).toBe('done');
+    expect(performance.now() - started).toBeGreaterThan(600);
+  });
+
+  it('still times out when no answer comes within headersTimeoutMs after the body went out', async () => {
+    const srv = await rawServer((socket) => socket.resume());
+    const pool = newPool(srv.origin);
+    const parts = Array.from({ length: 4 }, () => Buffer.from('x'));
+    const started = performance.now();
+    const error = await errorOf(
+      send(pool, { method: 'POST', body: iterate(parts, 100), headersTimeoutMs: 250, bodyTimeoutMs: 250 }),
+    );
+    expect(error).toBeInstanceOf(HttpTimeoutError);
+    expect((error as HttpTimeoutError).phase).toBe('headers');
+    // ~400 ms of upload, then the full 250 ms of waiting for an answer.
+    expect(performance.now() - started).toBeGreaterThanOrEqual(600);
+  });
+
+  it('does not send again a request the server took and then died on (not a stale connection)', async () => {
+    let posts = 0;
+    const srv = await rawServer((socket) =>
+      onRequests(socket, (req) => {
+        if (req.head.startsWith('GET')) socket.write(okResponse('warm'));
+        else {
+          posts++;
+          setTimeout(() => socket.destroy(), 150);
+        }
+      }),
+    );
+    const pool = newPool(srv.origin, { connections: 1 });
+    await send(pool); // the connection is now a reused one
+    const error = await errorOf(send(pool, { method: 'POST', body: Buffer.from('batch') }));
+    expect(error).toBeInstanceOf(HttpConnectionError);
+    expect(posts).toBe(1);
+  });
+});
+
+describe('header edge cases', () => {
+  it('accepts a Content-Length repeated with the same value', async () => {
+    const srv = await answering(
+      () => 'HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 5\r\n\r\nhello',
+    );
+    const res = await send(newPool(srv.origin));
+    expect(bodyOf(res).toString()).toBe('hello');
+  });
+
+  it('refuses a transfer coding under chunked (gzip, chunked) rather than hand over encoded bytes', async () => {
+    const srv = await answering(
+      () => 'HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+    );
+    const error = await errorOf(send(newPool(srv.origin)));
+    expect(error).toBeInstanceOf(HttpConnectionError);
+    expect((error as Error).message).toMatch(/unsupported transfer-encoding "gzip, chunked"/);
+  });
+});
+
 describe('errors', () => {
   it('fails with HttpConnectionError ECONNREFUSED when nothing listens', async () => {
     const pool = newPool(`http://127.0.0.1:${await closedPort()}`);

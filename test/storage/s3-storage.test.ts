@@ -129,6 +129,23 @@ describe('createWriter', () => {
     expect(await countIncompleteUploads(harness, BUCKET)).toBe(0);
   });
 
+  it('lets the caller reuse what it wrote as soon as the write resolves (releasesChunks)', async () => {
+    const uri = `${fresh()}reused.bin`;
+    const writer = storage.createWriter(uri);
+    expect(writer.releasesChunks).toBe(true);
+    // One buffer written again and again, overwritten after each write, as a pool of blocks is.
+    const block = Buffer.alloc(64 * 1024);
+    const expected: Buffer[] = [];
+    for (let i = 0; i < 40; i++) {
+      block.fill(i);
+      await writer.writeMany!([block.subarray(0, 1000), block.subarray(1000, 40_000 + i)]);
+      expected.push(Buffer.alloc(40_000 + i, i));
+      block.fill(255);
+    }
+    await writer.complete();
+    expect((await storage.readAll(uri)).equals(Buffer.concat(expected))).toBe(true);
+  });
+
   it('rejects an expected size beyond the largest S3 object', () => {
     expect(() => storage.createWriter(`${fresh()}huge`, { expectedSize: 6 * 1024 * GiB })).toThrow(/5 TiB/);
   });

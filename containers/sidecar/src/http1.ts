@@ -101,6 +101,8 @@ export class HttpBodySourceError extends Error {
 const CRLF = Buffer.from('\r\n');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
 const MAX_HEAD_BYTES = 64 * 1024;
+/** A reused connection failing this soon after the request went out was closed by the server before. */
+const STALE_WINDOW_MS = 20;
 const READ_BUFFER_BYTES = 64 * 1024;
 
 export interface Http1PoolOptions {
@@ -363,10 +365,13 @@ class Connection {
     head += '\r\n';
     if (!streamed) {
       // One writev for the head and every part: the parts are slices of the input, never joined.
+      const parts =
+        body === undefined ? [] : Buffer.isBuffer(body) ? [body] : body.filter((p) => p.length > 0);
       s.cork();
-      s.write(head, 'latin1');
-      if (Buffer.isBuffer(body)) s.write(body);
-      else if (body) for (const part of body) if (part.length > 0) s.write(part);
+      if (parts.length === 0) s.write(head, 'latin1', x.flushed);
+      else s.write(head, 'latin1');
+      for (let k = 0; k < parts.length; k++)
+        s.write(parts[k]!, k === parts.length - 1 ? x.flushed : undefined);
       s.uncork();
       x.bodyWritten = true;
       return;
@@ -381,10 +386,12 @@ class Connection {
         s.write(chunk);
         const room = s.write(CRLF);
         s.uncork();
+        // The body is coming (its source may be slow: an S3 read, a gunzip): the model is not late.
+        x.uploadProgress();
         if (!room) await this.#drained();
       }
       if (x.settled || this.#destroyed) return;
-      s.write(LAST_CHUNK);
+      s.write(LAST_CHUNK, x.flushed);
       x.bodyWritten = true;
     } catch (e) {
       // The body's own source failed, not the connection: report its error as it is.
@@ -429,6 +436,8 @@ class Exchange {
   onAbort: (e: unknown) => void = () => {};
   /** How long the server keeps an idle connection, from its `Keep-Alive: timeout=N` header. */
   serverIdleMs = Number.POSITIVE_INFINITY;
+  /** When the last byte of the request was handed to the kernel (undefined: not yet). */
+  #flushedAt: number | undefined;
   #state: ParseState = 'head';
   #head = '';
   #status = 0;
@@ -465,6 +474,23 @@ class Exchange {
     this.#timer = setTimeout(() => this.onAbort(new HttpTimeoutError('headers')), this.req.headersTimeoutMs);
   }
 
+  /**
+   * The whole request has gone out: the headers timeout starts again from here, so it measures the
+   * model's answer and not the upload (as undici's does).
+   */
+  readonly flushed = (err?: Error | null): void => {
+    if (err) return; // the socket's 'error' reports it
+    this.#flushedAt = performance.now();
+    if (this.settled || this.#state !== 'head') return;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => this.onAbort(new HttpTimeoutError('headers')), this.req.headersTimeoutMs);
+  };
+
+  /** A piece of a streamed body went out: the wait for the answer has not begun yet. */
+  uploadProgress(): void {
+    if (!this.settled && this.#state === 'head') this.#timer?.refresh();
+  }
+
   #cleanup(): void {
     clearTimeout(this.#timer);
     if (this.#abortListener) this.req.signal?.removeEventListener('abort', this.#abortListener);
@@ -492,7 +518,11 @@ class Exchange {
         ? 'the server closed the connection before the response was complete'
         : 'the connection closed before it was established';
     const err = new HttpConnectionError(why, error?.code ?? 'ECONNRESET', { cause: error });
-    this.fail(this.reused && !this.#anyResponseByte ? new StaleConnectionError(err) : err);
+    // Stale: the server had closed the idle connection as we reused it. Its reset comes back at once;
+    // a failure long after the request went out is the model's (a worker that died on it), which
+    // the caller's retry policy decides about, so the request is not sent again behind its back.
+    const early = this.#flushedAt === undefined || performance.now() - this.#flushedAt < STALE_WINDOW_MS;
+    this.fail(this.reused && !this.#anyResponseByte && early ? new StaleConnectionError(err) : err);
   }
 
   /** Parses `n` bytes of `buf` (the connection's reused read buffer: copy what must be kept). */
@@ -624,13 +654,17 @@ class Exchange {
       this.#framing = 'none';
       this.#state = 'done';
     } else if (te !== '') {
-      if (!/(^|,)\s*chunked\s*$/.test(te)) throw protocolError(`unsupported transfer-encoding "${te}"`);
+      // Only plain chunked: a coding under it (gzip, chunked) would hand over encoded bytes.
+      if (te.trim() !== 'chunked') throw protocolError(`unsupported transfer-encoding "${te}"`);
       this.#framing = 'chunked';
       this.#state = 'chunk-size';
     } else if (headers['content-length'] !== undefined) {
+      // Repeated headers arrive joined ("10, 10"): allowed when every value is the same (RFC 9110).
       const cl = headers['content-length'];
-      if (!/^\d{1,15}$/.test(cl)) throw protocolError(`bad content-length "${cl}"`);
-      this.#remaining = Number(cl);
+      const values = new Set(cl.split(',').map((v) => v.trim()));
+      const [value] = values;
+      if (values.size !== 1 || !/^\d{1,15}$/.test(value!)) throw protocolError(`bad content-length "${cl}"`);
+      this.#remaining = Number(value);
       this.#framing = 'length';
       this.#state = this.#remaining === 0 ? 'done' : 'body';
     } else {
