@@ -504,7 +504,7 @@ class S3ObjectWriter implements ObjectWriter {
 
   /**
    * Hands a copy of the chunks, joined, to the upload, then waits (once) until the body has room
-   * again. The copy costs what lib-storage's own joining of a part costs, and frees the caller's
+   * again. One more copy of the output (lib-storage joins it into its part again), which frees the caller's
    * memory at once (see releasesChunks).
    */
   async writeMany(chunks: readonly Buffer[]): Promise<void> {
