@@ -154,17 +154,23 @@ export async function finalizeStage(
  */
 export function describeStateFailure(f: StateFailure): string {
   const cause = f.Cause ?? '';
-  let parsed: any;
+  /** The fields read from a Lambda error or an ECS task description. */
+  interface Cause {
+    errorMessage?: unknown;
+    StoppedReason?: string;
+    Containers?: Array<{ Name?: string; ExitCode?: number; Reason?: string }>;
+  }
+  let parsed: Cause | null;
   try {
-    parsed = JSON.parse(cause);
+    parsed = JSON.parse(cause) as Cause | null;
   } catch {
     return [f.Error, cause].filter(Boolean).join(': ') || 'failed without a reason';
   }
   if (parsed && typeof parsed.errorMessage === 'string') return parsed.errorMessage;
   if (parsed && (parsed.StoppedReason || parsed.Containers)) {
     const containers = (parsed.Containers ?? [])
-      .filter((c: any) => c.ExitCode !== 0 || c.Reason)
-      .map((c: any) => `${c.Name} exited ${c.ExitCode ?? '?'}${c.Reason ? ` (${c.Reason})` : ''}`)
+      .filter((c) => c.ExitCode !== 0 || c.Reason)
+      .map((c) => `${c.Name} exited ${c.ExitCode ?? '?'}${c.Reason ? ` (${c.Reason})` : ''}`)
       .join(', ');
     return `worker task stopped: ${parsed.StoppedReason ?? 'unknown reason'}${containers ? `; ${containers}` : ''}`;
   }

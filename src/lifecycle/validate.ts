@@ -121,6 +121,7 @@ export function modelEnvironmentFor(
 /** Applies a schedule's time to the job template: unique name, time placeholders in locations. */
 export function expandScheduled(request: unknown, time: Date): unknown {
   if (typeof request !== 'object' || request === null) return request;
+  // biome-ignore lint/suspicious/noExplicitAny: a request not validated yet; only string fields are touched, each checked
   const r = structuredClone(request) as Record<string, any>;
   if (typeof r.TransformJobName === 'string') r.TransformJobName = scheduledJobName(r.TransformJobName, time);
   const source = r.TransformInput?.DataSource?.S3DataSource;

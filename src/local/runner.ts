@@ -142,6 +142,7 @@ async function reportProgress(o: LocalRunOptions, ref: JobRef, plan: PlanRef): P
  */
 export function resolveRelativeFileUris(request: unknown, cwd: string): unknown {
   if (typeof request !== 'object' || request === null) return request;
+  // biome-ignore lint/suspicious/noExplicitAny: a request not validated yet; only string fields are touched, each checked
   const r = structuredClone(request) as Record<string, any>;
   const fix = (uri: unknown) => {
     if (typeof uri !== 'string' || !uri.startsWith('file://') || uri.startsWith('file:///')) return uri;

@@ -108,6 +108,7 @@ describe('a SageMaker CreateTransformJob request', () => {
   });
 
   it('reports every problem of a request with five problems, each with its path', () => {
+    // biome-ignore lint/suspicious/noExplicitAny: the test breaks requests field by field on purpose
     const req = structuredClone(seed) as Record<string, any>;
     req.TransformJobName = 'bad_name';
     req.MaxPayloadInMB = 101;
@@ -458,6 +459,7 @@ describe('an invalid request is rejected with the field path', () => {
     expect(match!.message).toMatch(message);
   });
 
+  // biome-ignore lint/suspicious/noExplicitAny: the test breaks requests field by field on purpose
   it.each<[string, (r: Record<string, any>) => void, string, RegExp]>([
     [
       'JoinSource Input with an unjoinable content type',
@@ -545,6 +547,7 @@ describe('an invalid request is rejected with the field path', () => {
     ],
     ['a request that is a list', () => {}, '', /must be a JSON object/],
   ])('%s', (what, mutate, path, message) => {
+    // biome-ignore lint/suspicious/noExplicitAny: the test breaks requests field by field on purpose
     const req = structuredClone(seed) as Record<string, any>;
     mutate(req);
     const problems = problemsOf(what === 'a request that is a list' ? [req] : req);
