@@ -35,3 +35,22 @@ describe('fault injection (CI slice of npm run faults)', () => {
     60_000,
   );
 });
+
+describe('fault injection: a sidecar killed in the middle of a multipart upload (CI slice)', () => {
+  let session: FaultSession;
+  beforeAll(async () => {
+    // An object big enough for a multipart upload (8 MiB parts): the kill lands inside one.
+    session = await FaultSession.start(20_240_602, { bigMiB: 18, modes: ['local'] });
+    await session.baseline('local', 'whole');
+  }, 90_000);
+  afterAll(async () => {
+    await session?.stop();
+  });
+
+  it('sidecarKill: the job fails naming the object, and no upload, no partial output and no scratch is left', async () => {
+    const report = await session.run('sidecarKill', 7, 'local', 'whole');
+    expect(report.problems).toEqual([]);
+    expect(report.faults).toBe(1);
+    expect([report.lost, report.duplicated, report.uploadsLeft, report.scratchLeft]).toEqual([0, 0, 0, 0]);
+  }, 90_000);
+});
