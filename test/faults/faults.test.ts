@@ -4,8 +4,9 @@ import { FaultSession } from './session';
 
 /**
  * A CI-sized slice of `npm run faults`: the harness itself (loopback S3 with fault rules, the real
- * CLI, sidecars and model processes, the per-run invariants) on two faults, locally. The full
- * harness (every kind, the state machine too, multipart-sized objects) is `npm run faults`.
+ * CLI, sidecars and model processes, the per-run invariants) on three faults, locally: two on small
+ * objects, and a sidecar killed inside the multipart upload of an 18 MiB one. The full harness
+ * (every kind, the state machine too) is `npm run faults`.
  */
 describe('fault injection (CI slice of npm run faults)', () => {
   let session: FaultSession;
