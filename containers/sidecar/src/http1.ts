@@ -121,7 +121,8 @@ export class Http1Pool {
   readonly #max: number;
   readonly #keepAliveMs: number;
   readonly #idle: Connection[] = [];
-  readonly #waiting: Array<() => void> = [];
+  /** Requests waiting for a connection, oldest first: handed a free one, or woken to open one. */
+  readonly #waiting: Array<(conn?: Connection) => void> = [];
   #open = 0;
   #closed = false;
 
@@ -178,13 +179,19 @@ export class Http1Pool {
       idleMs = Math.min(this.#keepAliveMs, r.serverIdleMs - 1000);
       return r.response;
     } finally {
-      if (reusable && idleMs > 0 && !this.#closed && !conn.destroyed) {
-        conn.idle(idleMs);
-        this.#idle.push(conn);
-        this.#waiting.shift()?.();
-      } else {
-        conn.destroy();
-      }
+      if (reusable && idleMs > 0 && !this.#closed && !conn.destroyed) this.#park(conn, idleMs);
+      else conn.destroy();
+    }
+  }
+
+  /** A free connection goes to the request waiting longest, or waits idle for the next one. */
+  #park(conn: Connection, idleMs: number): void {
+    conn.idleMs = idleMs;
+    const next = this.#waiting.shift();
+    if (next) next(conn);
+    else {
+      conn.idle(idleMs);
+      this.#idle.push(conn);
     }
   }
 
@@ -209,19 +216,30 @@ export class Http1Pool {
         return new Connection(this.#host, this.#port, this.blocks, (c) => this.#gone(c));
       }
       // Wait for a connection to come free; an abort meanwhile leaves the queue at once.
-      await new Promise<void>((resolve, reject) => {
+      const handed = await new Promise<Connection | undefined>((resolve, reject) => {
         const onAbort = () => {
           const i = this.#waiting.indexOf(wake);
           if (i >= 0) this.#waiting.splice(i, 1);
           reject(signal?.reason);
         };
-        const wake = () => {
+        const wake = (conn?: Connection) => {
           signal?.removeEventListener('abort', onAbort);
-          resolve();
+          resolve(conn);
         };
         signal?.addEventListener('abort', onAbort, { once: true });
         this.#waiting.push(wake);
       });
+      if (handed) {
+        // Aborted since it was handed over: it goes to the next in line. Wanted fresh (a stale
+        // retry): close it, which makes room for a new one.
+        if (signal?.aborted) {
+          this.#park(handed, handed.idleMs);
+          throw signal.reason;
+        }
+        if (!fresh) return handed.reuse();
+        handed.destroy();
+        continue;
+      }
       woken = true;
     }
   }
@@ -257,6 +275,8 @@ class Connection {
   #destroyed = false;
   #idleTimer: NodeJS.Timeout | undefined;
   #active: Exchange | undefined;
+  /** How long it may stay idle, from its last answer. */
+  idleMs = 0;
 
   constructor(host: string, port: number, blocks: BlockPool, onGone: (c: Connection) => void) {
     this.#blocks = blocks;
