@@ -1209,6 +1209,20 @@ describe('header edge cases', () => {
     expect(bodyOf(res).toString()).toBe('hello');
   });
 
+  it('accepts a head and chunk framing with bare LF line endings', async () => {
+    const srv = await answering(
+      () => 'HTTP/1.1 200 OK\ntransfer-encoding: chunked\nx-kind: lf\n\n5\nhello\n6; ext\n world\n0\n\n',
+    );
+    const pool = newPool(srv.origin, { connections: 1 });
+    for (let round = 0; round < 2; round++) {
+      const res = await send(pool);
+      expect(res.headers['x-kind']).toBe('lf');
+      expect(bodyOf(res).toString()).toBe('hello world');
+    }
+    // Framed exactly: the connection was reused for the second answer.
+    expect(srv.connections).toBe(1);
+  });
+
   it('refuses a transfer coding under chunked (gzip, chunked) rather than hand over encoded bytes', async () => {
     const srv = await answering(
       () => 'HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',

@@ -595,10 +595,13 @@ class Exchange {
             break;
           }
           case 'chunk-crlf': {
-            const expected = this.#crlfLeft === 2 ? 13 : 10;
-            if (buf[i] !== expected) throw protocolError('a chunk does not end with CRLF');
+            // CRLF after the chunk's data, or a bare LF.
+            const byte = buf[i];
+            if (this.#crlfLeft === 2 && byte === 13) this.#crlfLeft = 1;
+            else if (byte === 10) this.#crlfLeft = 0;
+            else throw protocolError('a chunk does not end with CRLF');
             i++;
-            if (--this.#crlfLeft === 0) this.#state = 'chunk-size';
+            if (this.#crlfLeft === 0) this.#state = 'chunk-size';
             break;
           }
           case 'trailers': {
@@ -634,13 +637,17 @@ class Exchange {
     const text = buf.toString('latin1', from, n);
     const before = this.#head.length;
     this.#head += text;
-    // The end of the head may straddle reads: search from just before what is new.
-    const end = this.#head.indexOf('\r\n\r\n', Math.max(0, before - 3));
+    // The end of the head may straddle reads: search from just before what is new. Lines may end
+    // with a bare LF as well as CRLF (RFC 9112 lets a recipient accept it; some servers send it).
+    const from3 = Math.max(0, before - 3);
+    const crlf = this.#head.indexOf('\r\n\r\n', from3);
+    const lf = this.#head.indexOf('\n\n', from3);
+    const end = crlf < 0 ? lf : lf < 0 ? crlf : Math.min(crlf, lf);
     if (end < 0) {
       if (this.#head.length > MAX_HEAD_BYTES) throw protocolError('the response headers are too long');
       return n;
     }
-    const consumed = end + 4 - before;
+    const consumed = end + (end === crlf ? 4 : 2) - before;
     const head = this.#head.slice(0, end);
     this.#head = '';
     this.#parseHead(head);
@@ -648,7 +655,7 @@ class Exchange {
   }
 
   #parseHead(head: string): void {
-    const lines = head.split('\r\n');
+    const lines = head.split(/\r?\n/);
     const m = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/.exec(lines[0]!);
     if (!m) throw protocolError(`not an HTTP/1.x status line: ${JSON.stringify(lines[0]!.slice(0, 80))}`);
     const status = Number(m[2]);
