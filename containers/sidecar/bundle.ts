@@ -8,6 +8,7 @@
  * into chunks beside `sidecar.mjs`, read only by a process that needs them: a sidecar whose job is all
  * file:// never parses the SDK (~10 MB less memory). Copy the whole directory.
  */
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -17,6 +18,8 @@ const SIDECAR_DIR = fileURLToPath(new URL('.', import.meta.url));
 
 export async function bundleSidecar(outdir: string): Promise<string> {
   const outfile = join(outdir, 'sidecar.mjs');
+  // Chunk names carry content hashes: clear the last build's, or they pile up beside the new ones.
+  await rm(join(outdir, 'chunks'), { recursive: true, force: true });
   await build({
     entryPoints: { sidecar: join(SIDECAR_DIR, 'src', 'main.ts') },
     outdir,
