@@ -23,6 +23,7 @@ import {
   HttpConnectionError,
   HttpTimeoutError,
 } from '../../containers/sidecar/src/http1';
+import { seededRandom } from '../support/bytes';
 
 // The sidecar's HTTP/1.1 client against real servers on loopback: node:http for ordinary exchanges,
 // raw node:net servers writing hand-made bytes (split into fragments, with small pauses between
@@ -36,21 +37,9 @@ afterEach(async () => {
 // ---------------------------------------------------------------------------------------------------
 // Helpers
 
-/** A seeded PRNG (mulberry32), so a failing random case can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** `n` pseudo-random bytes, the same for the same seed. */
 function bytes(n: number, seed: number): Buffer {
-  const rnd = prng(seed);
+  const rnd = seededRandom(seed);
   const b = Buffer.allocUnsafe(n);
   for (let i = 0; i < n; i++) b[i] = Math.floor(rnd() * 256);
   return b;
@@ -256,6 +245,26 @@ function answering(respond: (req: RawRequest, connection: number, index: number)
   return rawServer((socket, connection) =>
     onRequests(socket, (req, index) => socket.write(respond(req, connection, index))),
   );
+}
+
+/** Each connection answers its first request and is closed by the server when another one comes. */
+async function answerOnceThenDrop(): Promise<Served & { readonly dropped: number }> {
+  let dropped = 0;
+  const srv = await rawServer((socket) => {
+    let answered = false;
+    socket.on('data', (d: Buffer) => {
+      if (answered) {
+        dropped++;
+        socket.destroy();
+      } else if (d.includes('\r\n\r\n')) {
+        answered = true;
+        socket.write(okResponse('first'));
+      }
+    });
+  });
+  return Object.defineProperty(srv, 'dropped', { get: () => dropped }) as Served & {
+    readonly dropped: number;
+  };
 }
 
 function newPool(origin: string, opts: Partial<Http1PoolOptions> = {}): Http1Pool {
@@ -569,7 +578,7 @@ describe('response parsing wherever the bytes are split', () => {
       { response: withLength, kind: 'length', body: lengthPayload },
     ];
 
-    const rnd = prng(20240611);
+    const rnd = seededRandom(20240611);
     const plan: Array<{ kind: string; body: Buffer; fragments: Buffer[]; delays: number[] }> = [];
     for (let round = 0; round < 30; round++) {
       for (const c of cases) {
@@ -897,26 +906,13 @@ describe('a stale keep-alive connection', () => {
     ['a Buffer', () => Buffer.from('payload')],
     ['a list of Buffers', () => [Buffer.from('pay'), Buffer.from('load')]],
   ])('is retried once with %s body when the server closes it as the request arrives', async (_l, body) => {
-    // Each connection answers its first request and is closed by the server when another one comes.
-    let dropped = 0;
-    const srv = await rawServer((socket) => {
-      let answered = false;
-      socket.on('data', (d: Buffer) => {
-        if (answered) {
-          dropped++;
-          socket.destroy();
-        } else if (d.includes('\r\n\r\n')) {
-          answered = true;
-          socket.write(okResponse('first'));
-        }
-      });
-    });
+    const srv = await answerOnceThenDrop();
     const pool = newPool(srv.origin, { connections: 1 });
     expect(bodyOf(await send(pool)).toString()).toBe('first');
     expect(pool.openConnections).toBe(1);
     const res = await send(pool, { method: 'POST', body: body() });
     expect(bodyOf(res).toString()).toBe('first');
-    expect(dropped).toBe(1);
+    expect(srv.dropped).toBe(1);
     expect(srv.connections).toBe(2);
   });
 
@@ -940,19 +936,7 @@ describe('a stale keep-alive connection', () => {
   });
 
   it('is not retried with an async-iterable body: the request fails with HttpConnectionError', async () => {
-    let dropped = 0;
-    const srv = await rawServer((socket) => {
-      let answered = false;
-      socket.on('data', (d: Buffer) => {
-        if (answered) {
-          dropped++;
-          socket.destroy();
-        } else if (d.includes('\r\n\r\n')) {
-          answered = true;
-          socket.write(okResponse('first'));
-        }
-      });
-    });
+    const srv = await answerOnceThenDrop();
     const pool = newPool(srv.origin, { connections: 1 });
     expect(bodyOf(await send(pool)).toString()).toBe('first');
     let iterations = 0;
@@ -965,7 +949,7 @@ describe('a stale keep-alive connection', () => {
     const error = await errorOf(send(pool, { method: 'POST', body }));
     expect(error).toBeInstanceOf(HttpConnectionError);
     expect(iterations).toBe(1);
-    expect(dropped).toBe(1);
+    expect(srv.dropped).toBe(1);
     expect(srv.connections).toBe(1);
     expect(pool.openConnections).toBe(0);
   });
