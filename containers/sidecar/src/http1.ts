@@ -569,15 +569,10 @@ class Exchange {
             break;
           }
           case 'chunk-size': {
-            const lf = buf.indexOf(10, i);
-            const end = lf < 0 ? n : lf;
-            this.#line += buf.toString('latin1', i, end);
-            if (this.#line.length > 1024) throw protocolError('a chunk size line is too long');
-            i = end;
-            if (lf < 0) break;
-            i++;
-            const hex = this.#line.replace(/\r$/, '').split(';')[0]!.trim();
-            this.#line = '';
+            const line = this.#readLine(buf, i, n, 1024, 'a chunk size line is too long');
+            i = line.next;
+            if (line.text === undefined) break;
+            const hex = line.text.split(';')[0]!.trim();
             if (!/^[0-9a-fA-F]{1,12}$/.test(hex)) throw protocolError(`bad chunk size "${hex}"`);
             this.#remaining = Number.parseInt(hex, 16);
             this.#state = this.#remaining === 0 ? 'trailers' : 'chunk-data';
@@ -606,16 +601,9 @@ class Exchange {
           }
           case 'trailers': {
             // Trailer lines until an empty one; their content is ignored.
-            const lf = buf.indexOf(10, i);
-            const end = lf < 0 ? n : lf;
-            this.#line += buf.toString('latin1', i, end);
-            if (this.#line.length > MAX_HEAD_BYTES) throw protocolError('the trailers are too long');
-            i = end;
-            if (lf < 0) break;
-            i++;
-            const line = this.#line.replace(/\r$/, '');
-            this.#line = '';
-            if (line === '') this.#state = 'done';
+            const line = this.#readLine(buf, i, n, MAX_HEAD_BYTES, 'the trailers are too long');
+            i = line.next;
+            if (line.text === '') this.#state = 'done';
             break;
           }
           case 'done':
@@ -631,6 +619,27 @@ class Exchange {
     }
     if (this.#state === 'done') this.#finish();
     else if (this.#state !== 'head') this.#timer?.refresh();
+  }
+
+  /**
+   * Reads `buf` from `i` up to the next LF into the line in progress (lines may straddle reads).
+   * `text` is the whole line without its CR LF once the LF has come, else undefined.
+   */
+  #readLine(
+    buf: Buffer,
+    i: number,
+    n: number,
+    max: number,
+    tooLong: string,
+  ): { next: number; text?: string } {
+    const lf = buf.indexOf(10, i);
+    const end = lf < 0 ? n : lf;
+    this.#line += buf.toString('latin1', i, end);
+    if (this.#line.length > max) throw protocolError(tooLong);
+    if (lf < 0) return { next: end };
+    const text = this.#line.endsWith('\r') ? this.#line.slice(0, -1) : this.#line;
+    this.#line = '';
+    return { next: lf + 1, text };
   }
 
   #feedHead(buf: Buffer, from: number, n: number): number {
