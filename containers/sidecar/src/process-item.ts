@@ -247,21 +247,20 @@ async function transform(
 
   // Ordered fan-out: start up to MaxConcurrentTransforms invocations (slots are shared by all the
   // partition's objects), write each result only when every earlier one is written.
-  const pending: Array<Promise<Buffer[]>> = [];
-  /** The response releases of each pending invocation, in the same order. */
-  const pendingReleases: Array<Array<() => void>> = [];
-  /** firstOffset of each pending invocation (the first byte it can refer to), in the same order. */
-  const pendingFrom: number[] = [];
+  /**
+   * The invocations started and not yet written, in input order: each one's output, the first
+   * byte of the input it can refer to, and the releases of the responses it read.
+   */
+  const pending: Array<{ output: Promise<Buffer[]>; from: number; releases: Array<() => void> }> = [];
   /** firstOffset of the current group's next mini-batch not started yet (Infinity: none). */
   let nextFrom = Number.POSITIVE_INFINITY;
   const flushOne = async () => {
-    pendingFrom.shift();
-    const releases = pendingReleases.shift()!;
-    const pieces = await pending.shift()!;
+    const { output, releases } = pending.shift()!;
+    const pieces = await output;
     // Its answer is in and its output made (outputs never point into the input), so the input it
     // sliced is free before the output is written. Runs only while the packer waits at a yield, so
     // heldFrom is current.
-    pooled?.release(Math.min(heldFrom, pendingFrom[0] ?? nextFrom));
+    pooled?.release(Math.min(heldFrom, pending[0]?.from ?? nextFrom));
     await write(writer, pieces, local, c.counters);
     if (writer.releasesChunks) for (const release of releases) release();
   };
@@ -273,11 +272,9 @@ async function transform(
         if (c.signal.aborted) throw c.signal.reason ?? new Error('stopped');
         await c.slots.acquire();
         const releases: Array<() => void> = [];
-        const p = invoke(batch, releases).finally(() => c.slots.release());
-        p.catch(() => {}); // observed when its turn to be written comes
-        pending.push(p);
-        pendingReleases.push(releases);
-        pendingFrom.push(batch.firstOffset);
+        const output = invoke(batch, releases).finally(() => c.slots.release());
+        output.catch(() => {}); // observed when its turn to be written comes
+        pending.push({ output, from: batch.firstOffset, releases });
         while (pending.length >= effective.MaxConcurrentTransforms) await flushOne();
       }
     }
@@ -285,7 +282,7 @@ async function transform(
   } finally {
     // On failure, let the invocations already started settle before the upload is aborted. The
     // pooled reader's buffers are not released (nor read into) again after this.
-    await Promise.allSettled(pending);
+    await Promise.allSettled(pending.map((p) => p.output));
   }
 }
 
