@@ -2,7 +2,7 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { once } from 'node:events';
-import { csvRows } from '../src/dataplane/bench-kernels';
+import { csvRows } from './kernels';
 
 /**
  * Benchmark input, generated on first use under `.bench-data/` (gitignored) and reused: one CSV

@@ -7,12 +7,12 @@ import { bundleSidecar } from '../containers/sidecar/bundle';
 import { assembleStage } from '../src/lifecycle/assemble';
 import { cleanupStage } from '../src/lifecycle/cleanup';
 import { finalizeStage } from '../src/lifecycle/finalize';
-import { readJson } from '../src/lifecycle/job-store';
+import { readJson } from '../src/storage/json';
 import { planStage } from '../src/lifecycle/plan';
 import { validateStage } from '../src/lifecycle/validate';
 import { runLocalJob } from '../src/local/runner';
-import { resultUri } from '../src/plan/layout';
-import type { PartitionResult } from '../src/plan/results';
+import { resultUri } from '../src/contract/layout';
+import type { PartitionResult } from '../src/contract/results';
 import { FileStorage } from '../src/storage/file';
 
 const PROBE = fileURLToPath(new URL('./sidecar-probe.mjs', import.meta.url));

@@ -31,12 +31,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import {
-  boundaryScan,
-  csvRows,
-  packLineMultiRecord,
-  packLineSingleRecord,
-} from '../src/dataplane/bench-kernels';
+import { boundaryScan, csvRows, packLineMultiRecord, packLineSingleRecord } from './kernels';
 import { startTestModel } from '../test/fixtures/models/start';
 import { csvInput } from './data';
 import { echoCeiling } from './echo';

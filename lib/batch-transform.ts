@@ -7,7 +7,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import type { DeploymentConfig } from '../lambdas/shared/deployment';
+import type { DeploymentConfig } from '../src/contract/deployment';
 import { LIMITS } from '../src/job/schema';
 import { TransformCompute } from './compute';
 import { TransformLifecycle } from './lifecycle';

@@ -10,7 +10,7 @@ import {
   type InstanceSpec,
   isFargateType,
 } from '../src/job/instances';
-import type { AwsvpcConfiguration } from '../lambdas/shared/deployment';
+import type { AwsvpcConfiguration } from '../src/contract/deployment';
 import { acknowledge, acknowledgeWildcards } from './nag';
 
 export interface TransformComputeProps {

@@ -5,7 +5,7 @@ import type * as ecs from 'aws-cdk-lib/aws-ecs';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { METRICS_NAMESPACE } from '../containers/sidecar/src/metrics';
+import { METRICS_NAMESPACE } from '../src/contract/metrics';
 
 export interface TransformMonitoringProps {
   readonly stateMachine: sfn.StateMachine;

@@ -1,5 +1,5 @@
 import { assembleStage } from '../../src/lifecycle/assemble';
-import { type LifecycleState, requireJob, requirePlan } from '../shared/state';
+import { type LifecycleState, requireJob, requirePlan } from '../../src/contract/state';
 import { deployedStorage } from '../shared/storage';
 
 /** The Assemble step: joins shard outputs into each sharded object's `.out` (src/lifecycle/assemble.ts). */

@@ -1,11 +1,12 @@
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { cleanupStage } from '../../src/lifecycle/cleanup';
 import { finalizeStage } from '../../src/lifecycle/finalize';
-import type { CleanupReport, JobRef, TaskControl } from '../../src/lifecycle/types';
+import type { CleanupReport, JobRef } from '../../src/contract/state';
+import type { TaskControl } from '../../src/lifecycle/cleanup';
 import type { Storage } from '../../src/storage/storage';
 import { EcsTaskControl } from '../shared/ecs-task-control';
-import { jobOfExecution, type SfnSender } from '../../src/lifecycle/execution-history';
-import type { LifecycleState } from '../shared/state';
+import { jobOfExecution, type SfnSender } from '../../src/client/execution-history';
+import type { LifecycleState } from '../../src/contract/state';
 import { deployedStorage } from '../shared/storage';
 
 /** What the EventBridge rule sends when an execution ends ABORTED, TIMED_OUT or FAILED. */

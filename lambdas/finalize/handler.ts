@@ -1,12 +1,8 @@
-import {
-  describeStateFailure,
-  FAILURE_REASON_MAX,
-  finalizeStage,
-  type TransformJobDescription,
-} from '../../src/lifecycle/finalize';
-import { assembleStage } from '../../src/lifecycle/assemble';
+import { failureReason, type TransformJobDescription } from '../../src/contract/description';
+import { describeStateFailure, finalizeStage } from '../../src/lifecycle/finalize';
+import { assembleThenFinalize } from '../../src/lifecycle/failure-path';
 import type { Storage } from '../../src/storage/storage';
-import { type LifecycleState, requireJob, type StateFailure } from '../shared/state';
+import { type LifecycleState, requireJob, type StateFailure } from '../../src/contract/state';
 import { deployedStorage } from '../shared/storage';
 
 /** What a failure that could not be recorded in a summary still returns: enough for the Fail state. */
@@ -38,18 +34,8 @@ export async function describeFailure(
   storage: Storage,
 ): Promise<TransformJobDescription | FailureDescription> {
   if (state.job) {
-    const notes: string[] = [];
-    if (state.plan) {
-      // Objects whose shards all finished before the failure still get their `.out`, as whole
-      // objects do; assemble skips the rest. It must run before cleanup removes the shard outputs.
-      try {
-        await assembleStage(state.job, state.plan, storage);
-      } catch (e) {
-        notes.push((e as Error).message);
-      }
-    }
     try {
-      return await finalizeStage(state.job, storage, { failure, notes });
+      return await assembleThenFinalize(state.job, state.plan, storage, { failure });
     } catch (e) {
       console.error(
         `could not write the summary of failed job "${state.job.jobName}": ${(e as Error).stack ?? e}`,
@@ -62,7 +48,7 @@ export async function describeFailure(
   return {
     ...(name ? { TransformJobName: name } : {}),
     TransformJobStatus: 'Failed',
-    FailureReason: text.length <= FAILURE_REASON_MAX ? text : `${text.slice(0, FAILURE_REASON_MAX - 1)}…`,
+    FailureReason: failureReason(text),
   };
 }
 

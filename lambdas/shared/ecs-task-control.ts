@@ -1,5 +1,5 @@
 import { ECSClient, ListTasksCommand, StopTaskCommand } from '@aws-sdk/client-ecs';
-import type { TaskControl } from '../../src/lifecycle/types';
+import type { TaskControl } from '../../src/lifecycle/cleanup';
 
 /** ECS caps StopTask's reason at 255 characters. */
 const STOP_REASON_MAX = 255;

@@ -1,11 +1,7 @@
 import { validateStage } from '../../src/lifecycle/validate';
-import type { JobRef, ValidateEvent } from '../../src/lifecycle/types';
-import {
-  deploymentContext,
-  type LaunchSpec,
-  launchSpecFor,
-  readDeploymentConfig,
-} from '../shared/deployment';
+import type { JobRef, ValidateEvent } from '../../src/contract/state';
+import type { LaunchSpec } from '../../src/contract/deployment';
+import { deploymentContext, launchSpecFor, readDeploymentConfig } from '../shared/deployment';
 import { deployedStorage } from '../shared/storage';
 
 /** What the Validate state sends: the execution input, whatever its shape, and the execution's name. */

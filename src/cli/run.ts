@@ -1,8 +1,8 @@
+import type { TransformJobDescription } from '../contract/description';
 import { resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { JobValidationError } from '../job/problems';
-import type { TransformJobDescription } from '../lifecycle/finalize';
 import { runLocalJob } from '../local/runner';
 import { modelUrlProblem } from '../model/model-url';
 import type { ModelSource } from '../local/worker';

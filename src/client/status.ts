@@ -1,5 +1,5 @@
+import type { TransformJobStatus } from '../contract/description';
 import type { ExecutionStatus } from '@aws-sdk/client-sfn';
-import type { TransformJobStatus } from '../lifecycle/finalize';
 
 export type { TransformJobStatus };
 

@@ -2,7 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import type { ContentKind } from '../job/content-types';
 import { csvFieldBounds, pickCsvFields, withoutCR } from './csv';
 import { DataError } from './errors';
-import { type ParsedPath, parseJsonPath, selectIndexes, selectJson } from './jsonpath';
+import { type ParsedPath, parseJsonPath, selectIndexes, selectJson } from '../jsonpath/jsonpath';
 
 /**
  * A compiled InputFilter or OutputFilter for one content kind: record bytes in, selected bytes out.

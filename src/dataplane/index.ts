@@ -25,7 +25,7 @@ export {
   readMiniBatchGroups,
   type ShardRead,
 } from './input';
-export { type ParsedPath, parseJsonPath, selectJson } from './jsonpath';
+export { type ParsedPath, parseJsonPath, selectJson } from '../jsonpath/jsonpath';
 export {
   type DataPlaneOptions,
   dataPlaneOptions,

@@ -1,3 +1,4 @@
+import type { EffectiveParameters } from '../contract/parameters';
 import { contentKind } from '../job/content-types';
 import type {
   AssembleWith,
@@ -7,7 +8,7 @@ import type {
   JoinSource,
   NormalizedJob,
   SplitType,
-} from '../job/normalized';
+} from '../contract/job';
 
 /** MaxPayloadInMB counts mebibytes: 6 means 6 × 1,048,576 bytes. */
 export const MIB = 1_048_576;
@@ -30,19 +31,19 @@ export interface DataPlaneOptions {
 }
 
 /**
- * The data-plane options of a normalized job, given the three fields negotiated with the model at
- * run time (request > GET /execution-parameters > defaults, resolved by the caller).
+ * The data-plane options of a normalized job, given the parameters negotiated with the model at run
+ * time (`negotiateParameters`).
  */
 export function dataPlaneOptions(
   job: NormalizedJob,
-  resolved: { readonly batchStrategy: BatchStrategy; readonly maxPayloadInMB: number },
+  effective: Pick<EffectiveParameters, 'BatchStrategy' | 'MaxPayloadInMB'>,
 ): DataPlaneOptions {
   const input = job.TransformInput;
   return {
     splitType: input.SplitType,
     compressionType: input.CompressionType,
-    batchStrategy: resolved.batchStrategy,
-    maxPayloadInMB: resolved.maxPayloadInMB,
+    batchStrategy: effective.BatchStrategy,
+    maxPayloadInMB: effective.MaxPayloadInMB,
     contentType: input.ContentType,
     accept: job.TransformOutput.Accept,
     inputFilter: job.DataProcessing.InputFilter,

@@ -4,7 +4,7 @@ import { joinParts, NEWLINE } from './chunks';
 import { withoutCR } from './csv';
 import { DataError } from './errors';
 import { compileFilter, parseJson, selectOrFail } from './filter';
-import { parseJsonPath } from './jsonpath';
+import { parseJsonPath } from '../jsonpath/jsonpath';
 import { lineScanner } from './line';
 import { assertSupported, type DataPlaneOptions } from './options';
 

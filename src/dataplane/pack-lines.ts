@@ -1,4 +1,4 @@
-import type { BatchStrategy, CsvHeaderMode } from '../job/normalized';
+import type { BatchStrategy, CsvHeaderMode } from '../contract/job';
 import { MiniBatch, tooLarge } from './batch';
 import { NEWLINE, sliceParts } from './chunks';
 import { type LineScanner, lineScanner } from './line';

@@ -1,4 +1,4 @@
-import type { SplitType } from '../job/normalized';
+import type { SplitType } from '../contract/job';
 
 /**
  * One record of an object. `framed` is the record's bytes as they sit in the object (RecordIO and

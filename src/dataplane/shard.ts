@@ -1,4 +1,4 @@
-import type { CompressionType, SplitType } from '../job/normalized';
+import type { CompressionType, SplitType } from '../contract/job';
 import type { ShardWindow } from './record';
 
 /**

@@ -1,4 +1,4 @@
-import type { Capacity } from './normalized';
+import type { Capacity } from '../contract/job';
 
 /**
  * The instance catalog: every ml.* type SageMaker offers for batch transform in the families we

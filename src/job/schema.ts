@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_PAYLOAD_IN_MB } from '../contract/parameters';
 
 /**
  * The CreateTransformJob request, field for field (names, types, ranges, patterns and defaults from
@@ -12,7 +13,7 @@ export const LIMITS = {
   /** TransformJobName, ModelName: 63 characters. */
   nameMaxLength: 63,
   /** MaxPayloadInMB range and the MaxConcurrentTransforms × MaxPayloadInMB product. */
-  maxPayloadInMB: 100,
+  maxPayloadInMB: MAX_PAYLOAD_IN_MB,
   /** Environment: at most 16 entries, keys up to 1024, values up to 10240 characters. */
   environmentMaxEntries: 16,
   environmentValueMaxLength: 10240,

@@ -1,9 +1,10 @@
+import { parameterProblems, parseBatchStrategy } from '../contract/parameters';
 import type { z } from 'zod';
-import { parseJsonPath } from '../dataplane/jsonpath';
+import { parseJsonPath } from '../jsonpath/jsonpath';
 import { locationProblem, locationsOverlap } from '../storage/uri';
 import { contentKind } from './content-types';
 import { CapacityError, resolveCapacity } from './instances';
-import type { BatchStrategy, Capacity, NormalizedJob } from './normalized';
+import type { Capacity, NormalizedJob } from '../contract/job';
 import { formatPath, JobValidationError, type Problem } from './problems';
 import { LIMITS, type TransformJobRequest, TransformJobRequestSchema } from './schema';
 
@@ -64,7 +65,7 @@ function normalize(r: TransformJobRequest, capacity: Capacity): NormalizedJob {
     // 0 means "ask the model" in SageMaker, the same as absent.
     ...(r.MaxConcurrentTransforms ? { MaxConcurrentTransforms: r.MaxConcurrentTransforms } : {}),
     ...(r.MaxPayloadInMB !== undefined ? { MaxPayloadInMB: r.MaxPayloadInMB } : {}),
-    ...(r.BatchStrategy ? { BatchStrategy: normalizeBatchStrategy(r.BatchStrategy) } : {}),
+    ...(r.BatchStrategy ? { BatchStrategy: parseBatchStrategy(r.BatchStrategy) } : {}),
     Environment: { ...(r.Environment ?? {}) },
     ModelClientConfig: {
       InvocationsTimeoutInSeconds: r.ModelClientConfig?.InvocationsTimeoutInSeconds ?? 600,
@@ -94,11 +95,6 @@ function normalize(r: TransformJobRequest, capacity: Capacity): NormalizedJob {
   };
 }
 
-/** SageMaker spells it MultiRecord; models' /execution-parameters say MULTI_RECORD. Accept both. */
-export function normalizeBatchStrategy(value: string): BatchStrategy {
-  return value === 'MULTI_RECORD' || value === 'MultiRecord' ? 'MultiRecord' : 'SingleRecord';
-}
-
 function crossFieldProblems(
   r: Partial<TransformJobRequest>,
   ctx: ValidationContext,
@@ -115,15 +111,14 @@ function crossFieldProblems(
   const assemble = str(output.AssembleWith) ?? 'None';
   const kind = contentKind(str(input.ContentType));
 
-  // MaxConcurrentTransforms × MaxPayloadInMB ≤ 100 (SageMaker's rule; 0 means "not set" for both).
-  const mct = num(r.MaxConcurrentTransforms);
   const payload = num(r.MaxPayloadInMB);
-  if (mct && payload && payload <= LIMITS.maxPayloadInMB && mct * payload > LIMITS.maxPayloadInMB) {
-    add(
-      'MaxConcurrentTransforms',
-      `MaxConcurrentTransforms × MaxPayloadInMB must be at most ${LIMITS.maxPayloadInMB}; got ${mct} × ${payload} = ${mct * payload}`,
-    );
-  }
+  for (const p of parameterProblems({
+    ...(num(r.MaxConcurrentTransforms) !== undefined
+      ? { MaxConcurrentTransforms: num(r.MaxConcurrentTransforms) }
+      : {}),
+    ...(payload !== undefined ? { MaxPayloadInMB: payload } : {}),
+  }))
+    add(p.field, p.message);
   if (payload === 0 && split !== 'None') {
     add(
       'MaxPayloadInMB',

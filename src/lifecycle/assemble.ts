@@ -1,8 +1,8 @@
-import { errorsObjectUri, outputObjectUri, shardErrorsUri, shardOutputUri } from '../plan/layout';
+import { errorsObjectUri, outputObjectUri, shardErrorsUri, shardOutputUri } from '../contract/layout';
 import type { Storage } from '../storage/storage';
-import { readStoredJob } from './job-store';
-import { objectOutcomes, readReports } from './results';
-import type { JobRef, PlanRef } from './types';
+import { readStoredJob } from '../storage/json';
+import { objectOutcomes, readReports } from './reports';
+import type { JobRef, PlanRef } from '../contract/state';
 
 /** Assembling one object's shards failed: names the object, so the job's FailureReason does. */
 export class AssembleError extends Error {

@@ -1,9 +1,14 @@
-import type { Plan } from '../plan/plan';
-import { errorsObjectUri, outputObjectUri, planUri } from '../plan/layout';
+import type { Plan } from '../contract/plan';
+import { errorsObjectUri, outputObjectUri, planUri } from '../contract/layout';
 import type { Storage } from '../storage/storage';
 import { joinUri } from '../storage/uri';
-import { readJsonIfExists } from './job-store';
-import type { CleanupReport, CleanupTarget, TaskControl } from './types';
+import { readJsonIfExists } from '../storage/json';
+import type { CleanupReport, CleanupTarget } from '../contract/state';
+
+/** Stops the ECS tasks of a job (cleanup of a stopped execution). One small interface so tests can stand in for ECS. */
+export interface TaskControl {
+  stopJobTasks(jobName: string, reason: string): Promise<number>;
+}
 
 /**
  * The cleanup stage, run on success, on every failure path and (through an EventBridge rule) after a

@@ -1,49 +1,14 @@
-import type { NormalizedJob } from '../job/normalized';
-import type { Counters } from '../plan/results';
-import { summaryUri } from '../plan/layout';
+import {
+  failureReason,
+  type TransformJobDescription,
+  type TransformJobStatus,
+} from '../contract/description';
+import type { NormalizedJob, StoredJob } from '../contract/job';
+import { summaryUri } from '../contract/layout';
+import type { JobRef, StateFailure } from '../contract/state';
+import { readJsonIfExists, writeJson } from '../storage/json';
 import type { Storage } from '../storage/storage';
-import { readJsonIfExists, type StoredJob, writeJson } from './job-store';
-import { jobCounters, objectOutcomes, readReports } from './results';
-import type { JobRef } from './types';
-
-/** SageMaker caps FailureReason at 1024 characters. */
-export const FAILURE_REASON_MAX = 1024;
-
-export type TransformJobStatus = 'InProgress' | 'Completed' | 'Failed' | 'Stopping' | 'Stopped';
-
-/** DescribeTransformJob's shape, plus the progress counters SageMaker does not offer. */
-export interface TransformJobDescription {
-  readonly TransformJobName: string;
-  readonly TransformJobStatus: TransformJobStatus;
-  readonly FailureReason?: string;
-  readonly ModelName: string;
-  readonly MaxConcurrentTransforms?: number;
-  readonly MaxPayloadInMB?: number;
-  readonly BatchStrategy?: string;
-  readonly Environment: Readonly<Record<string, string>>;
-  readonly ModelClientConfig: NormalizedJob['ModelClientConfig'];
-  readonly TransformInput: NormalizedJob['TransformInput'];
-  readonly TransformOutput: NormalizedJob['TransformOutput'];
-  readonly TransformResources: NormalizedJob['TransformResources'];
-  readonly DataProcessing: NormalizedJob['DataProcessing'];
-  readonly CreationTime: string;
-  readonly TransformStartTime?: string;
-  readonly TransformEndTime?: string;
-  /** Our extension: where the job stands, summed over its workers. */
-  readonly Progress: Counters & { readonly skippedObjects: number };
-  /** Our extension: each failed object with its reason (at most 100 listed). */
-  readonly FailedObjects: ReadonlyArray<{
-    readonly uri: string;
-    readonly reason: string;
-    readonly offset?: number;
-  }>;
-  readonly SummaryUri: string;
-}
-
-export interface StateFailure {
-  readonly Error?: string;
-  readonly Cause?: string;
-}
+import { jobCounters, objectOutcomes, readReports } from './reports';
 
 /**
  * The finalize stage: reads what the workers reported, decides the job's status, writes
@@ -116,9 +81,7 @@ export async function finalizeStage(
   const description: TransformJobDescription = {
     TransformJobName: ref.jobName,
     TransformJobStatus: status,
-    ...(reason
-      ? { FailureReason: truncate(`Transform job "${ref.jobName}": ${reason}`, FAILURE_REASON_MAX) }
-      : {}),
+    ...(reason ? { FailureReason: failureReason(`Transform job "${ref.jobName}": ${reason}`) } : {}),
     ModelName: ref.modelName,
     ...(job?.MaxConcurrentTransforms !== undefined
       ? { MaxConcurrentTransforms: job.MaxConcurrentTransforms }
@@ -180,8 +143,4 @@ export function describeStateFailure(f: StateFailure): string {
 /** ` (record at byte N)` unless the reason already says where. */
 function withOffset(reason: string, offset: number | undefined): string {
   return offset === undefined || reason.includes(`offset ${offset}`) ? '' : ` (record at byte ${offset})`;
-}
-
-function truncate(s: string, max: number): string {
-  return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
 }

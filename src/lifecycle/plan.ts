@@ -1,11 +1,11 @@
-import type { NormalizedJob } from '../job/normalized';
-import type { Plan } from '../plan/plan';
-import { planUri } from '../plan/layout';
+import type { NormalizedJob } from '../contract/job';
+import type { Plan } from '../contract/plan';
+import { planUri } from '../contract/layout';
 import { buildPlan } from '../plan/planner';
 import type { Storage, StoredObject } from '../storage/storage';
 import { joinUri, locationProblem, locationsOverlap, prefixBase } from '../storage/uri';
-import { readStoredJob, writeJson } from './job-store';
-import type { JobRef, PlanRef } from './types';
+import { readStoredJob, writeJson } from '../storage/json';
+import type { JobRef, PlanRef } from '../contract/state';
 
 /** A job whose input cannot be planned (nothing to read, a bad manifest, missing objects). */
 export class PlanError extends Error {

@@ -1,12 +1,14 @@
-import type { NormalizedJob } from '../job/normalized';
+import type { StoredJob } from '../contract/job';
+import type { NormalizedJob } from '../contract/job';
 import { expandPlaceholders, scheduledJobName } from '../job/placeholders';
 import { JobValidationError, type Problem } from '../job/problems';
 import { checkRequest } from '../job/validate';
-import { jobWorkUri } from '../plan/layout';
+import { jobWorkUri } from '../contract/layout';
 import type { Storage } from '../storage/storage';
 import { joinUri } from '../storage/uri';
-import { readJsonIfExists, type StoredJob, writeJson } from './job-store';
-import type { DeploymentContext, JobRef, ModelSpec, ValidateEvent } from './types';
+import { readJsonIfExists, writeJson } from '../storage/json';
+import type { DeploymentContext, ModelSpec } from '../contract/deployment';
+import type { JobRef, ValidateEvent } from '../contract/state';
 
 /**
  * ECS caps the RunTask `overrides` document at 8 KiB; the model's environment travels in it. Keep a

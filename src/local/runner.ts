@@ -1,15 +1,17 @@
+import type { StateFailure } from '../contract/state';
+import type { TransformJobDescription } from '../contract/description';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { cleanupStage } from '../lifecycle/cleanup';
-import { assembleStage } from '../lifecycle/assemble';
-import { finalizeStage, type StateFailure, type TransformJobDescription } from '../lifecycle/finalize';
+import { assembleThenFinalize } from '../lifecycle/failure-path';
 import { planStage } from '../lifecycle/plan';
-import { jobCounters, readReports } from '../lifecycle/results';
-import type { JobRef, ModelSpec, PlanRef } from '../lifecycle/types';
+import { jobCounters, readReports } from '../lifecycle/reports';
+import type { ModelSpec } from '../contract/deployment';
+import type { JobRef, PlanRef } from '../contract/state';
 import { validateStage } from '../lifecycle/validate';
 import { fetchModelData } from '../model/model-data';
-import type { Counters } from '../plan/results';
+import type { Counters } from '../contract/results';
 import type { Storage } from '../storage/storage';
 import { type ModelSource, startWorker, type WorkerHandle } from './worker';
 
@@ -104,21 +106,15 @@ export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
       const crashed = outcomes.find((r) => r.code !== 0);
       if (crashed && !stopped)
         failure = { Error: 'WorkerFailed', Cause: crashed.reason ?? 'a worker failed' };
-      if (!stopped) {
-        // Also after a worker failed: objects whose shards all finished (on healthy workers) still
-        // get their `.out`, as whole objects on healthy workers do. Assemble skips the rest.
-        o.onPhase?.('assembling');
-        try {
-          await assembleStage(ref, p, o.storage);
-        } catch (e) {
-          const cause = { Error: (e as Error).name, Cause: (e as Error).message };
-          failure = failure ? { Error: failure.Error, Cause: `${failure.Cause}; ${cause.Cause}` } : cause;
-        }
-      }
       if (o.onProgress) await reportProgress(o, ref, p);
     }
-    o.onPhase?.('finalizing');
-    const description = await finalizeStage(ref, o.storage, { ...(failure ? { failure } : {}), stopped });
+    // Also after a worker failed: objects whose shards all finished (on healthy workers) still get
+    // their `.out`, as whole objects on healthy workers do.
+    const description = await assembleThenFinalize(ref, plan, o.storage, {
+      ...(failure ? { failure } : {}),
+      stopped,
+      onStep: (step) => o.onPhase?.(step),
+    });
     return { description, ref, logDir };
   } finally {
     o.signal?.removeEventListener('abort', onAbort);

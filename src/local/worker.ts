@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { JobRef, PlanRef } from '../lifecycle/types';
+import type { JobRef, PlanRef } from '../contract/state';
 import { freePort, type ManagedProcess, startProcess } from './processes';
 
 /** Where a worker's model comes from in a local run. */

@@ -1,7 +1,7 @@
 import { shardable } from '../dataplane/shard';
-import type { NormalizedJob } from '../job/normalized';
+import type { NormalizedJob } from '../contract/job';
 import type { StoredObject } from '../storage/storage';
-import { PLAN_VERSION, type Partition, type Plan, type PlannedObject, type WorkItem } from './plan';
+import { PLAN_VERSION, type Partition, type Plan, type PlannedObject, type WorkItem } from '../contract/plan';
 
 const MiB = 1024 * 1024;
 

@@ -1,7 +1,7 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import validateAsl from 'asl-validator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { STATE_NAMES } from '../../lambdas/shared/state';
+import { STATE_NAMES } from '../../src/contract/state-names';
 import { stateMachineDefinition } from './definition';
 import { type Cfn, exampleProps, type Synthesized, synthesize } from './synth';
 

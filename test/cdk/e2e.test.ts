@@ -1,10 +1,10 @@
+import type { TransformJobDescription } from '../../src/contract/description';
 import type { CfnElement } from 'aws-cdk-lib';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BatchTransformProps } from '../../lib/batch-transform';
-import type { TransformJobDescription } from '../../src/lifecycle/finalize';
 import { SIDECAR_ENTRY } from '../../src/local/worker';
-import { shardOutputUri, summaryUri } from '../../src/plan/layout';
+import { shardOutputUri, summaryUri } from '../../src/contract/layout';
 import type { IncompleteUpload } from '../../src/storage/storage';
 import { TEST_MODEL_COMMAND } from '../fixtures/models/start';
 import { type S3Harness, startS3Server } from '../support/s3-server';

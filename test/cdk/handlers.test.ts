@@ -1,3 +1,4 @@
+import { FAILURE_REASON_MAX } from '../../src/contract/description';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -6,17 +7,13 @@ import type { GetExecutionHistoryCommand, HistoryEvent } from '@aws-sdk/client-s
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { cleanupEndedExecution, handler as cleanupHandler } from '../../lambdas/cleanup/handler';
 import { describeFailure } from '../../lambdas/finalize/handler';
-import {
-  type DeploymentConfig,
-  DeploymentConfigError,
-  launchSpecFor,
-  readDeploymentConfig,
-} from '../../lambdas/shared/deployment';
+import type { DeploymentConfig } from '../../src/contract/deployment';
+import { DeploymentConfigError, launchSpecFor, readDeploymentConfig } from '../../lambdas/shared/deployment';
 import { EcsTaskControl } from '../../lambdas/shared/ecs-task-control';
-import { jobOfExecution } from '../../src/lifecycle/execution-history';
+import { jobOfExecution } from '../../src/client/execution-history';
 import { validateEvent } from '../../lambdas/validate/handler';
-import { FAILURE_REASON_MAX } from '../../src/lifecycle/finalize';
-import type { JobRef, TaskControl } from '../../src/lifecycle/types';
+import type { JobRef } from '../../src/contract/state';
+import type { TaskControl } from '../../src/lifecycle/cleanup';
 import { FileStorage } from '../../src/storage/file';
 import { makeTempDir, type TempDir } from '../support/tmp';
 

@@ -1,5 +1,5 @@
 import { ExecutionError, StateMachine } from 'aws-local-stepfunctions';
-import { STATE_NAMES } from '../../lambdas/shared/state';
+import { STATE_NAMES } from '../../src/contract/state-names';
 import type { Asl } from './definition';
 
 /**

@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Transformer } from '../../src/client/transformer';
 import { waitAndReport } from '../../src/cli/wait';
-import { emptyCounters } from '../../src/plan/results';
+import { emptyCounters } from '../../src/contract/results';
 import { executionArn, FakeAwsClient, historyWithValidatedJob, STATE_MACHINE_ARN } from '../client/fake-aws';
 import { makeTempDir, type TempDir } from '../support/tmp';
 

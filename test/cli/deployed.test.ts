@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { emptyCounters } from '../../src/plan/results';
+import { emptyCounters } from '../../src/contract/results';
 import { type CommandInput, executionArn, STATE_MACHINE_ARN, stackWithOutputs } from '../client/fake-aws';
 import type { FakeAwsScenario } from '../client/fake-aws-module';
 import { runCli } from '../support/cli';

@@ -7,7 +7,7 @@ import { BatchTransformError } from '../../src/client/aws';
 import { Transformer, type TransformerOptions } from '../../src/client/transformer';
 import { JobValidationError } from '../../src/job/problems';
 import type { TransformJobRequest } from '../../src/job/schema';
-import { emptyCounters } from '../../src/plan/results';
+import { emptyCounters } from '../../src/contract/results';
 import { Storages } from '../../src/storage/index';
 import { makeTempDir, type TempDir } from '../support/tmp';
 import {

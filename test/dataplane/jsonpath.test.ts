@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseJsonPath, selectIndexes, selectJson } from '../../src/dataplane/jsonpath';
+import { parseJsonPath, selectIndexes, selectJson } from '../../src/jsonpath/jsonpath';
 
 describe('parseJsonPath accepts', () => {
   it.each([

@@ -3,12 +3,7 @@
  * Prints Line MultiRecord packing throughput against a bare newline scan of the same bytes, and
  * SingleRecord packing in records per second. Best of several runs, after a warm-up.
  */
-import {
-  boundaryScan,
-  csvRows,
-  packLineMultiRecord,
-  packLineSingleRecord,
-} from '../../src/dataplane/bench-kernels';
+import { boundaryScan, csvRows, packLineMultiRecord, packLineSingleRecord } from '../../bench/kernels';
 
 const mb = Number(process.argv[2] ?? 100);
 const data = csvRows(mb * 1_000_000);

@@ -12,11 +12,11 @@
  *
  * Scenarios (scenarios.ts) say what to inject and what is right; run.ts and faults.test.ts drive them.
  */
+import type { TransformJobDescription } from '../../src/contract/description';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { TransformJobDescription } from '../../src/lifecycle/finalize';
-import type { Plan } from '../../src/plan/plan';
+import type { Plan } from '../../src/contract/plan';
 import {
   countIncompleteUploads,
   type FaultRequest,

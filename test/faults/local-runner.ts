@@ -3,10 +3,10 @@
  * CLI, one real sidecar process and one test-model process per worker), `--endpoint-url` at the
  * loopback S3 server's front. The state machine is the other place (state-machine.ts).
  */
+import type { TransformJobDescription } from '../../src/contract/description';
 import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { TransformJobDescription } from '../../src/lifecycle/finalize';
 import { runCli } from '../support/cli';
 import type { S3Harness } from '../support/s3-server';
 import type { Deployment, Execution } from './harness';

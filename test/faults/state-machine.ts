@@ -5,10 +5,10 @@
  * server. The helpers are the CDK suite's (test/cdk), imported unchanged; only ECS's control plane is
  * a stand-in. Imported only when a session asks for it (synthesis takes a while).
  */
+import type { TransformJobDescription } from '../../src/contract/description';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
-import type { TransformJobDescription } from '../../src/lifecycle/finalize';
 import { SIDECAR_ENTRY } from '../../src/local/worker';
 import { type Asl, stateMachineDefinition } from '../cdk/definition';
 import { bucketName, bucketNames, lambdaStates } from '../cdk/local-deployment';

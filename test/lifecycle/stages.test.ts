@@ -4,13 +4,13 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { expandPlaceholders, scheduledJobName } from '../../src/job/placeholders';
 import { cleanupStage } from '../../src/lifecycle/cleanup';
 import { describeStateFailure, finalizeStage } from '../../src/lifecycle/finalize';
-import { writeJson } from '../../src/lifecycle/job-store';
+import { writeJson } from '../../src/storage/json';
 import { PlanError, planStage } from '../../src/lifecycle/plan';
-import type { DeploymentContext } from '../../src/lifecycle/types';
+import type { DeploymentContext } from '../../src/contract/deployment';
 import { validateStage } from '../../src/lifecycle/validate';
-import { resultUri } from '../../src/plan/layout';
-import type { Plan } from '../../src/plan/plan';
-import { emptyCounters, type PartitionResult } from '../../src/plan/results';
+import { resultUri } from '../../src/contract/layout';
+import type { Plan } from '../../src/contract/plan';
+import { emptyCounters, type PartitionResult } from '../../src/contract/results';
 import { FileStorage } from '../../src/storage/file';
 import { makeTempDir, type TempDir } from '../support/tmp';
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { METRICS_NAMESPACE } from '../../containers/sidecar/src/metrics';
+import { METRICS_NAMESPACE } from '../../src/contract/metrics';
 import type { StartedModel } from '../fixtures/models/start';
 import { model, SidecarFixture } from '../sidecar/harness';
 

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { validateRequest } from '../../src/job/validate';
-import type { NormalizedJob } from '../../src/job/normalized';
+import type { NormalizedJob } from '../../src/contract/job';
 import { buildPlan, canShard } from '../../src/plan/planner';
 
 const MiB = 1024 * 1024;

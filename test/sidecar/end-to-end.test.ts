@@ -2,7 +2,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { encodeRecordIO, encodeTFRecord, RECORDIO_MAGIC } from '../../src/dataplane';
 import { assembleStage } from '../../src/lifecycle/assemble';
-import { progressUri } from '../../src/plan/layout';
+import { progressUri } from '../../src/contract/layout';
 import type { StartedModel } from '../fixtures/models/start';
 import { model, recordedRequests, SidecarFixture, upper } from './harness';
 

@@ -1,7 +1,5 @@
-import type { Counters } from '../../../src/plan/results';
-
-/** The CloudWatch namespace of every sidecar metric; the dashboard reads the same name. */
-export const METRICS_NAMESPACE = 'BatchTransform';
+import { METRICS_NAMESPACE } from '../../../src/contract/metrics';
+import type { Counters } from '../../../src/contract/results';
 
 /**
  * One CloudWatch embedded-metric-format line: counters since the last line (so CloudWatch sums them)

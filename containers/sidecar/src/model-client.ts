@@ -1,3 +1,4 @@
+import { modelParameterChoices, type ParameterChoices } from '../../../src/contract/parameters';
 import { channel } from 'node:diagnostics_channel';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BlockPool, HttpBodySourceError, Http1Pool, type Http1Response, HttpTimeoutError } from './http1';
@@ -52,12 +53,6 @@ export interface InvocationStats {
   latencyMsTotal: number;
   /** Successful invocations, the ones latencyMsTotal adds up. */
   latencyCount: number;
-}
-
-export interface ExecutionParameters {
-  readonly MaxConcurrentTransforms?: number;
-  readonly BatchStrategy?: 'SingleRecord' | 'MultiRecord';
-  readonly MaxPayloadInMB?: number;
 }
 
 export class ModelUnavailableError extends Error {
@@ -131,7 +126,7 @@ export class ModelClient {
   }
 
   /** GET /execution-parameters; undefined when the model does not offer it (any non-200 answer). */
-  async executionParameters(): Promise<ExecutionParameters | undefined> {
+  async executionParameters(): Promise<ParameterChoices | undefined> {
     try {
       const res = await this.pool.request({
         method: 'GET',
@@ -141,18 +136,7 @@ export class ModelClient {
       });
       const text = textOf(res);
       if (res.status !== 200) return undefined;
-      const body = JSON.parse(text) as Record<string, unknown>;
-      const out: { -readonly [K in keyof ExecutionParameters]: ExecutionParameters[K] } = {};
-      if (Number.isInteger(body.MaxConcurrentTransforms) && (body.MaxConcurrentTransforms as number) > 0)
-        out.MaxConcurrentTransforms = body.MaxConcurrentTransforms as number;
-      if (Number.isInteger(body.MaxPayloadInMB) && (body.MaxPayloadInMB as number) >= 0)
-        out.MaxPayloadInMB = body.MaxPayloadInMB as number;
-      if (typeof body.BatchStrategy === 'string') {
-        const s = body.BatchStrategy.toUpperCase().replace('_', '');
-        if (s === 'MULTIRECORD') out.BatchStrategy = 'MultiRecord';
-        else if (s === 'SINGLERECORD') out.BatchStrategy = 'SingleRecord';
-      }
-      return out;
+      return modelParameterChoices(JSON.parse(text));
     } catch {
       return undefined;
     }

@@ -1,26 +1,26 @@
-import type { NormalizedJob } from '../../../src/job/normalized';
-import { readJson, type StoredJob, writeJson } from '../../../src/lifecycle/job-store';
-import type { Plan } from '../../../src/plan/plan';
-import { progressUri, resultUri } from '../../../src/plan/layout';
+import {
+  asksModel,
+  type EffectiveParameters,
+  negotiateParameters,
+  PARAMETER_DEFAULTS,
+} from '../../../src/contract/parameters';
+import type { StoredJob } from '../../../src/contract/job';
+import type { NormalizedJob } from '../../../src/contract/job';
+import { readJson, writeJson } from '../../../src/storage/json';
+import type { Plan } from '../../../src/contract/plan';
+import { progressUri, resultUri } from '../../../src/contract/layout';
 import {
   type Counters,
   emptyCounters,
   type ItemResult,
   type PartitionResult,
-} from '../../../src/plan/results';
+} from '../../../src/contract/results';
 import type { Storage } from '../../../src/storage/storage';
 import type { SidecarConfig } from './config';
 import type { Logger } from './log';
 import { emfLine } from './metrics';
 import { ModelClient, ModelUnavailableError } from './model-client';
-import { type EffectiveParameters, processItem } from './process-item';
-
-/** SageMaker's defaults when neither the request nor /execution-parameters say (as its local mode does). */
-export const DEFAULTS: EffectiveParameters = {
-  MaxConcurrentTransforms: 1,
-  BatchStrategy: 'MultiRecord',
-  MaxPayloadInMB: 6,
-};
+import { processItem } from './process-item';
 
 export interface PartitionDeps {
   readonly storage: Storage;
@@ -54,7 +54,7 @@ export async function runPartition(config: SidecarConfig, deps: PartitionDeps): 
     throw new PartitionFatalError(`the plan ${config.planUri} has no partition ${config.partition}`);
   const counters: Counters = { ...emptyCounters(), objectsTotal: partition.items.length };
   const items: ItemResult[] = [];
-  let effective: EffectiveParameters = DEFAULTS;
+  let effective: EffectiveParameters = PARAMETER_DEFAULTS;
   let fatal: string | undefined;
   let client: ModelClient | undefined;
   let lastMetrics = emptyCounters();
@@ -190,17 +190,8 @@ async function negotiate(
       probe.waitUntilHealthy(job.Extensions.ModelStartupTimeoutInSeconds * 1000, deps.modelExited),
       deps.signal,
     );
-    // Precedence: the request, then what the model asks for, then SageMaker's defaults.
-    const asked =
-      job.MaxConcurrentTransforms && job.BatchStrategy && job.MaxPayloadInMB !== undefined
-        ? undefined
-        : await probe.executionParameters();
-    return {
-      MaxConcurrentTransforms:
-        job.MaxConcurrentTransforms ?? asked?.MaxConcurrentTransforms ?? DEFAULTS.MaxConcurrentTransforms,
-      BatchStrategy: job.BatchStrategy ?? asked?.BatchStrategy ?? DEFAULTS.BatchStrategy,
-      MaxPayloadInMB: job.MaxPayloadInMB ?? asked?.MaxPayloadInMB ?? DEFAULTS.MaxPayloadInMB,
-    };
+    const asked = asksModel(job) ? await probe.executionParameters() : undefined;
+    return negotiateParameters(job, asked, job.TransformInput.SplitType);
   } finally {
     await probe.close();
   }

@@ -1,3 +1,4 @@
+import type { EffectiveParameters } from '../../../src/contract/parameters';
 import {
   createOutputProcessor,
   DataError,
@@ -9,19 +10,18 @@ import {
   readMiniBatchGroups,
   shardReadStart,
 } from '../../../src/dataplane';
-import type { NormalizedJob } from '../../../src/job/normalized';
-import { errorsObjectUri, outputObjectUri, shardErrorsUri, shardOutputUri } from '../../../src/plan/layout';
-import type { Plan, PlannedObject, WorkItem } from '../../../src/plan/plan';
-import type { Counters, ItemResult } from '../../../src/plan/results';
+import type { NormalizedJob } from '../../../src/contract/job';
+import {
+  errorsObjectUri,
+  outputObjectUri,
+  shardErrorsUri,
+  shardOutputUri,
+} from '../../../src/contract/layout';
+import type { Plan, PlannedObject, WorkItem } from '../../../src/contract/plan';
+import type { Counters, ItemResult } from '../../../src/contract/results';
 import { writeChunks } from '../../../src/storage/common';
 import type { ObjectWriter, Storage } from '../../../src/storage/storage';
 import type { ModelClient } from './model-client';
-
-export interface EffectiveParameters {
-  readonly MaxConcurrentTransforms: number;
-  readonly BatchStrategy: 'SingleRecord' | 'MultiRecord';
-  readonly MaxPayloadInMB: number;
-}
 
 /** Extension request headers telling the model where a mini-batch came from. */
 export const HEADER_OBJECT = 'x-batch-transform-object';
@@ -150,11 +150,7 @@ async function transform(
   const { job, item, object, effective } = c;
   const split = job.TransformInput.SplitType;
   const readStart = item.range ? shardReadStart(split, item.range) : 0;
-  const opts = dataPlaneOptions(job, {
-    // SplitType None sends each object as one record: SageMaker treats it as SingleRecord.
-    batchStrategy: split === 'None' ? 'SingleRecord' : effective.BatchStrategy,
-    maxPayloadInMB: effective.MaxPayloadInMB,
-  });
+  const opts = dataPlaneOptions(job, effective);
   const range = item.range ? { start: readStart, end: object.size } : undefined;
   // When the packer slices the chunks as read (Line, uncompressed, no InputFilter), a file:// object
   // is read into a few reused buffers instead of a fresh Buffer per read. A chunk is released once

@@ -94,3 +94,11 @@ export interface NormalizedJob {
   /** Resolved from the instance catalog and the deployment's enabled capacity. */
   readonly Capacity: Capacity;
 }
+
+/** The record of a job kept in its work location (`job.json`). */
+export interface StoredJob {
+  readonly job: NormalizedJob;
+  /** The Step Functions execution (or local run) that owns this job name. */
+  readonly executionName?: string;
+  readonly creationTime: string;
+}

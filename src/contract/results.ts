@@ -1,3 +1,5 @@
+import type { EffectiveParameters } from './parameters';
+
 /**
  * What a sidecar reports: progress while it runs (`<work>/progress/<partition>.json`, rewritten
  * periodically) and its final result (`<work>/results/<partition>.json`). The assemble and finalize
@@ -68,11 +70,7 @@ export interface PartitionResult {
   readonly startedAt: string;
   readonly endedAt: string;
   /** The parameters in force after negotiating with the model (request > /execution-parameters > defaults). */
-  readonly effective: {
-    readonly MaxConcurrentTransforms: number;
-    readonly BatchStrategy: 'SingleRecord' | 'MultiRecord';
-    readonly MaxPayloadInMB: number;
-  };
+  readonly effective: EffectiveParameters;
   readonly items: readonly ItemResult[];
   readonly counters: Counters;
   /** Set when the partition could not finish (model never became healthy, model process died, storage unreachable, stopped). */

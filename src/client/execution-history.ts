@@ -1,6 +1,6 @@
 import { GetExecutionHistoryCommand, type HistoryEvent } from '@aws-sdk/client-sfn';
-import type { JobRef } from './types';
-import { STATE_NAMES } from './state-names';
+import type { JobRef } from '../contract/state';
+import { STATE_NAMES } from '../contract/state-names';
 
 export interface SfnSender {
   send(command: GetExecutionHistoryCommand): Promise<{ events?: HistoryEvent[]; nextToken?: string }>;

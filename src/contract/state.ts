@@ -1,4 +1,5 @@
-import type { Capacity } from '../job/normalized';
+import type { Capacity } from './job';
+import type { LaunchSpec } from './deployment';
 
 /**
  * What the state machine carries between states. Small on purpose: Step Functions caps a state's
@@ -40,33 +41,6 @@ export interface ValidateEvent {
 
 export type TerminalStatus = 'Completed' | 'Failed' | 'Stopped';
 
-/** A model a deployment knows: what a ModelName resolves to. */
-export interface ModelSpec {
-  /** Container image (registry URI) for deployed runs; unused locally. */
-  readonly image?: string;
-  /** `s3://…/model.tar.gz` fetched and extracted to /opt/ml/model before the model starts. */
-  readonly modelDataUrl?: string;
-  readonly environment?: Readonly<Record<string, string>>;
-}
-
-/** What validation needs to know about the deployment it runs in. */
-export interface DeploymentContext {
-  readonly models: Readonly<Record<string, ModelSpec>>;
-  /** ml.* types backed by EC2 capacity in this deployment (Fargate-sized types are always available). */
-  readonly enabledInstanceTypes: readonly string[];
-  /** Upper bound of TransformResources.InstanceCount. @default 100 (SageMaker's cap) */
-  readonly maxInstanceCount: number;
-  /** Where jobs' work locations are created: `<workRoot>/<jobName>/`. */
-  readonly workRoot: string;
-  /** Local runs accept file:// locations and run every instance type locally. */
-  readonly local: boolean;
-}
-
-/** Stops the ECS tasks of a job (cleanup of a stopped execution). One small interface so tests can stand in for ECS. */
-export interface TaskControl {
-  stopJobTasks(jobName: string, reason: string): Promise<number>;
-}
-
 export interface CleanupTarget {
   readonly jobName: string;
   readonly workUri: string;
@@ -77,4 +51,45 @@ export interface CleanupReport {
   readonly abortedUploads: number;
   readonly deletedScratchObjects: number;
   readonly stoppedTasks: number;
+}
+
+/** What Step Functions catches: the error name and its cause (a Lambda error's JSON, an ECS task description, …). */
+export interface StateFailure {
+  readonly Error?: string;
+  readonly Cause?: string;
+}
+
+/**
+ * The execution state between the lifecycle's states, after Validate. Every Lambda state gets all of
+ * it as its event and reads what it needs. Before Validate succeeds the state is the execution input
+ * (plus `failure` when Validate failed).
+ */
+export interface LifecycleState {
+  readonly job?: JobRef;
+  readonly launch?: LaunchSpec;
+  readonly plan?: PlanRef;
+  readonly assembled?: { readonly assembledObjects: number };
+  readonly failure?: StateFailure;
+  readonly result?: { readonly TransformJobStatus: string; readonly FailureReason?: string };
+  readonly cleanup?: CleanupReport;
+  /** Present when the execution input was a bare request and Validate rejected it. */
+  readonly TransformJobName?: unknown;
+  /** Present when the execution input was a schedule's envelope and Validate rejected it. */
+  readonly request?: unknown;
+}
+
+export class LifecycleStateError extends Error {
+  override readonly name = 'LifecycleStateError';
+}
+
+export function requireJob(state: LifecycleState, stage: string): JobRef {
+  if (!state.job)
+    throw new LifecycleStateError(`the ${stage} step needs $.job (the Validate step's JobRef) in its input`);
+  return state.job;
+}
+
+export function requirePlan(state: LifecycleState, stage: string): PlanRef {
+  if (!state.plan)
+    throw new LifecycleStateError(`the ${stage} step needs $.plan (the Plan step's PlanRef) in its input`);
+  return state.plan;
 }

@@ -2,8 +2,8 @@
  * Kernels for the data-plane benchmarks (for the project benchmark to import; test/dataplane/microbench.ts runs them).
  * Each works on an in-memory object fed in 64 KiB chunks, as an S3 stream would deliver it.
  */
-import { readMiniBatchGroups } from './input';
-import type { DataPlaneOptions } from './options';
+import { readMiniBatchGroups } from '../src/dataplane/input';
+import type { DataPlaneOptions } from '../src/dataplane/options';
 
 export const CHUNK_SIZE = 64 * 1024;
 

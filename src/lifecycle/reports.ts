@@ -1,14 +1,14 @@
-import type { Plan } from '../plan/plan';
-import { planUri, progressUri, resultUri } from '../plan/layout';
+import type { Plan } from '../contract/plan';
+import { planUri, progressUri, resultUri } from '../contract/layout';
 import {
   addCounters,
   type Counters,
   emptyCounters,
   type PartitionProgress,
   type PartitionResult,
-} from '../plan/results';
+} from '../contract/results';
 import type { Storage } from '../storage/storage';
-import { readJsonIfExists } from './job-store';
+import { readJsonIfExists } from '../storage/json';
 
 /** Everything the sidecars of a job have reported so far. */
 export interface JobReports {

@@ -1,13 +1,5 @@
-import type { NormalizedJob } from '../job/normalized';
-import type { Storage } from '../storage/storage';
-
-/** The record of a job kept in its work location (`job.json`). */
-export interface StoredJob {
-  readonly job: NormalizedJob;
-  /** The Step Functions execution (or local run) that owns this job name. */
-  readonly executionName?: string;
-  readonly creationTime: string;
-}
+import type { StoredJob } from '../contract/job';
+import type { Storage } from './storage';
 
 export async function readJson<T>(storage: Storage, uri: string): Promise<T> {
   const body = await storage.readAll(uri);
