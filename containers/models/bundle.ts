@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
-import { findExampleModel } from './index';
+import { findExampleModel } from '../../src/local/example-models';
 
 const MODELS_DIR = fileURLToPath(new URL('.', import.meta.url));
 

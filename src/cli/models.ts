@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { EXAMPLE_MODELS } from '../../containers/models/index';
+import { EXAMPLE_MODELS } from '../local/example-models';
 import type { ModelSource } from '../local/worker';
 
 /** Example model commands are relative to the repository root. */

