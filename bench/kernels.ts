@@ -39,7 +39,8 @@ export interface PackFigures {
   readonly bodyBytes: number;
 }
 
-const LINE: DataPlaneOptions = {
+/** Line, text/csv, MultiRecord at 6 MiB, no filter: the options of the hot path (the data-plane tests use them too). */
+export const CSV_LINE: DataPlaneOptions = {
   splitType: 'Line',
   compressionType: 'None',
   batchStrategy: 'MultiRecord',
@@ -51,12 +52,12 @@ const LINE: DataPlaneOptions = {
 
 /** Line MultiRecord packing (no filter): the sidecar's hot path. */
 export async function packLineMultiRecord(buf: Buffer, maxPayloadInMB = 6): Promise<PackFigures> {
-  return drain(readMiniBatchGroups(chunksOf(buf), { ...LINE, maxPayloadInMB }));
+  return drain(readMiniBatchGroups(chunksOf(buf), { ...CSV_LINE, maxPayloadInMB }));
 }
 
 /** Line SingleRecord packing: one mini-batch per line. */
 export async function packLineSingleRecord(buf: Buffer): Promise<PackFigures> {
-  return drain(readMiniBatchGroups(chunksOf(buf), { ...LINE, batchStrategy: 'SingleRecord' }));
+  return drain(readMiniBatchGroups(chunksOf(buf), { ...CSV_LINE, batchStrategy: 'SingleRecord' }));
 }
 
 async function drain(groups: ReturnType<typeof readMiniBatchGroups>): Promise<PackFigures> {

@@ -6,7 +6,7 @@
  * median reported; ratios are taken against a ceiling measured in the same run.
  *
  *   data plane   bare newline scan (the ceiling) vs Line MultiRecord packing of the same bytes;
- *                Line SingleRecord packing in records per second (src/dataplane/bench-kernels.ts)
+ *                Line SingleRecord packing in records per second (bench/kernels.ts)
  *   echo ceiling the sidecar's own HTTP client posting MaxPayloadInMB bodies to the echo test model
  *   pipeline     the sidecar end to end on one CSV object (file:// in and out, same echo model),
  *                its CPU time and peak RSS read by a probe preloaded into it, on a small and a

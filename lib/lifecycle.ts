@@ -29,8 +29,8 @@ import { TransformFunction } from './transform-function';
  * no Catch, so an EventBridge rule on the execution's status change runs the cleanup Lambda as well.
  *
  * The state carries only small references (Step Functions caps a state at 256 KB):
- *   $.job     JobRef (src/lifecycle/types.ts)        $.launch   LaunchSpec (lambdas/shared/deployment.ts)
- *   $.plan    PlanRef                                 $.result   DescribeTransformJob-shaped (finalize)
+ *   $.job     JobRef (src/contract/state.ts)         $.launch   LaunchSpec (src/contract/deployment.ts)
+^ *   $.plan    PlanRef                               $.result   DescribeTransformJob-shaped (finalize)
  *   $.failure the caught {Error, Cause}               $.cleanup  CleanupReport
  * Every Lambda state gets the whole state as its event; each handler reads what it needs.
  */

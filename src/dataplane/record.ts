@@ -29,7 +29,7 @@ export class DataRecord {
   }
 }
 
-/** A byte range [start, end) of an object assigned to one shard (see src/plan/plan.ts). */
+/** A byte range [start, end) of an object assigned to one shard (see src/contract/plan.ts). */
 export interface ShardWindow {
   readonly start: number;
   readonly end: number;

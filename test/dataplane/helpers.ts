@@ -1,6 +1,5 @@
 import fc from 'fast-check';
 import type { Invocation, MiniBatch } from '../../src/dataplane/batch';
-import type { DataPlaneOptions } from '../../src/dataplane/options';
 import type { DataRecord } from '../../src/dataplane/record';
 
 /** The bytes as a stream cut at the given offsets (sorted, deduplicated, inside the buffer). */
@@ -61,15 +60,7 @@ export async function rejection(p: Promise<unknown>): Promise<Error & { offset?:
   throw new Error('expected a rejection');
 }
 
-export const CSV_LINE: DataPlaneOptions = {
-  splitType: 'Line',
-  compressionType: 'None',
-  batchStrategy: 'MultiRecord',
-  maxPayloadInMB: 6,
-  contentType: 'text/csv',
-  joinSource: 'None',
-  assembleWith: 'Line',
-};
+export { CSV_LINE } from '../../bench/kernels';
 
 /** Lines without `\n` (any other byte, `\r` included), as latin1 strings so bytes map 1:1. */
 export const lineArb = fc.string({
