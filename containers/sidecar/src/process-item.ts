@@ -20,7 +20,7 @@ import {
 import type { Plan, PlannedObject, WorkItem } from '../../../src/contract/plan';
 import type { Counters, ItemResult } from '../../../src/contract/results';
 import { writeChunks } from '../../../src/storage/common';
-import type { ObjectWriter, Storage } from '../../../src/storage/storage';
+import type { ObjectWriter, PooledRead, Storage } from '../../../src/storage/storage';
 import type { ModelClient } from './model-client';
 
 /** Extension request headers telling the model where a mini-batch came from. */
@@ -141,10 +141,29 @@ export async function processItem(
   }
 }
 
+/** What one item has done so far: its counts as its result reports them. */
+interface ItemTally {
+  records: number;
+  bytesIn: number;
+  bytesOut: number;
+  failedRecords: number;
+}
+
+/**
+ * Invokes one mini-batch; returns the output bytes for it, in order. The responses it read are in
+ * the model client's pool blocks: their `release` goes into `releases`, called once the output is
+ * written (and only if the writer keeps no reference to what it wrote).
+ */
+type Invoke = (batch: Invocation, releases: Array<() => void>) => Promise<Buffer[]>;
+
+/**
+ * Reads the item, packs its mini-batches and hands them to the ordered writer, which sends each
+ * through `invoker` (halving and isolation) and writes the outputs in input order.
+ */
 async function transform(
   c: ItemContext,
   writer: ObjectWriter,
-  local: { records: number; bytesIn: number; bytesOut: number; failedRecords: number },
+  local: ItemTally,
   isolated: Array<{ offset: number; reason: string }>,
 ): Promise<void> {
   const { job, item, object, effective } = c;
@@ -176,7 +195,22 @@ async function transform(
       heldFrom = offset;
     },
   );
+  const invoke = invoker(c, output, local, isolated);
+  await writeInOrder(c, groups, invoke, writer, local, { pooled, heldFrom: () => heldFrom });
+}
 
+/**
+ * Invoke with halving and isolation: sends a mini-batch (retries are the model client's), halves
+ * one the model cannot take whole, and with a failed-records threshold set, isolates the records
+ * that still fail on their own into `isolated` instead of failing the item.
+ */
+function invoker(
+  c: ItemContext,
+  output: OutputProcessor,
+  local: ItemTally,
+  isolated: Array<{ offset: number; reason: string }>,
+): Invoke {
+  const { job, object } = c;
   const isolate = job.Extensions.MaxFailedRecordsPerObject > 0 || job.Extensions.MaxFailedRecordsPercent > 0;
   const baseHeaders: Record<string, string> = {
     'content-type': job.TransformInput.ContentType || 'application/octet-stream',
@@ -184,12 +218,7 @@ async function transform(
     [HEADER_OBJECT]: encodeURI(object.uri),
   };
 
-  /**
-   * Invokes one mini-batch; returns the output bytes for it, in order. The responses it read are
-   * in the model client's pool blocks: their `release` goes into `releases`, called once the output
-   * is written (and only if the writer keeps no reference to what it wrote).
-   */
-  const invoke = async (batch: Invocation, releases: Array<() => void>): Promise<Buffer[]> => {
+  const invoke: Invoke = async (batch, releases) => {
     const headers = {
       ...baseHeaders,
       [HEADER_RECORD_OFFSET]: String(batch.firstOffset),
@@ -240,9 +269,24 @@ async function transform(
     }
     throw new ItemFailure(reason, batch.firstOffset);
   };
+  return invoke;
+}
 
-  // Ordered fan-out: start up to MaxConcurrentTransforms invocations (slots are shared by all the
-  // partition's objects), write each result only when every earlier one is written.
+/**
+ * The ordered writer. Ordered fan-out: start up to MaxConcurrentTransforms invocations (slots are
+ * shared by all the partition's objects), write each result only when every earlier one is
+ * written. Once one is written, the pooled input chunks nothing pending needs go back to the reader,
+ * and its responses' blocks to the model client (when the writer keeps no reference to them).
+ */
+async function writeInOrder(
+  c: ItemContext,
+  groups: AsyncIterable<Invocation[]>,
+  invoke: Invoke,
+  writer: ObjectWriter,
+  local: { bytesOut: number },
+  input: { pooled: PooledRead | undefined; heldFrom: () => number },
+): Promise<void> {
+  const { effective } = c;
   /**
    * The invocations started and not yet written, in input order: each one's output, the first
    * byte of the input it can refer to, and the releases of the responses it read.
@@ -256,7 +300,7 @@ async function transform(
     // Its answer is in and its output made (outputs never point into the input), so the input it
     // sliced is free before the output is written. Runs only while the packer waits at a yield, so
     // heldFrom is current.
-    pooled?.release(Math.min(heldFrom, pending[0]?.from ?? nextFrom));
+    input.pooled?.release(Math.min(input.heldFrom(), pending[0]?.from ?? nextFrom));
     await write(writer, pieces, local, c.counters);
     if (writer.releasesChunks) for (const release of releases) release();
   };
