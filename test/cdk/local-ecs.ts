@@ -17,7 +17,7 @@ import type { Cfn } from './synth';
  *     definition's environment with the overrides over it, the image's entry point and command
  *     mapped to a local argv), waits until the essential container exits, stops the rest, and
  *     answers as Step Functions' `.sync` integration does: the DescribeTasks task (PascalCase) when
- *     every essential container exited 0, else a `States.TaskFailed` whose cause is that task as JSON.
+ *     every container that ran exited 0, else a `States.TaskFailed` whose cause is that task as JSON.
  *   - `endpoint` is an ECS API endpoint (JSON 1.1 protocol: ListTasks, DescribeTasks, StopTask) for
  *     the Lambdas' own ECS client, reached through `AWS_ENDPOINT_URL_ECS`.
  *
@@ -121,12 +121,6 @@ export interface LocalEcsOptions {
   readonly images?: Readonly<Record<string, LocalImage>>;
   /** How containers run. @default - each container is a local process (`images` says which) */
   readonly engine?: ContainerEngine;
-  /**
-   * How the `.sync` integration judges a stopped task. `essential`: every essential container exited
-   * 0. `every-container`: every container that ran exited 0, which is what Step Functions does.
-   * @default 'essential'
-   */
-  readonly syncJudgement?: 'essential' | 'every-container';
   /** Added to every container's environment: credentials and endpoints a task gets from its platform. */
   readonly platformEnvironment: Readonly<Record<string, string>>;
   /** Extra environment per container name for one task: how a test makes a task fail. */
@@ -266,10 +260,8 @@ export class LocalEcs implements EcsEmulation {
     const task = await this.#runTask(params);
     await task.stopped.promise;
     const description = pascalCase(this.#describe(task));
-    const failed =
-      this.#options.syncJudgement === 'every-container'
-        ? task.containers.some((c) => c.exitCode !== undefined && c.exitCode !== 0)
-        : task.containers.some((c) => c.essential && c.exitCode !== 0);
+    // As Step Functions judges it: any container that exited non-zero fails the state.
+    const failed = task.containers.some((c) => c.exitCode !== undefined && c.exitCode !== 0);
     if (task.stopCode !== 'EssentialContainerExited' || failed) {
       throw new NamedError('States.TaskFailed', JSON.stringify(description));
     }

@@ -29,17 +29,22 @@ import type { Cfn } from '../cdk/synth';
  *   - stopping: SIGTERM, then SIGKILL after the container's `stopTimeout` (`docker stop -t`).
  *
  * Containers are created when their dependencies are met, as the agent does, so a volume is
- * populated from the image of the container that mounts it first in that order. Step Functions' view
- * is the conservative one: any container that exited non-zero fails the state.
+ * populated from the image of the container that mounts it first in that order.
  *
  * Servers of the test process (S3 on loopback) are reached from tasks through `exposeToTasks`.
  */
 
-export interface DockerEcsOptions extends Omit<LocalEcsOptions, 'engine' | 'images' | 'syncJudgement'> {
+export interface DockerEcsOptions extends Omit<LocalEcsOptions, 'engine' | 'images'> {
   /** Image as the task definition names it → the local image to run. @default the same name */
   readonly images?: Readonly<Record<string, string>>;
   /** The image of each task's network-namespace holder (needs `sleep`). */
   readonly pauseImage: string;
+  /**
+   * Variables whose values are URLs of servers of this process on loopback (`http://127.0.0.1:…`):
+   * every container gets them rewritten to a URL that reaches the server from its task.
+   * @default {}
+   */
+  readonly loopbackEnvironment?: Readonly<Record<string, string>>;
 }
 
 /** The label every container and volume of the runner carries: `docker … --filter label=…` finds leftovers. */
@@ -49,9 +54,16 @@ export const RUNNER_LABEL = 'batch-transform.ecs-runner';
 export async function startDockerEcs(
   options: DockerEcsOptions,
 ): Promise<{ ecs: LocalEcs; engine: DockerEngine }> {
-  const { images, pauseImage, ...rest } = options;
+  const { images, pauseImage, loopbackEnvironment = {}, platformEnvironment, ...rest } = options;
   const engine = new DockerEngine(images ?? {}, pauseImage);
-  const ecs = await LocalEcs.start({ ...rest, engine, syncJudgement: 'every-container' });
+  const reachable: Record<string, string> = {};
+  for (const [name, url] of Object.entries(loopbackEnvironment))
+    reachable[name] = await engine.exposeToTasks(url);
+  const ecs = await LocalEcs.start({
+    ...rest,
+    platformEnvironment: { ...platformEnvironment, ...reachable },
+    engine,
+  });
   return { ecs, engine };
 }
 
@@ -84,6 +96,21 @@ async function mustDocker(args: readonly string[]): Promise<string> {
 /** Whether a Docker engine answers (the container tests need one; test/containers/setup.sh starts it). */
 export async function dockerAvailable(): Promise<boolean> {
   return (await docker(['version', '--format', '{{.Server.Version}}'], 10_000)).code === 0;
+}
+
+/**
+ * The host's address on Docker's default bridge (docker0), where containers reach this machine. Node
+ * lists no address of an interface that is down, which docker0 is while no container runs.
+ */
+async function bridgeAddress(): Promise<string> {
+  const listed = networkInterfaces().docker0?.find((a) => a.family === 'IPv4')?.address;
+  if (listed) return listed;
+  const ip = await new Promise<string>((resolve) =>
+    execFile('ip', ['-4', '-o', 'addr', 'show', 'dev', 'docker0'], (_e, stdout) => resolve(String(stdout))),
+  );
+  const found = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(ip)?.[1];
+  if (!found) throw new Error('no docker0 address: is the Docker engine running with its default bridge?');
+  return found;
 }
 
 /** Seconds as Docker's duration flags take them. */
@@ -256,9 +283,7 @@ export class DockerEngine implements ContainerEngine {
    */
   async exposeToTasks(url: string): Promise<string> {
     const target = new URL(url);
-    const bridge = networkInterfaces().docker0?.find((a) => a.family === 'IPv4')?.address;
-    if (!bridge)
-      throw new Error('no docker0 interface: is the Docker engine running with its default bridge?');
+    const bridge = await bridgeAddress();
     const server = net.createServer((socket) => {
       const upstream = net.connect(Number(target.port), target.hostname);
       socket.pipe(upstream).pipe(socket);

@@ -1,7 +1,6 @@
 # The test model (test/fixtures/models/test-model.ts) as an inference image, for the container tests:
 # faults and delays are switched on by its TEST_MODEL_* variables. Its build context is
-# test/fixtures/models. Node.js 24 runs the TypeScript file directly (type stripping). Like gunicorn
-# and TorchServe it has no SIGTERM handler, so it exits 143 when ECS stops it.
+# test/fixtures/models. Node.js 24 runs the TypeScript file directly (type stripping).
 ARG NODE_IMAGE=node:24-bookworm-slim
 FROM ${NODE_IMAGE}
 COPY test-model.ts /opt/program/test-model.ts
