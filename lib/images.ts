@@ -17,6 +17,13 @@ const ALWAYS_EXCLUDED = [
 ];
 
 /**
+ * The base image of every Dockerfile of this repository (their `ARG NODE_IMAGE` default): Node.js 24
+ * LTS, pinned by digest. Passed to every image asset so that a deployment builds on exactly this.
+ */
+export const NODE_IMAGE =
+  'node:24-bookworm-slim@sha256:6f7b03f7c2c8e2e784dcf9295400527b9b1270fd37b7e9a7285cf83b6951452d';
+
+/**
  * An image built from a Dockerfile of this repository with the repository root as its context (the
  * images import the shared code under src/). The Dockerfile's own `<Dockerfile>.dockerignore` (the
  * BuildKit convention the repository uses) also limits what CDK stages into cdk.out, so synthesis
@@ -34,6 +41,7 @@ export function repositoryImage(dockerfile: string): ecs.ContainerImage {
     file: dockerfile,
     // Tasks run x86_64: GPU instance types are, and user model images mostly are.
     platform: Platform.LINUX_AMD64,
+    buildArgs: { NODE_IMAGE },
     ignoreMode: IgnoreMode.DOCKER,
     // The Dockerfile itself must be staged beside the context CDK hands to `docker build`.
     exclude: [...ignored, `!${dockerfile}`, ...ALWAYS_EXCLUDED],

@@ -18,8 +18,9 @@ import { TransformFunction } from './transform-function';
  * The job lifecycle, a standard Step Functions workflow whose execution name is the TransformJobName:
  *
  *   Validate ─► Plan ─► RunPartitions ─► Assemble ─► Finalize ─► Cleanup ─► IsCompleted ─┬─► Succeeded
- *                       (Map; each item: RunPartition,                                    └─► TransformJobFailed
- *                        ECS RunTask .sync, retried)
+ *                       (Map; each item: Partition,                                       └─► TransformJobFailed
+ *                        retried, around RunPartition: ECS RunTask .sync, its failure
+ *                        judged by the sidecar's exit code)
  *
  *   any failure of Validate … Finalize (Catch → $.failure)
  *     ─► FinalizeFailure ─► CleanupAfterFailure ─► JobFailed
@@ -49,7 +50,8 @@ const ECS_API_RETRY = {
   maxDelay: 300,
 } as const;
 const TASK_FAILURE_RETRY = {
-  errors: ['States.TaskFailed'],
+  // States.Timeout: a task that ran past partitionTimeout is stopped and its partition run again.
+  errors: ['States.TaskFailed', 'States.Timeout'],
   interval: 30,
   maxAttempts: 2,
   maxDelay: 300,
@@ -256,7 +258,22 @@ export class TransformLifecycle extends Construct {
       maxDelay: Duration.seconds(ECS_API_RETRY.maxDelay),
       jitterStrategy: sfn.JitterType.FULL,
     });
-    runPartition.addRetry({
+
+    // Step Functions fails a `.sync` RunTask when any container exits non-zero, and model servers
+    // (gunicorn, TorchServe) exit 143 when ECS stops them once the sidecar has finished. So a failed
+    // task is judged by the partition's own result: the sidecar, the only essential container, exits
+    // 0 exactly when the partition ran to its end. Anything else fails the partition with the task's
+    // error and cause unchanged, and the partition is retried as a whole.
+    runPartition.addCatch(this.buildPartitionJudgement(), {
+      errors: ['States.TaskFailed'],
+      resultPath: '$.taskFailure',
+    });
+    const partition = new sfn.Parallel(this, STATES.partition, {
+      comment: "One partition's ECS task, judged by the sidecar's exit code, retried as a whole",
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+    partition.branch(runPartition);
+    partition.addRetry({
       errors: [...TASK_FAILURE_RETRY.errors],
       interval: Duration.seconds(TASK_FAILURE_RETRY.interval),
       maxAttempts: TASK_FAILURE_RETRY.maxAttempts,
@@ -277,9 +294,41 @@ export class TransformLifecycle extends Construct {
       },
       resultPath: sfn.JsonPath.DISCARD,
     });
-    map.itemProcessor(runPartition);
+    map.itemProcessor(partition);
     map.addCatch(this.failurePath, { resultPath: '$.failure' });
     return map;
+  }
+
+  /**
+   * After RunPartition failed with States.TaskFailed (its cause: the stopped task's description as
+   * JSON): succeed when the sidecar exited 0, else fail with the same error and cause.
+   */
+  private buildPartitionJudgement(): sfn.IChainable {
+    const failed = new sfn.Fail(this, STATES.partitionFailed, {
+      errorPath: '$.failure.Error',
+      causePath: '$.failure.Cause',
+    });
+    // Rules in order: a sidecar without an exit code (it never ran) fails before its code is compared.
+    const sidecarExitCode = '$.sidecarExitCodes[0]';
+    const done = new sfn.Choice(this, STATES.isPartitionDone)
+      .when(sfn.Condition.not(sfn.Condition.isPresent(sidecarExitCode)), failed)
+      .when(sfn.Condition.numberEquals(sidecarExitCode, 0), new sfn.Succeed(this, STATES.partitionDone))
+      .otherwise(failed);
+    const readSidecar = new sfn.Pass(this, STATES.readSidecarResult, {
+      parameters: {
+        'sidecarExitCodes.$': `$.task.Containers[?(@.Name == '${CONTAINERS.sidecar}')].ExitCode`,
+        'failure.$': '$.failure',
+      },
+    }).next(done);
+    const isTask = new sfn.Choice(this, STATES.isPartitionTask)
+      .when(sfn.Condition.isPresent('$.task.Containers'), readSidecar)
+      .otherwise(failed);
+    return new sfn.Pass(this, STATES.readPartitionTask, {
+      parameters: {
+        'task.$': 'States.StringToJson($.taskFailure.Cause)',
+        'failure.$': '$.taskFailure',
+      },
+    }).next(isTask);
   }
 
   /** Assemble: concatenates shard outputs into each sharded object's `.out`. */

@@ -400,7 +400,7 @@ describe('state machine definition', () => {
         'planUri.$': '$.plan.planUri',
       },
     });
-    const run = map.ItemProcessor.States.RunPartition;
+    const run = map.ItemProcessor.States.Partition.Branches[0].States.RunPartition;
     expect(run.Resource).toBe('arn:aws:states:::ecs:runTask.sync');
     expect(run.Parameters).toMatchObject({
       'TaskDefinition.$': '$.launch.taskDefinition',
@@ -423,17 +423,20 @@ describe('state machine definition', () => {
     expect(run.TimeoutSeconds).toBe(24 * 3600);
   });
 
-  it('retries ECS API errors longer than failed tasks, both with backoff and full jitter', () => {
-    const retry = definition().States.RunPartitions.ItemProcessor.States.RunPartition.Retry;
-    expect(retry).toEqual([
+  it('retries ECS API errors longer than failed or timed-out partitions, both with backoff and full jitter', () => {
+    const partition = definition().States.RunPartitions.ItemProcessor.States.Partition;
+    expect(partition.Branches[0].States.RunPartition.Retry).toEqual([
       expect.objectContaining({
         ErrorEquals: expect.arrayContaining(['ECS.AmazonECSException']),
         MaxAttempts: 6,
         JitterStrategy: 'FULL',
         BackoffRate: 2,
       }),
+    ]);
+    // A partition (its task, judged by the sidecar's exit code) is retried as a whole.
+    expect(partition.Retry).toEqual([
       expect.objectContaining({
-        ErrorEquals: ['States.TaskFailed'],
+        ErrorEquals: ['States.TaskFailed', 'States.Timeout'],
         MaxAttempts: 2,
         JitterStrategy: 'FULL',
         BackoffRate: 2,

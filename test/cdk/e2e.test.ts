@@ -232,7 +232,8 @@ describe('the synthesized state machine, executed locally with the real handlers
       stoppedTasks: 0,
     });
     const cluster =
-      definition.States[S.runPartitions].ItemProcessor.States[S.runPartition].Parameters.Cluster;
+      definition.States[S.runPartitions].ItemProcessor.States[S.partition].Branches[0].States[S.runPartition]
+        .Parameters.Cluster;
     expect(localEcs.apiCalls).toContainEqual({
       action: 'ListTasks',
       input: expect.objectContaining({ cluster, startedBy: name, desiredStatus: 'RUNNING' }),
@@ -271,7 +272,7 @@ describe('the synthesized state machine, executed locally with the real handlers
     });
     expect(failed.logs.sidecar).toMatch(/the model stopped answering while transforming s3:\/\//);
     const retried = outcome.events.filter((e) => e.type === 'StateRetried');
-    expect(retried.map((e) => (e as { state: { name: string } }).state.name)).toEqual([S.runPartition]);
+    expect(retried.map((e) => (e as { state: { name: string } }).state.name)).toEqual([S.partition]);
     expect(visited(outcome.events)).not.toContain(S.finalizeFailure);
   });
 

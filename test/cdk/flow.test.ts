@@ -88,7 +88,7 @@ describe('the lifecycle, executed locally', () => {
       output: { TransformJobName: 'job-1', TransformJobStatus: 'Completed' },
     });
     expect(calls[S.validate]).toEqual([{ input: request, executionName: 'job-1' }]);
-    const order = visited(outcome.events).filter((n) => n !== S.runPartition);
+    const order = visited(outcome.events).filter((n) => n !== S.partition && n !== S.runPartition);
     expect(order).toEqual([
       S.validate,
       S.plan,
@@ -150,6 +150,32 @@ describe('the lifecycle, executed locally', () => {
     expect(calls[S.finalizeFailure]).toBeUndefined();
   });
 
+  it('completes a partition whose task failed only because its model exited 143 after the sidecar finished', async () => {
+    const { handlers, calls } = steps();
+    // As Step Functions reports a .sync task with any non-zero container: the task as the cause.
+    const stopped = (sidecar: number) =>
+      JSON.stringify({
+        StopCode: 'EssentialContainerExited',
+        Containers: [
+          { Name: 'sidecar', ExitCode: sidecar },
+          { Name: 'model', ExitCode: 143 },
+        ],
+      });
+    const runs: string[] = [];
+    handlers[S.runPartition] = (input) => {
+      const index = input.Overrides.ContainerOverrides[0].Environment[2].Value;
+      runs.push(index);
+      throw new NamedError('States.TaskFailed', stopped(index === '2' ? 1 : 0));
+    };
+    const outcome = await runLocally(definition, request, handlers, { executionName: 'job-1' });
+
+    // Partitions 0 and 1 ran once and are done; partition 2's sidecar failed: three attempts, then the job fails.
+    expect(runs.sort()).toEqual(['0', '1', '2', '2', '2']);
+    expect(outcome).toMatchObject({ status: 'FAILED', error: 'States.TaskFailed' });
+    const state = calls[S.finalizeFailure]![0] as Record<string, Cfn>;
+    expect(state.failure).toEqual({ Error: 'States.TaskFailed', Cause: stopped(1) });
+  });
+
   it('fails the job through FinalizeFailure and cleanup when a partition keeps failing, with the caught error', async () => {
     const { handlers, calls } = steps({
       [S.runPartition]: () => {
@@ -162,19 +188,25 @@ describe('the lifecycle, executed locally', () => {
       error: 'States.TaskFailed',
       cause: 'reason: States.TaskFailed',
     });
-    // One first attempt and two retries per partition.
-    expect(calls[S.runPartition]).toHaveLength(3 * 3);
+    // One first attempt and two retries per partition; the first partition to run out of attempts
+    // fails the Map, which stops the others wherever they are.
+    const attempts = new Map<string, number>();
+    for (const run of calls[S.runPartition] as Array<Record<string, Cfn>>) {
+      const index = run.Overrides.ContainerOverrides[0].Environment[2].Value;
+      attempts.set(index, (attempts.get(index) ?? 0) + 1);
+    }
+    expect(Math.max(...attempts.values())).toBe(3);
     const state = calls[S.finalizeFailure]![0] as Record<string, Cfn>;
     expect(state.failure.Error).toBe('States.TaskFailed');
     expect(JSON.parse(state.failure.Cause).errorMessage).toContain('OutOfMemoryError');
     expect(state.job.jobName).toBe('job-1');
     expect(calls[S.cleanupAfterFailure]).toHaveLength(1);
     expect(calls[S.assemble]).toBeUndefined();
-    expect(visited(outcome.events).slice(-3)).toEqual([
-      S.finalizeFailure,
-      S.cleanupAfterFailure,
-      S.jobFailed,
-    ]);
+    // The states of a partition that the Map stopped may still report after the Map failed.
+    const inPartition: string[] = [S.partition, S.runPartition, S.readPartitionTask, S.isPartitionTask];
+    inPartition.push(S.readSidecarResult, S.isPartitionDone, S.partitionFailed);
+    const outside = visited(outcome.events).filter((n) => !inPartition.includes(n));
+    expect(outside.slice(-3)).toEqual([S.finalizeFailure, S.cleanupAfterFailure, S.jobFailed]);
   });
 
   it('ends a rejected request in JobFailed with the validation error and its message as the reason', async () => {

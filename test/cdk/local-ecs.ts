@@ -17,15 +17,84 @@ import type { Cfn } from './synth';
  *     definition's environment with the overrides over it, the image's entry point and command
  *     mapped to a local argv), waits until the essential container exits, stops the rest, and
  *     answers as Step Functions' `.sync` integration does: the DescribeTasks task (PascalCase) when
- *     every essential container exited 0, else a `States.TaskFailed` whose cause is that task as JSON.
+ *     every container that ran exited 0, else a `States.TaskFailed` whose cause is that task as JSON.
  *   - `endpoint` is an ECS API endpoint (JSON 1.1 protocol: ListTasks, DescribeTasks, StopTask) for
  *     the Lambdas' own ECS client, reached through `AWS_ENDPOINT_URL_ECS`.
  *
- * Local differences: the containers of a task share this machine's loopback with other tasks, so a
- * container port (the model's 8080) is a free port here, and `127.0.0.1:<container port>` in the
- * other containers' environment is rewritten to it. Credentials and the S3 endpoint come from
- * `platformEnvironment` (in ECS: the task role and the real S3).
+ * How containers run is the `engine`'s business; ECS's control plane (RunTask's checks, dependsOn,
+ * essential containers, stopping, DescribeTasks, the API) is this class's. The default engine runs
+ * each container as a local process: the containers of a task share this machine's loopback with
+ * other tasks, so a container port (the model's 8080) is a free port here, and
+ * `127.0.0.1:<container port>` in the other containers' environment is rewritten to it.
+ * test/containers/ecs-runner.ts runs them in Docker instead, as ECS does. Credentials and the S3
+ * endpoint come from `platformEnvironment` (in ECS: the task role and the real S3).
  */
+
+/** What the end-to-end tests use of an ECS stand-in, whichever engine runs the containers. */
+export interface EcsEmulation {
+  /** `http://127.0.0.1:<port>`: the ECS API endpoint (`AWS_ENDPOINT_URL_ECS`). */
+  readonly endpoint: string;
+  /** The tasks started so far, oldest first. */
+  readonly tasks: TaskRecord[];
+  /** Every ECS API call the endpoint answered, in order. */
+  readonly apiCalls: EcsApiCall[];
+  /** The handler of the `ecs:runTask.sync` state: its input is the state's evaluated Parameters. */
+  readonly runTaskSync: (params: Cfn) => Promise<unknown>;
+  /** Stops every task still running and closes the endpoint. */
+  stop(): Promise<void>;
+}
+
+/** One container of a task, as an engine sees it. */
+export interface TaskContainer {
+  readonly name: string;
+  readonly image: string;
+  readonly essential: boolean;
+  readonly stopTimeoutS: number;
+  /** The synthesized container definition, tokens resolved (PascalCase, as in the template). */
+  readonly definition: Cfn;
+  /** The override's command, else the definition's; undefined: the image's own. */
+  readonly command?: readonly string[];
+  /** The definition's environment with the overrides and the platform's variables applied. */
+  env: Record<string, string>;
+  readonly dependsOn: ReadonlyArray<{ readonly container: string; readonly condition: string }>;
+  readonly started: Deferred<void>;
+  readonly exited: Deferred<number | undefined>;
+  /** Set once the engine was asked to run it (its dependencies were met). */
+  running: boolean;
+  exitCode?: number;
+  reason?: string;
+  /** Its output (stdout and stderr, the last 64 KiB). */
+  output: string;
+}
+
+/** A task as an engine sees it. */
+export interface EngineTask {
+  /** The task id (the last part of its ARN). */
+  readonly id: string;
+  readonly containers: readonly TaskContainer[];
+  /** Task-level size (RunTask's override, else the task definition's). */
+  readonly cpu?: string;
+  readonly memory?: string;
+  /** The task definition's volumes (synthesized). */
+  readonly volumes: readonly Cfn[];
+}
+
+/** Runs the containers of tasks: as processes here (the default), or in Docker. */
+export interface ContainerEngine {
+  /** Before any container starts: free ports (processes), a network namespace and volumes (Docker). */
+  provision(task: EngineTask): Promise<void>;
+  /**
+   * Runs a container whose dependencies are met: resolves `c.started` once it runs, and returns its
+   * exit code once it has exited (undefined if it never ran). Throws if it cannot be started.
+   */
+  run(task: EngineTask, c: TaskContainer): Promise<number | undefined>;
+  /** True once the container's health check has passed; false if it cannot any more. */
+  healthy(task: EngineTask, c: TaskContainer): Promise<boolean>;
+  /** SIGTERM, then SIGKILL after the container's stop timeout; resolves once it has exited. */
+  stop(task: EngineTask, c: TaskContainer): Promise<void>;
+  /** After every container has stopped: keeps their output, frees what `provision` made. */
+  release(task: EngineTask): Promise<void>;
+}
 
 /** How an image runs here. */
 export interface LocalImage {
@@ -48,8 +117,10 @@ export interface TaskStart {
 
 export interface LocalEcsOptions {
   readonly template: CfnTemplate;
-  /** Image (as the task definition names it) → how it runs here. */
-  readonly images: Readonly<Record<string, LocalImage>>;
+  /** Image (as the task definition names it) → how it runs here, for the default (process) engine. */
+  readonly images?: Readonly<Record<string, LocalImage>>;
+  /** How containers run. @default - each container is a local process (`images` says which) */
+  readonly engine?: ContainerEngine;
   /** Added to every container's environment: credentials and endpoints a task gets from its platform. */
   readonly platformEnvironment: Readonly<Record<string, string>>;
   /** Extra environment per container name for one task: how a test makes a task fail. */
@@ -69,6 +140,11 @@ export interface TaskRecord {
   readonly stopCode?: string;
   readonly stoppedReason?: string;
   readonly exitCodes: Readonly<Record<string, number | undefined>>;
+  /** Why a container did not run or stopped, for those ECS gives a reason. */
+  readonly reasons: Readonly<Record<string, string>>;
+  /** When the task started running and when it stopped (ms since the epoch). */
+  readonly startedAt?: number;
+  readonly stoppedAt?: number;
   /** Each container's output (stdout and stderr, the last 64 KiB), for diagnosing a failed test. */
   readonly logs: Readonly<Record<string, string>>;
 }
@@ -79,49 +155,30 @@ export interface EcsApiCall {
   readonly input: Record<string, unknown>;
 }
 
-const LOG_LIMIT = 64 * 1024;
+/** Output kept per container. */
+export const LOG_LIMIT = 64 * 1024;
 /** ECS caps a RunTask's `overrides` at 8 KiB of JSON. */
 const OVERRIDES_MAX = 8192;
 /** ECS's default stop timeout: SIGTERM, then SIGKILL this long after. */
 const DEFAULT_STOP_TIMEOUT_S = 30;
 
-class NamedError extends Error {
+export class NamedError extends Error {
   constructor(name: string, message: string) {
     super(message);
     this.name = name;
   }
 }
 
-interface Container {
-  readonly name: string;
-  readonly image: string;
-  readonly essential: boolean;
-  readonly stopTimeoutS: number;
-  readonly argv: readonly string[];
-  env: Record<string, string>;
-  readonly dependsOn: ReadonlyArray<{ readonly container: string; readonly condition: string }>;
-  readonly containerPort?: number;
-  readonly portVariable?: string;
-  process?: ChildProcess;
-  started: Deferred<void>;
-  exited: Deferred<number | undefined>;
-  exitCode?: number;
-  reason?: string;
-  output: string;
-}
-
-interface Task {
+interface Task extends EngineTask {
   readonly arn: string;
   readonly cluster: string;
   readonly taskDefinitionArn: string;
   readonly startedBy: string;
   readonly capacityProvider: string;
   readonly overrides: Cfn;
-  readonly cpu?: string;
-  readonly memory?: string;
   readonly attempt: number;
   readonly createdAt: number;
-  readonly containers: Container[];
+  readonly containers: TaskContainer[];
   desiredStatus: 'RUNNING' | 'STOPPED';
   lastStatus: 'PROVISIONING' | 'RUNNING' | 'STOPPED';
   startedAt?: number;
@@ -129,11 +186,14 @@ interface Task {
   stoppedAt?: number;
   stopCode?: string;
   stoppedReason?: string;
+  /** Resolves when the task is asked to stop: containers still waiting for a dependency give up. */
+  readonly stopping: Deferred<void>;
   readonly stopped: Deferred<void>;
 }
 
-export class LocalEcs {
+export class LocalEcs implements EcsEmulation {
   readonly #options: LocalEcsOptions;
+  readonly #engine: ContainerEngine;
   readonly #server: http.Server;
   readonly #tasks: Task[] = [];
   readonly #attempts = new Map<string, number>();
@@ -142,6 +202,7 @@ export class LocalEcs {
 
   private constructor(options: LocalEcsOptions) {
     this.#options = options;
+    this.#engine = options.engine ?? new ProcessEngine(options.images ?? {});
     this.#server = http.createServer((req, res) => {
       this.#api(req, res).catch((e: Error) =>
         sendJson(res, 500, { __type: 'ServerException', message: e.message }),
@@ -175,7 +236,10 @@ export class LocalEcs {
       ...(t.stopCode ? { stopCode: t.stopCode } : {}),
       ...(t.stoppedReason ? { stoppedReason: t.stoppedReason } : {}),
       exitCodes: Object.fromEntries(t.containers.map((c) => [c.name, c.exitCode])),
+      reasons: Object.fromEntries(t.containers.flatMap((c) => (c.reason ? [[c.name, c.reason]] : []))),
       logs: Object.fromEntries(t.containers.map((c) => [c.name, c.output])),
+      ...(t.startedAt ? { startedAt: t.startedAt } : {}),
+      ...(t.stoppedAt ? { stoppedAt: t.stoppedAt } : {}),
     }));
   }
 
@@ -196,8 +260,9 @@ export class LocalEcs {
     const task = await this.#runTask(params);
     await task.stopped.promise;
     const description = pascalCase(this.#describe(task));
-    const essentialFailed = task.containers.some((c) => c.essential && c.exitCode !== 0);
-    if (task.stopCode !== 'EssentialContainerExited' || essentialFailed) {
+    // As Step Functions judges it: any container that exited non-zero fails the state.
+    const failed = task.containers.some((c) => c.exitCode !== undefined && c.exitCode !== 0);
+    if (task.stopCode !== 'EssentialContainerExited' || failed) {
       throw new NamedError('States.TaskFailed', JSON.stringify(description));
     }
     return description;
@@ -230,7 +295,8 @@ export class LocalEcs {
       );
     }
 
-    const defs = resolve((definition.Properties as Cfn).ContainerDefinitions, template) as Cfn[];
+    const properties = resolve(definition.Properties as Cfn, template) as Cfn;
+    const defs = properties.ContainerDefinitions as Cfn[];
     const byName = new Map<string, Cfn>(defs.map((d) => [d.Name, d]));
     for (const o of overrides.ContainerOverrides ?? []) {
       if (!byName.has(o.Name)) {
@@ -256,50 +322,56 @@ export class LocalEcs {
     this.#attempts.set(key, attempt);
     const extra = this.#options.misbehave?.({ startedBy, attempt, environment }) ?? {};
 
-    const containers: Container[] = defs.map((d) => {
-      const image = this.#options.images[d.Image];
-      if (!image)
-        throw new NamedError(
-          'States.TaskFailed',
-          `no local stand-in for the image ${d.Image} of container ${d.Name}`,
-        );
-      const command = overrideOf(d.Name)?.Command ?? d.Command ?? image.command ?? [];
+    const containers: TaskContainer[] = defs.map((d) => {
+      const command = overrideOf(d.Name)?.Command ?? d.Command;
       return {
         name: d.Name,
         image: d.Image,
         essential: d.Essential !== false,
         stopTimeoutS: d.StopTimeout ?? DEFAULT_STOP_TIMEOUT_S,
-        argv: [...image.entryPoint, ...command],
+        definition: d,
+        ...(command ? { command } : {}),
         env: { ...this.#options.platformEnvironment, ...environment[d.Name], ...extra[d.Name] },
         dependsOn: (d.DependsOn ?? []).map((x: Cfn) => ({
           container: x.ContainerName,
           condition: x.Condition,
         })),
-        ...(d.PortMappings?.[0] ? { containerPort: Number(d.PortMappings[0].ContainerPort) } : {}),
-        ...(image.portVariable ? { portVariable: image.portVariable } : {}),
         started: deferred<void>(),
         exited: deferred<number | undefined>(),
+        running: false,
         output: '',
       };
     });
+    const id = randomUUID().replaceAll('-', '');
+    const cpu = overrides.Cpu ?? properties.Cpu;
+    const memory = overrides.Memory ?? properties.Memory;
     const task: Task = {
-      arn: `arn:${PLACEHOLDER_ENV.partition}:ecs:${PLACEHOLDER_ENV.region}:${PLACEHOLDER_ENV.account}:task/${clusterId}/${randomUUID().replaceAll('-', '')}`,
+      id,
+      arn: `arn:${PLACEHOLDER_ENV.partition}:ecs:${PLACEHOLDER_ENV.region}:${PLACEHOLDER_ENV.account}:task/${clusterId}/${id}`,
       cluster,
       taskDefinitionArn,
       startedBy,
       capacityProvider: strategy[0]!.CapacityProvider,
       overrides,
-      ...(overrides.Cpu ? { cpu: String(overrides.Cpu) } : {}),
-      ...(overrides.Memory ? { memory: String(overrides.Memory) } : {}),
+      ...(cpu ? { cpu: String(cpu) } : {}),
+      ...(memory ? { memory: String(memory) } : {}),
+      volumes: properties.Volumes ?? [],
       attempt,
       createdAt: Date.now(),
       containers,
       desiredStatus: 'RUNNING',
       lastStatus: 'PROVISIONING',
+      stopping: deferred<void>(),
       stopped: deferred<void>(),
     };
     this.#tasks.push(task);
-    await this.#mapPorts(task);
+    try {
+      await this.#engine.provision(task);
+    } catch (e) {
+      this.#tasks.splice(this.#tasks.indexOf(task), 1);
+      await this.#engine.release(task);
+      throw e;
+    }
     task.lastStatus = 'RUNNING';
     task.startedAt = Date.now();
     for (const c of containers) {
@@ -312,66 +384,49 @@ export class LocalEcs {
     return task;
   }
 
-  /** A container port is a free port here; the task's other containers are told where it went. */
-  async #mapPorts(task: Task): Promise<void> {
-    for (const c of task.containers) {
-      if (c.containerPort === undefined) continue;
-      if (!c.portVariable)
-        throw new Error(`the image ${c.image} maps a port but its LocalImage names no portVariable`);
-      const port = await freePort();
-      c.env[c.portVariable] = String(port);
-      const from = new RegExp(`(127\\.0\\.0\\.1|localhost):${c.containerPort}\\b`, 'g');
-      for (const other of task.containers) {
-        if (other === c) continue;
-        for (const [k, v] of Object.entries(other.env)) other.env[k] = v.replace(from, `127.0.0.1:${port}`);
-      }
-    }
-  }
-
-  async #runContainer(task: Task, c: Container): Promise<void> {
+  async #runContainer(task: Task, c: TaskContainer): Promise<void> {
     for (const dep of c.dependsOn) {
       const other = task.containers.find((x) => x.name === dep.container)!;
-      if (dep.condition === 'START') await other.started.promise;
-      else {
-        const code = await other.exited.promise;
-        if (dep.condition === 'SUCCESS' && code !== 0) {
-          c.reason = `dependency ${dep.container} did not succeed`;
-          c.exited.resolve(undefined);
-          return this.#containerEnded(task, c);
-        }
+      const met = await Promise.race([
+        this.#dependencyMet(task, other, dep.condition),
+        task.stopping.promise.then(() => false),
+      ]);
+      if (!met) {
+        if (task.desiredStatus === 'RUNNING')
+          c.reason = `DependencyConditionNotSatisfied: ${dep.container} did not reach ${dep.condition}`;
+        c.exited.resolve(undefined);
+        return this.#containerEnded(task, c);
       }
     }
     if (task.desiredStatus === 'STOPPED') {
       c.exited.resolve(undefined);
       return;
     }
-    const child = spawn(c.argv[0]!, c.argv.slice(1), {
-      cwd: REPO_ROOT,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...c.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    c.process = child;
-    const append = (chunk: Buffer) => {
-      c.output = (c.output + chunk.toString('utf8')).slice(-LOG_LIMIT);
-    };
-    child.stdout!.on('data', append);
-    child.stderr!.on('data', append);
-    child.once('spawn', () => c.started.resolve());
-    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {
-      child.once('error', (e) => {
-        c.reason = `CannotStartContainerError: ${e.message}`;
-        resolve([null, null]);
-      });
-      child.once('close', (exitCode, sig) => resolve([exitCode, sig]));
-    });
-    // As Docker reports it: a process ended by a signal exits 128 + the signal's number.
-    c.exitCode = code ?? (signal ? 128 + constants.signals[signal] : undefined);
+    c.running = true;
+    c.exitCode = await this.#engine.run(task, c);
     c.exited.resolve(c.exitCode);
     this.#containerEnded(task, c);
   }
 
+  async #dependencyMet(task: Task, other: TaskContainer, condition: string): Promise<boolean> {
+    switch (condition) {
+      case 'START':
+        await Promise.race([other.started.promise, other.exited.promise]);
+        return other.running;
+      case 'COMPLETE':
+        return (await other.exited.promise) !== undefined;
+      case 'SUCCESS':
+        return (await other.exited.promise) === 0;
+      case 'HEALTHY':
+        await Promise.race([other.started.promise, other.exited.promise]);
+        return other.running && this.#engine.healthy(task, other);
+      default:
+        throw new Error(`unknown dependsOn condition ${condition}`);
+    }
+  }
+
   /** ECS stops the task when an essential container exits, and reports it stopped once all have. */
-  #containerEnded(task: Task, c: Container): void {
+  #containerEnded(task: Task, c: TaskContainer): void {
     if (c.essential && task.desiredStatus === 'RUNNING') {
       void this.#stopTask(task, 'EssentialContainerExited', 'Essential container in task exited');
     }
@@ -383,22 +438,15 @@ export class LocalEcs {
     task.stopCode = stopCode;
     task.stoppedReason = reason;
     task.stoppingAt = Date.now();
+    task.stopping.resolve();
     await Promise.all(
       task.containers.map(async (c) => {
-        const child = c.process;
-        if (!child) {
-          c.exited.resolve(undefined); // never started (its dependency did not succeed, or it was stopped first)
-          return;
-        }
-        if (child.exitCode === null && child.signalCode === null) {
-          child.kill('SIGTERM');
-          const kill = setTimeout(() => child.kill('SIGKILL'), c.stopTimeoutS * 1000);
-          await c.exited.promise;
-          clearTimeout(kill);
-        }
+        if (c.running) await this.#engine.stop(task, c);
+        else c.exited.resolve(undefined); // never started (a dependency unmet, or stopped first)
         await c.exited.promise;
       }),
     );
+    await this.#engine.release(task);
     task.lastStatus = 'STOPPED';
     task.stoppedAt = Date.now();
     task.stopped.resolve();
@@ -523,12 +571,12 @@ export class LocalEcs {
   }
 }
 
-interface Deferred<T> {
+export interface Deferred<T> {
   readonly promise: Promise<T>;
   resolve(value: T): void;
 }
 
-function deferred<T>(): Deferred<T> {
+export function deferred<T>(): Deferred<T> {
   let resolve!: (value: T) => void;
   const promise = new Promise<T>((r) => {
     resolve = r;
@@ -536,7 +584,7 @@ function deferred<T>(): Deferred<T> {
   return { promise, resolve };
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
     'content-type': 'application/x-amz-json-1.1',
@@ -558,4 +606,91 @@ function recase(value: unknown, key: (k: string) => string): unknown {
   if (Array.isArray(value)) return value.map((v) => recase(v, key));
   if (value === null || typeof value !== 'object') return value;
   return Object.fromEntries(Object.entries(value).map(([k, v]) => [key(k), recase(v, key)]));
+}
+
+/**
+ * The default engine: each container is a process on this machine, started from the repository root
+ * with the argv its image maps to (`LocalImage`). No isolation: ports are free ports of this machine
+ * (rewritten in the other containers' environment), volumes and users are not modelled, and a
+ * container counts as healthy once started.
+ */
+class ProcessEngine implements ContainerEngine {
+  readonly #images: Readonly<Record<string, LocalImage>>;
+  readonly #children = new Map<TaskContainer, ChildProcess>();
+
+  constructor(images: Readonly<Record<string, LocalImage>>) {
+    this.#images = images;
+  }
+
+  #image(c: TaskContainer): LocalImage {
+    const image = this.#images[c.image];
+    if (!image)
+      throw new NamedError(
+        'States.TaskFailed',
+        `no local stand-in for the image ${c.image} of container ${c.name}`,
+      );
+    return image;
+  }
+
+  /** A container port is a free port here; the task's other containers are told where it went. */
+  async provision(task: EngineTask): Promise<void> {
+    for (const c of task.containers) {
+      const image = this.#image(c);
+      const containerPort = c.definition.PortMappings?.[0]?.ContainerPort;
+      if (containerPort === undefined) continue;
+      if (!image.portVariable)
+        throw new Error(`the image ${c.image} maps a port but its LocalImage names no portVariable`);
+      const port = await freePort();
+      c.env[image.portVariable] = String(port);
+      const from = new RegExp(`(127\\.0\\.0\\.1|localhost):${containerPort}\\b`, 'g');
+      for (const other of task.containers) {
+        if (other === c) continue;
+        for (const [k, v] of Object.entries(other.env)) other.env[k] = v.replace(from, `127.0.0.1:${port}`);
+      }
+    }
+  }
+
+  async run(_task: EngineTask, c: TaskContainer): Promise<number | undefined> {
+    const image = this.#image(c);
+    const argv = [...image.entryPoint, ...(c.command ?? image.command ?? [])];
+    const child = spawn(argv[0]!, argv.slice(1), {
+      cwd: REPO_ROOT,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...c.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.#children.set(c, child);
+    const append = (chunk: Buffer) => {
+      c.output = (c.output + chunk.toString('utf8')).slice(-LOG_LIMIT);
+    };
+    child.stdout!.on('data', append);
+    child.stderr!.on('data', append);
+    child.once('spawn', () => c.started.resolve());
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {
+      child.once('error', (e) => {
+        c.reason = `CannotStartContainerError: ${e.message}`;
+        resolve([null, null]);
+      });
+      child.once('close', (exitCode, sig) => resolve([exitCode, sig]));
+    });
+    // As Docker reports it: a process ended by a signal exits 128 + the signal's number.
+    return code ?? (signal ? 128 + constants.signals[signal] : undefined);
+  }
+
+  async healthy(): Promise<boolean> {
+    return true;
+  }
+
+  async stop(_task: EngineTask, c: TaskContainer): Promise<void> {
+    const child = this.#children.get(c);
+    if (child && child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const kill = setTimeout(() => child.kill('SIGKILL'), c.stopTimeoutS * 1000);
+      await c.exited.promise;
+      clearTimeout(kill);
+    }
+  }
+
+  async release(task: EngineTask): Promise<void> {
+    for (const c of task.containers) this.#children.delete(c);
+  }
 }

@@ -85,11 +85,12 @@ export async function runLocally(
   }
 }
 
-/** The names of every state, including those inside Map states. */
+/** The names of every state, including those inside Map and Parallel states. */
 function* collectStateNames(definition: Asl): Generator<string> {
   for (const [name, state] of Object.entries<Asl>(definition.States ?? {})) {
     yield name;
     if (state.ItemProcessor) yield* collectStateNames(state.ItemProcessor);
+    for (const branch of state.Branches ?? []) yield* collectStateNames(branch);
   }
 }
 

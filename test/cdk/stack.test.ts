@@ -5,6 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NODE_IMAGE } from '../../lib/images';
 import { BatchTransformStack } from '../../lib/stack';
 import { type Cfn, cdkJsonContext } from './synth';
 
@@ -72,6 +73,7 @@ describe('the project stack', () => {
       file: i.source.dockerFile,
       dir: join(outdir, i.source.directory),
       platform: i.source.platform,
+      buildArgs: i.source.dockerBuildArgs,
     }));
     expect(images.map((i) => i.file).sort()).toEqual([
       'containers/models/iris/Dockerfile',
@@ -83,7 +85,14 @@ describe('the project stack', () => {
       expect(existsSync(join(image.dir, image.file)), image.file).toBe(true);
       expect(existsSync(join(image.dir, 'node_modules')), image.file).toBe(false);
       expect(existsSync(join(image.dir, 'cdk.out')), image.file).toBe(false);
+      // A maintained Node.js LTS pinned by digest, the same in the Dockerfile and the asset; no
+      // `# syntax=` line, which would make BuildKit pull a frontend image from a registry.
+      expect(image.buildArgs, image.file).toEqual({ NODE_IMAGE });
+      const dockerfile = readFileSync(join(image.dir, image.file), 'utf8');
+      expect(dockerfile, image.file).toContain(`ARG NODE_IMAGE=${NODE_IMAGE}\n`);
+      expect(dockerfile, image.file).not.toMatch(/^# *syntax=/m);
     }
+    expect(NODE_IMAGE).toMatch(/^node:(22|24)-[a-z]+-slim@sha256:[0-9a-f]{64}$/);
   });
 
   it('tells the deployer where to start jobs and find their data', () => {

@@ -23,9 +23,15 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     // Only the init container extracts archives: the transform never loads tar.
     const { fetchModelData } = await import('../../../src/model/model-data');
-    const { files } = await fetchModelData(storage, url, dir);
-    process.stderr.write(`extracted ${files} entries from ${url} into ${dir}\n`);
-    return 0;
+    try {
+      const { files } = await fetchModelData(storage, url, dir);
+      process.stderr.write(`extracted ${files} entries from ${url} into ${dir}\n`);
+      return 0;
+    } catch (e) {
+      // The cause as it is (EACCES, NoSuchKey, not a .tar.gz), which ECS shows as the task's reason.
+      process.stderr.write(`fetch-model failed: ${(e as Error).message}\n`);
+      return 1;
+    }
   }
   if (command !== 'run') {
     process.stderr.write(`unknown command "${command}"; expected run or fetch-model\n`);
