@@ -103,9 +103,14 @@ export function createOutputProcessor(opts: DataPlaneOptions): OutputProcessor {
     throw new Error('JoinSource Input applies to text/csv, application/json or application/jsonlines input');
   }
 
+  // SingleRecord (and SplitType None, one record per object) sends a bare record: the whole response
+  // is its output. MultiRecord responses are split by the same rule whatever the batch holds, so a
+  // record alone in its mini-batch (the last of an object, or isolated by halving) gets the same
+  // output as when it shares one: a one-element JSON array gives its element, one line gives itself.
+  const wholeResponse = opts.batchStrategy === 'SingleRecord' || opts.splitType === 'None';
   const splitOutputs = (batch: MiniBatch, response: Buffer): Buffer[] => {
     const n = batch.count;
-    if (n === 1 && !repeat) return [trimLineEnd(response)];
+    if (wholeResponse && !repeat) return [trimLineEnd(response)];
     if (outKind === 'json' && !repeat) {
       const elements = arrayElements(response, n);
       if (elements) return elements;
@@ -211,6 +216,7 @@ const OUTPUT_NAME_BYTES = Buffer.from(OUTPUT_NAME);
  */
 class JsonJoiner {
   private readonly tape = new JsonTape();
+  private readonly outputTape = new JsonTape();
   private readonly parts: Buffer[] = [];
 
   constructor(private readonly outputIsJson: boolean) {}
@@ -218,19 +224,20 @@ class JsonJoiner {
   join(input: Buffer, output: Buffer, offset: number): Buffer {
     const fail = (what: string) =>
       new DataError(`JoinSource Input: ${what} (record at byte offset ${offset})`, offset);
+    // The input first: a broken input record is named as such even when the output is broken too.
     const tape = this.tape;
+    const invalidInput = (why: string) => fail(`the input record ${why}`);
+    checkUtf8(input, invalidInput);
+    scanOrFail(tape, input, invalidInput);
     let value: Buffer;
     if (this.outputIsJson) {
       const invalid = (why: string) => fail(`the model output for the record ${why}: ${preview(output)}`);
       checkUtf8(output, invalid);
-      scanOrFail(tape, output, invalid);
-      value = tape.bytes(0);
+      scanOrFail(this.outputTape, output, invalid);
+      value = this.outputTape.bytes(0);
     } else {
       value = Buffer.from(JSON.stringify(output.toString('utf8')));
     }
-    const invalidInput = (why: string) => fail(`the input record ${why}`);
-    checkUtf8(input, invalidInput);
-    scanOrFail(tape, input, invalidInput);
     const start = tape.start(0);
     const end = tape.end(0);
     const parts = this.parts;

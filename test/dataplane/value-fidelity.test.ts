@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { compileFilter } from '../../src/dataplane/filter';
+import type { MiniBatch } from '../../src/dataplane/batch';
 import { readMiniBatches } from '../../src/dataplane/input';
 import type { DataPlaneOptions } from '../../src/dataplane/options';
 import { createOutputProcessor } from '../../src/dataplane/output';
@@ -321,6 +322,53 @@ describe('CSV filters and joins keep field text', () => {
         },
       ),
       { numRuns: 150 },
+    );
+  });
+});
+
+describe("a join's output line does not depend on batching", () => {
+  /** Halves `batch` down to single records, the way the sidecar isolates records on 413 or a timeout. */
+  const singles = (batch: MiniBatch): MiniBatch[] =>
+    batch.count === 1 ? [batch] : batch.split().flatMap((b) => singles(b));
+
+  it.each([
+    ['application/json', 'a JSON array per mini-batch', (outs: string[]) => ` [ ${outs.join(' , ')} ] `],
+    ['application/jsonlines', 'one line per record', (outs: string[]) => `${outs.join('\n')}\n`],
+    ['text/csv', 'one CSV line per record', (outs: string[]) => outs.join('\n')],
+  ])('%s (%s): every record alone in its mini-batch gives the same bytes', async (accept, _how, answer) => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(withF, { minLength: 1, maxLength: 6 }),
+        fc.array(accept === 'text/csv' ? csvField.filter((f) => f !== '') : valueText, {
+          minLength: 1,
+          maxLength: 3,
+        }),
+        async (records, outputs) => {
+          const o: DataPlaneOptions = {
+            ...CSV_LINE,
+            contentType: 'application/jsonlines',
+            accept,
+            joinSource: 'Input',
+          };
+          const processor = createOutputProcessor(o);
+          const input = Buffer.from(`${records.map((r) => r.text).join('\n')}\n`);
+          const [batch] = buffered(await collect(readMiniBatches(chunked(input, 7), o)));
+          const outputOf = (b: MiniBatch, first: number) =>
+            processor.process(
+              b,
+              Buffer.from(
+                answer(Array.from({ length: b.count }, (_, i) => outputs[(first + i) % outputs.length]!)),
+              ),
+            );
+          const together = outputOf(batch!, 0).toString();
+          const apart = singles(batch!)
+            .map((b, i) => outputOf(b, i).toString())
+            .join('');
+          expect(apart).toBe(together);
+          expect(together.split('\n')).toHaveLength(records.length + 1);
+        },
+      ),
+      { numRuns: 100 },
     );
   });
 });
