@@ -44,8 +44,8 @@ export function createOutputProcessor(opts: DataPlaneOptions): OutputProcessor {
   const hasFilter = opts.outputFilter !== undefined && opts.outputFilter !== '' && opts.outputFilter !== '$';
   const csvAwareLines = outKind === 'csv' && opts.csvQuotedNewlines === true;
 
-  const assemble = (bytes: Buffer): Buffer =>
-    line && (bytes.length === 0 || bytes[bytes.length - 1] !== 10) ? Buffer.concat([bytes, NEWLINE]) : bytes;
+  const assemble = (batch: MiniBatch, bytes: Buffer): Buffer =>
+    line && needsLineEnd(batch, [bytes]) ? Buffer.concat([bytes, NEWLINE]) : bytes;
 
   const processStream = async function* (response: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
     let last = -1;
@@ -59,14 +59,12 @@ export function createOutputProcessor(opts: DataPlaneOptions): OutputProcessor {
   // Nothing needs records: the response is the output, unparsed.
   if (!join && !hasFilter) {
     const process = (batch: MiniBatch, response: Buffer) =>
-      assemble(repeat ? dropHeaderOutput(batch, response, csvAwareLines) : response);
+      assemble(batch, repeat ? dropHeaderOutput(batch, response, csvAwareLines) : response);
     return {
       process,
       processChunks: (batch, response) => {
         if (repeat) return [process(batch, joinParts(response))];
-        let last = -1;
-        for (const chunk of response) if (chunk.length > 0) last = chunk[chunk.length - 1]!;
-        return line && last !== 10 ? [...response, NEWLINE] : [...response];
+        return line && needsLineEnd(batch, response) ? [...response, NEWLINE] : [...response];
       },
       processStream,
     };
@@ -117,6 +115,8 @@ export function createOutputProcessor(opts: DataPlaneOptions): OutputProcessor {
     }
     const lines = responseLines(response, csvAwareLines);
     if (repeat && lines.length === n + 1) lines.shift();
+    // An empty last record: a response whose final `\n` ends the line before it answered it with ''.
+    if (lines.length === n - 1 && batch.endsWithEmptyRecord && endsLine(response)) lines.push(EMPTY);
     if (lines.length !== n) throw countMismatch(batch, lines.length, outKind === 'json' && !repeat, repeat);
     return lines;
   };
@@ -135,6 +135,30 @@ export function createOutputProcessor(opts: DataPlaneOptions): OutputProcessor {
     processChunks: (batch, response) => perRecordPieces(batch, joinParts(response)),
     processStream,
   };
+}
+
+const EMPTY = Buffer.alloc(0);
+
+const endsLine = (b: Buffer) => b.length === 0 || b[b.length - 1] === 10;
+
+/**
+ * AssembleWith Line: whether a mini-batch's response (in chunks) needs a `\n` to end its output.
+ * One is added unless the response ends with `\n`. A batch whose last record is empty is the one
+ * case where that `\n` may not be a line end: an echo of `a\nb\n` (records `a`, `b` and an empty
+ * one) answers the empty record with the empty text after it. There the response ends its output
+ * only if it has a `\n` per record; otherwise one is added. So an empty line is never lost, and the
+ * output is the same wherever mini-batch and shard boundaries fall (issue 16 §7). Counting runs only
+ * for such batches: the common case is one byte compare.
+ */
+function needsLineEnd(batch: MiniBatch, response: readonly Buffer[]): boolean {
+  let last = -1;
+  for (const chunk of response) if (chunk.length > 0) last = chunk[chunk.length - 1]!;
+  if (last !== 10) return true;
+  if (!batch.endsWithEmptyRecord) return false;
+  let newlines = 0;
+  for (const chunk of response)
+    for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) newlines++;
+  return newlines < batch.count;
 }
 
 /**
