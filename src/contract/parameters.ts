@@ -83,8 +83,25 @@ export function parameterProblems(p: ParameterChoices): ParameterProblem[] {
 }
 
 /**
+ * A model's `/execution-parameters` asked for values SageMaker's ranges do not allow. A failure of
+ * the job's setup, not a bug: its stack is its message, so a worker reports it without frames.
+ */
+export class ModelParametersError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ModelParametersError';
+    this.stack = message;
+  }
+}
+
+/**
  * The parameters in force: the request, then the model, then the defaults. SplitType None sends each
  * object as one record, which SageMaker treats as SingleRecord whatever was asked.
+ *
+ * Values taken from the model are range-checked like the request's (MaxPayloadInMB ≤ 100 and
+ * MaxConcurrentTransforms × MaxPayloadInMB ≤ 100, SageMaker's API reference for CreateTransformJob):
+ * out of range, this throws ModelParametersError naming the value and how to override it. Values the
+ * request overrides are not used, so not checked.
  */
 export function negotiateParameters(
   request: ParameterChoices,
@@ -92,7 +109,7 @@ export function negotiateParameters(
   splitType: SplitType,
 ): EffectiveParameters {
   const strategy = request.BatchStrategy ?? model?.BatchStrategy ?? PARAMETER_DEFAULTS.BatchStrategy;
-  return {
+  const effective: EffectiveParameters = {
     MaxConcurrentTransforms:
       request.MaxConcurrentTransforms ??
       model?.MaxConcurrentTransforms ??
@@ -100,4 +117,27 @@ export function negotiateParameters(
     BatchStrategy: splitType === 'None' ? 'SingleRecord' : strategy,
     MaxPayloadInMB: request.MaxPayloadInMB ?? model?.MaxPayloadInMB ?? PARAMETER_DEFAULTS.MaxPayloadInMB,
   };
+  const fromModel = {
+    MaxConcurrentTransforms:
+      request.MaxConcurrentTransforms === undefined && model?.MaxConcurrentTransforms !== undefined,
+    MaxPayloadInMB: request.MaxPayloadInMB === undefined && model?.MaxPayloadInMB !== undefined,
+  };
+  const override = 'set it in the request (which takes precedence) or fix the model';
+  if (fromModel.MaxPayloadInMB && effective.MaxPayloadInMB > MAX_PAYLOAD_IN_MB) {
+    throw new ModelParametersError(
+      `the model's GET /execution-parameters asks for MaxPayloadInMB ${effective.MaxPayloadInMB}; at most ${MAX_PAYLOAD_IN_MB} is allowed: ${override}`,
+    );
+  }
+  if (fromModel.MaxConcurrentTransforms || fromModel.MaxPayloadInMB) {
+    const [problem] = parameterProblems(effective);
+    if (problem) {
+      const which = (['MaxConcurrentTransforms', 'MaxPayloadInMB'] as const)
+        .filter((f) => fromModel[f])
+        .join(' and ');
+      throw new ModelParametersError(
+        `the model's GET /execution-parameters gives ${which} where ${problem.message}: ${override}`,
+      );
+    }
+  }
+  return effective;
 }

@@ -2,6 +2,7 @@ import { appendLine, appendPart, joinParts, NEWLINE, sliceParts } from './chunks
 import { DataError, oversizeRecordError } from './errors';
 import { lineScanner } from './line';
 import type { DataRecord } from './record';
+import { nextGridPoint } from './shard';
 
 /** How the records sit in a MiniBatch body (absent for a single bare record). */
 export interface BatchLayout {
@@ -52,6 +53,18 @@ export class MiniBatch {
   get body(): Buffer {
     this.joined ??= joinParts(this.parts, this.byteLength);
     return this.joined;
+  }
+
+  /**
+   * Whether the last record is empty (an empty Line record). In a `\n`-joined body it shows only as a
+   * final `\n` (or as an empty body), so a response's final `\n` may be the model's answer to it rather
+   * than a line end: the output processor counts lines for such batches (see output.ts).
+   */
+  get endsWithEmptyRecord(): boolean {
+    if (this.byteLength === this.prefixLength) return true;
+    const last = this.parts[this.parts.length - 1];
+    if (last === undefined || last[last.length - 1] !== 10) return false;
+    return this.recordStart(this.count - 1) === this.byteLength;
   }
 
   /** Absolute byte offset of record `i` (framing included). */
@@ -161,6 +174,8 @@ export interface PackOptions {
   readonly lineJoined: boolean;
   /** CSV header line to send first in every body (CsvHeader Repeat). */
   readonly header?: Buffer;
+  /** MultiRecord: close the open mini-batch at a record that starts at or after a multiple of this (see shardGridBytes). */
+  readonly gridBytes?: number;
 }
 
 /**
@@ -201,8 +216,12 @@ class RecordPacker {
   private starts: number[] = [];
   private offsets: number[] = [];
   private inputs: Buffer[] | undefined;
+  private readonly grid: number | undefined;
+  /** The open mini-batch ends before a record starting here (the next grid point). */
+  private gridLimit = Number.POSITIVE_INFINITY;
 
   constructor(opts: PackOptions) {
+    this.grid = opts.gridBytes;
     this.header = opts.header;
     this.prefix = opts.header ? opts.header.length + 1 : 0;
     this.size = this.prefix;
@@ -226,8 +245,10 @@ class RecordPacker {
     }
     for (const r of records) {
       const bytes = r.framed;
-      if (this.offsets.length > 0 && this.size + sep + bytes.length > max) out.push(this.finish()!);
+      if (this.offsets.length > 0 && (this.size + sep + bytes.length > max || r.offset >= this.gridLimit))
+        out.push(this.finish()!);
       if (this.offsets.length === 0) {
+        this.gridLimit = nextGridPoint(r.offset, this.grid);
         if (prefix + bytes.length > max) throw tooLarge(r.offset, bytes.length, prefix, max);
       } else {
         this.size += sep;

@@ -2,12 +2,14 @@ import { isUtf8 } from 'node:buffer';
 import type { ContentKind } from '../job/content-types';
 import { csvFieldBounds, pickCsvFields, withoutCR } from './csv';
 import { DataError } from './errors';
-import { type ParsedPath, parseJsonPath, selectIndexes, selectJson } from '../jsonpath/jsonpath';
+import { JsonTextError } from '../jsonpath/json-text';
+import { JsonTextSelector, parseJsonPath, selectIndexes } from '../jsonpath/jsonpath';
 
 /**
  * A compiled InputFilter or OutputFilter for one content kind: record bytes in, selected bytes out.
- * CSV rows select fields by position and keep their exact text; JSON values are parsed, selected and
- * serialized compactly. `undefined` for `$` (the identity), so callers can skip the work entirely.
+ * CSV rows select fields by position and JSON values by their spans in the record: either way what is
+ * kept is the record's own text, byte for byte (see src/jsonpath/json-text.ts for why that matters).
+ * `undefined` for `$` (the identity), so callers can skip the work entirely.
  */
 export type RecordFilter = (record: Buffer, offset: number) => Buffer;
 
@@ -38,25 +40,42 @@ export function compileFilter(
       return pickCsvFields(row, bounds, fields);
     };
   }
-  return (record, offset) => {
-    const value = parseJson(record, (why) => fail(offset, `it ${why}`));
-    return Buffer.from(JSON.stringify(selectOrFail(parsed, value, (m) => fail(offset, m))) ?? 'null');
-  };
+  const selector = new JsonTextSelector(parsed);
+  return (record, offset) =>
+    selectText(
+      selector,
+      record,
+      (why) => fail(offset, `it ${why}`),
+      (m) => fail(offset, m),
+    );
 }
 
 /**
- * Parses one JSON record. JSON text is UTF-8 (RFC 8259 §8.1): bytes that are not would be decoded to
- * U+FFFD and the record sent on silently changed, so they are an error, like a syntax error.
- * `onError` gets the reason, worded to follow a subject: "is not valid UTF-8 (…)", "is not valid JSON (…)".
+ * Applies a JSON selector to one record's text. `onInvalid` words text that is not JSON (a reason that
+ * follows a subject, as for `parseJson`), `onMismatch` a path that does not apply.
  */
-export function parseJson(bytes: Buffer, onError: (why: string) => Error): unknown {
+export function selectText(
+  selector: JsonTextSelector,
+  text: Buffer,
+  onInvalid: (why: string) => Error,
+  onMismatch: (message: string) => Error,
+): Buffer {
+  checkUtf8(text, onInvalid);
+  try {
+    return selector.select(text);
+  } catch (e) {
+    if (e instanceof JsonTextError) throw onInvalid(`is not valid JSON (${e.message})`);
+    throw onMismatch((e as Error).message);
+  }
+}
+
+/**
+ * JSON text is UTF-8 (RFC 8259 §8.1): bytes that are not would be decoded to U+FFFD and the record sent
+ * on silently changed, so they are an error, like a syntax error.
+ */
+export function checkUtf8(bytes: Buffer, onError: (why: string) => Error): void {
   if (!isUtf8(bytes)) {
     throw onError(`is not valid UTF-8 (the first bad byte is byte ${firstInvalidUtf8(bytes)} of the record)`);
-  }
-  try {
-    return JSON.parse(bytes.toString('utf8'));
-  } catch (e) {
-    throw onError(`is not valid JSON (${(e as Error).message})`);
   }
 }
 
@@ -91,12 +110,4 @@ export function firstInvalidUtf8(b: Uint8Array): number {
     i += n + 1;
   }
   return b.length;
-}
-
-export function selectOrFail(path: ParsedPath, value: unknown, fail: (message: string) => Error): unknown {
-  try {
-    return selectJson(path, value);
-  } catch (e) {
-    throw fail((e as Error).message);
-  }
 }

@@ -25,7 +25,7 @@ export {
   readMiniBatchGroups,
   type ShardRead,
 } from './input';
-export { type ParsedPath, parseJsonPath, selectJson } from '../jsonpath/jsonpath';
+export { JsonTextSelector, type ParsedPath, parseJsonPath } from '../jsonpath/jsonpath';
 export {
   type DataPlaneOptions,
   dataPlaneOptions,

@@ -94,6 +94,7 @@ export async function* readMiniBatchGroups(
       window: shard?.window,
       csvHeader,
       header: shard?.header,
+      gridBytes: opts.batchGridBytes,
     });
     for await (const chunk of data) {
       const out = batcher.feed(chunk);
@@ -142,6 +143,7 @@ export async function* readMiniBatchGroups(
     maxBytes,
     lineJoined: opts.splitType === 'Line',
     header: csvHeader === 'Repeat' ? header : undefined,
+    gridBytes: opts.batchGridBytes,
   });
 }
 

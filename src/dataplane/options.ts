@@ -1,5 +1,6 @@
 import type { EffectiveParameters } from '../contract/parameters';
 import { contentKind } from '../job/content-types';
+import { shardGridBytes } from './shard';
 import type {
   AssembleWith,
   BatchStrategy,
@@ -28,6 +29,8 @@ export interface DataPlaneOptions {
   readonly assembleWith: AssembleWith;
   readonly csvQuotedNewlines?: boolean;
   readonly csvHeader?: CsvHeaderMode;
+  /** MultiRecord mini-batches close at multiples of this many bytes, where shards may be cut (`shardGridBytes`). */
+  readonly batchGridBytes?: number;
 }
 
 /**
@@ -52,6 +55,13 @@ export function dataPlaneOptions(
     assembleWith: job.TransformOutput.AssembleWith,
     csvQuotedNewlines: job.Extensions.CsvQuotedNewlines,
     csvHeader: job.Extensions.CsvHeader,
+    batchGridBytes: shardGridBytes({
+      splitType: input.SplitType,
+      compressionType: input.CompressionType,
+      csvQuotedNewlines: job.Extensions.CsvQuotedNewlines,
+      csvHeader: job.Extensions.CsvHeader,
+      shardMinSizeInMB: job.Extensions.ShardMinSizeInMB,
+    }),
   };
 }
 

@@ -3,8 +3,9 @@ import type { MiniBatch } from './batch';
 import { joinParts, NEWLINE } from './chunks';
 import { withoutCR } from './csv';
 import { DataError } from './errors';
-import { compileFilter, parseJson, selectOrFail } from './filter';
-import { parseJsonPath } from '../jsonpath/jsonpath';
+import { checkUtf8, compileFilter, selectText } from './filter';
+import { JsonKind, JsonTape, JsonTextError } from '../jsonpath/json-text';
+import { JsonTextSelector, parseJsonPath } from '../jsonpath/jsonpath';
 import { lineScanner } from './line';
 import { assertSupported, type DataPlaneOptions } from './options';
 
@@ -43,8 +44,8 @@ export function createOutputProcessor(opts: DataPlaneOptions): OutputProcessor {
   const hasFilter = opts.outputFilter !== undefined && opts.outputFilter !== '' && opts.outputFilter !== '$';
   const csvAwareLines = outKind === 'csv' && opts.csvQuotedNewlines === true;
 
-  const assemble = (bytes: Buffer): Buffer =>
-    line && (bytes.length === 0 || bytes[bytes.length - 1] !== 10) ? Buffer.concat([bytes, NEWLINE]) : bytes;
+  const assemble = (batch: MiniBatch, bytes: Buffer): Buffer =>
+    line && needsLineEnd(batch, [bytes]) ? Buffer.concat([bytes, NEWLINE]) : bytes;
 
   const processStream = async function* (response: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
     let last = -1;
@@ -58,14 +59,12 @@ export function createOutputProcessor(opts: DataPlaneOptions): OutputProcessor {
   // Nothing needs records: the response is the output, unparsed.
   if (!join && !hasFilter) {
     const process = (batch: MiniBatch, response: Buffer) =>
-      assemble(repeat ? dropHeaderOutput(batch, response, csvAwareLines) : response);
+      assemble(batch, repeat ? dropHeaderOutput(batch, response, csvAwareLines) : response);
     return {
       process,
       processChunks: (batch, response) => {
         if (repeat) return [process(batch, joinParts(response))];
-        let last = -1;
-        for (const chunk of response) if (chunk.length > 0) last = chunk[chunk.length - 1]!;
-        return line && last !== 10 ? [...response, NEWLINE] : [...response];
+        return line && needsLineEnd(batch, response) ? [...response, NEWLINE] : [...response];
       },
       processStream,
     };
@@ -83,47 +82,41 @@ export function createOutputProcessor(opts: DataPlaneOptions): OutputProcessor {
       return filter ? filter(joined, batch.recordOffset(i)) : joined;
     };
   } else if (inKind === 'json' || inKind === 'jsonlines') {
-    const path = hasFilter ? parseJsonPath(opts.outputFilter!, { csv: false }) : undefined;
-    const outputIsJson = outKind === 'json' || outKind === 'jsonlines';
+    const selector = hasFilter
+      ? new JsonTextSelector(parseJsonPath(opts.outputFilter!, { csv: false }))
+      : undefined;
+    const joiner = new JsonJoiner(outKind === 'json' || outKind === 'jsonlines');
     perRecord = (batch, i, output) => {
       const offset = batch.recordOffset(i);
-      const fail = (what: string) =>
-        new DataError(`JoinSource Input: ${what} (record at byte offset ${offset})`, offset);
-      const input = parseJson(batch.input(i), (why) => fail(`the input record ${why}`));
-      const result = outputIsJson
-        ? parseJson(output, (why) => fail(`the model output for the record ${why}: ${preview(output)}`))
-        : output.toString('utf8');
-      const joined =
-        typeof input === 'object' && input !== null && !Array.isArray(input)
-          ? { ...input, SageMakerOutput: result }
-          : { SageMakerInput: input, SageMakerOutput: result };
-      const selected = path
-        ? selectOrFail(
-            path,
-            joined,
-            (m) =>
-              new DataError(
-                `OutputFilter ${opts.outputFilter} cannot apply to the joined record at byte offset ${offset}: ${m}`,
-                offset,
-              ),
-          )
-        : joined;
-      return Buffer.from(JSON.stringify(selected));
+      const joined = joiner.join(batch.input(i), output, offset);
+      if (!selector) return joined;
+      const fail = (m: string) =>
+        new DataError(
+          `OutputFilter ${opts.outputFilter} cannot apply to the joined record at byte offset ${offset}: ${m}`,
+          offset,
+        );
+      return selectText(selector, joined, (why) => fail(`it ${why}`), fail);
     };
   } else {
     throw new Error('JoinSource Input applies to text/csv, application/json or application/jsonlines input');
   }
 
+  // SingleRecord (and SplitType None, one record per object) sends a bare record: the whole response
+  // is its output. MultiRecord responses are split by the same rule whatever the batch holds, so a
+  // record alone in its mini-batch (the last of an object, or isolated by halving) gets the same
+  // output as when it shares one: a one-element JSON array gives its element, one line gives itself.
+  const wholeResponse = opts.batchStrategy === 'SingleRecord' || opts.splitType === 'None';
   const splitOutputs = (batch: MiniBatch, response: Buffer): Buffer[] => {
     const n = batch.count;
-    if (n === 1 && !repeat) return [trimLineEnd(response)];
+    if (wholeResponse && !repeat) return [trimLineEnd(response)];
     if (outKind === 'json' && !repeat) {
-      const parsed = tryParseJson(response);
-      if (Array.isArray(parsed) && parsed.length === n)
-        return parsed.map((v) => Buffer.from(JSON.stringify(v)));
+      const elements = arrayElements(response, n);
+      if (elements) return elements;
     }
     const lines = responseLines(response, csvAwareLines);
     if (repeat && lines.length === n + 1) lines.shift();
+    // An empty last record: a response whose final `\n` ends the line before it answered it with ''.
+    if (lines.length === n - 1 && batch.endsWithEmptyRecord && endsLine(response)) lines.push(EMPTY);
     if (lines.length !== n) throw countMismatch(batch, lines.length, outKind === 'json' && !repeat, repeat);
     return lines;
   };
@@ -142,6 +135,30 @@ export function createOutputProcessor(opts: DataPlaneOptions): OutputProcessor {
     processChunks: (batch, response) => perRecordPieces(batch, joinParts(response)),
     processStream,
   };
+}
+
+const EMPTY = Buffer.alloc(0);
+
+const endsLine = (b: Buffer) => b.length === 0 || b[b.length - 1] === 10;
+
+/**
+ * AssembleWith Line: whether a mini-batch's response (in chunks) needs a `\n` to end its output.
+ * One is added unless the response ends with `\n`. A batch whose last record is empty is the one
+ * case where that `\n` may not be a line end: an echo of `a\nb\n` (records `a`, `b` and an empty
+ * one) answers the empty record with the empty text after it. There the response ends its output
+ * only if it has a `\n` per record; otherwise one is added. So an empty line is never lost, and the
+ * output is the same wherever mini-batch and shard boundaries fall (issue 16 §7). Counting runs only
+ * for such batches: the common case is one byte compare.
+ */
+function needsLineEnd(batch: MiniBatch, response: readonly Buffer[]): boolean {
+  let last = -1;
+  for (const chunk of response) if (chunk.length > 0) last = chunk[chunk.length - 1]!;
+  if (last !== 10) return true;
+  if (!batch.endsWithEmptyRecord) return false;
+  let newlines = 0;
+  for (const chunk of response)
+    for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) newlines++;
+  return newlines < batch.count;
 }
 
 /**
@@ -185,11 +202,104 @@ function trimLineEnd(b: Buffer): Buffer {
   return b.length > 0 && b[b.length - 1] === 10 ? withoutCR(b.subarray(0, b.length - 1)) : b;
 }
 
-function tryParseJson(b: Buffer): unknown {
+/**
+ * The elements of a response that is a JSON array of exactly n elements, each as the model wrote it
+ * (a view of the response); undefined for any other response.
+ */
+function arrayElements(response: Buffer, n: number): Buffer[] | undefined {
+  const tape = arrayTape;
   try {
-    return JSON.parse(b.toString('utf8'));
-  } catch {
-    return undefined;
+    tape.scan(response);
+  } catch (e) {
+    if (e instanceof JsonTextError) return undefined;
+    throw e;
+  }
+  if (tape.kind(0) !== JsonKind.Array || tape.count(0) !== n) return undefined;
+  const out: Buffer[] = [];
+  for (let i = 0, v = 1; i < n; i++, v = tape.next(v)) out.push(tape.bytes(v));
+  return out;
+}
+
+const arrayTape = new JsonTape();
+
+const OUTPUT_MEMBER = Buffer.from('"SageMakerOutput":');
+const NEXT_OUTPUT_MEMBER = Buffer.from(',"SageMakerOutput":');
+const INPUT_MEMBER = Buffer.from('{"SageMakerInput":');
+const CLOSE_OBJECT = Buffer.from('}');
+const OUTPUT_NAME = 'SageMakerOutput';
+const OUTPUT_NAME_BYTES = Buffer.from(OUTPUT_NAME);
+
+/**
+ * JoinSource Input for JSON records, on their text: the input record's bytes are copied as written
+ * and the model's output is inserted as a `SageMakerOutput` member (SageMaker's developer guide,
+ * https://docs.aws.amazon.com/sagemaker/latest/dg/batch-transform-data-processing.html). An input that
+ * is not an object becomes `{"SageMakerInput":<input>,"SageMakerOutput":<output>}`. An input that
+ * already has a `SageMakerOutput` member (the guide reserves the name: "the data in the input file
+ * might be overwritten") gets its value replaced in place. A JSON output is copied as the model wrote
+ * it; any other output becomes a JSON string.
+ */
+class JsonJoiner {
+  private readonly tape = new JsonTape();
+  private readonly outputTape = new JsonTape();
+  private readonly parts: Buffer[] = [];
+
+  constructor(private readonly outputIsJson: boolean) {}
+
+  join(input: Buffer, output: Buffer, offset: number): Buffer {
+    const fail = (what: string) =>
+      new DataError(`JoinSource Input: ${what} (record at byte offset ${offset})`, offset);
+    // The input first: a broken input record is named as such even when the output is broken too.
+    const tape = this.tape;
+    const invalidInput = (why: string) => fail(`the input record ${why}`);
+    checkUtf8(input, invalidInput);
+    scanOrFail(tape, input, invalidInput);
+    let value: Buffer;
+    if (this.outputIsJson) {
+      const invalid = (why: string) => fail(`the model output for the record ${why}: ${preview(output)}`);
+      checkUtf8(output, invalid);
+      scanOrFail(this.outputTape, output, invalid);
+      value = this.outputTape.bytes(0);
+    } else {
+      value = Buffer.from(JSON.stringify(output.toString('utf8')));
+    }
+    const start = tape.start(0);
+    const end = tape.end(0);
+    const parts = this.parts;
+    parts.length = 0;
+    if (tape.kind(0) !== JsonKind.Object) {
+      parts.push(INPUT_MEMBER, input.subarray(start, end), NEXT_OUTPUT_MEMBER, value, CLOSE_OBJECT);
+    } else if (tape.count(0) === 0) {
+      parts.push(input.subarray(start, start + 1), OUTPUT_MEMBER, value, input.subarray(start + 1, end));
+    } else {
+      let copied = start;
+      let replaced = false;
+      let lastValueEnd = start;
+      for (let i = 0, key = 1; i < tape.count(0); i++, key = tape.next(key + 1)) {
+        if (tape.keyIs(key, OUTPUT_NAME, OUTPUT_NAME_BYTES)) {
+          parts.push(input.subarray(copied, tape.start(key + 1)), value);
+          copied = tape.end(key + 1);
+          replaced = true;
+        }
+        lastValueEnd = tape.end(key + 1);
+      }
+      if (!replaced) {
+        parts.push(input.subarray(start, lastValueEnd), NEXT_OUTPUT_MEMBER, value);
+        copied = lastValueEnd;
+      }
+      parts.push(input.subarray(copied, end));
+    }
+    const joined = Buffer.concat(parts);
+    parts.length = 0;
+    return joined;
+  }
+}
+
+function scanOrFail(tape: JsonTape, text: Buffer, invalid: (why: string) => Error): void {
+  try {
+    tape.scan(text);
+  } catch (e) {
+    if (e instanceof JsonTextError) throw invalid(`is not valid JSON (${e.message})`);
+    throw e;
   }
 }
 

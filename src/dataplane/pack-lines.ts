@@ -3,7 +3,7 @@ import { MiniBatch, tooLarge } from './batch';
 import { NEWLINE, sliceParts } from './chunks';
 import { type LineScanner, lineScanner } from './line';
 import type { ShardWindow } from './record';
-import { shardReadStart } from './shard';
+import { nextGridPoint, shardReadStart } from './shard';
 
 export interface LinePackOptions {
   readonly batchStrategy: BatchStrategy;
@@ -15,6 +15,8 @@ export interface LinePackOptions {
   readonly csvHeader?: CsvHeaderMode;
   /** The header line for CsvHeader Repeat when the read does not start at offset 0 (a later shard). */
   readonly header?: Buffer;
+  /** MultiRecord: close the open mini-batch at a line that starts at or after a multiple of this (see shardGridBytes). */
+  readonly gridBytes?: number;
 }
 
 /**
@@ -51,9 +53,11 @@ export class LineBatcher {
   private batchStart = -1;
   private batchEnd = 0;
   private n = 0;
+  private readonly grid: number | undefined;
 
   constructor(opts: LinePackOptions) {
     this.scan = lineScanner(opts.csvQuotedNewlines);
+    this.grid = opts.gridBytes;
     this.plain = !opts.csvQuotedNewlines;
     this.max = opts.maxBytes;
     this.single = opts.batchStrategy === 'SingleRecord';
@@ -144,7 +148,10 @@ export class LineBatcher {
         out.push(this.singleBatch(this.bytes(this.recStart, end), this.recStart));
       } else {
         let { batchStart, n } = this;
-        if (batchStart >= 0 && this.prefix + end - batchStart > this.max) {
+        if (
+          batchStart >= 0 &&
+          (this.prefix + end - batchStart > this.max || this.recStart >= nextGridPoint(batchStart, this.grid))
+        ) {
           out.push(this.cut(batchStart, this.batchEnd, n));
           batchStart = -1;
           n = 0;
@@ -162,22 +169,25 @@ export class LineBatcher {
   }
 
   private multi(chunk: Buffer, from: number, out: MiniBatch[]): void {
-    const { scan, plain, max, prefix, stop } = this;
+    const { scan, plain, max, prefix, stop, grid } = this;
     const pos = this.pos;
     let { recStart, batchStart, batchEnd, n } = this;
-    // The open batch holds lines ending at or before limitEnd (-1 when none is open).
+    // The open batch holds lines ending at or before limitEnd (-1 when none is open) and starting
+    // before gridLimit.
     let limitEnd = batchStart < 0 ? -1 : batchStart + max - prefix;
+    let gridLimit = batchStart < 0 ? -1 : nextGridPoint(batchStart, grid);
     let i = from;
     for (;;) {
       const j = plain ? chunk.indexOf(10, i) : scan.next(chunk, i);
       if (j < 0) break;
       const end = pos + j;
-      if (end > limitEnd) {
+      if (end > limitEnd || recStart >= gridLimit) {
         // Close the open batch and start one at this line. A line too large alone still starts a
         // batch; cut() rejects it (a throw in this loop would cost it a fifth of its speed).
         if (n > 0) out.push(this.cut(batchStart, batchEnd, n));
         batchStart = recStart;
         limitEnd = recStart + max - prefix;
+        gridLimit = nextGridPoint(recStart, grid);
         n = 0;
       }
       n++;

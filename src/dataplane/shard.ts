@@ -24,6 +24,31 @@ export function shardable(o: {
   return o.splitType === 'RecordIO';
 }
 
+/**
+ * Shard cuts and mini-batch boundaries on one grid, so that sharding never changes an output byte.
+ * The planner cuts an object only at multiples of `gridBytes`, and every MultiRecord packer, sharded
+ * or not, closes its open mini-batch at the first record that starts at or after the next multiple.
+ * A run on one instance therefore sends exactly the mini-batches a run on many sends (with
+ * AssembleWith None, a model's answer to `a\nb` is not its answers to `a` and `b` concatenated; a
+ * model that answers per mini-batch differs under Line too). The cost is one shorter mini-batch per
+ * grid step (ShardMinSizeInMB, 64 MiB by default).
+ */
+export function shardGridBytes(o: {
+  readonly splitType: SplitType;
+  readonly compressionType?: CompressionType;
+  readonly csvQuotedNewlines?: boolean;
+  readonly csvHeader?: string;
+  readonly shardMinSizeInMB: number;
+}): number | undefined {
+  if (o.shardMinSizeInMB <= 0 || (o.csvHeader !== undefined && o.csvHeader !== 'None')) return undefined;
+  return shardable(o) ? o.shardMinSizeInMB * 1_048_576 : undefined;
+}
+
+/** The first multiple of `grid` after `offset` (Infinity without a grid). */
+export function nextGridPoint(offset: number, grid: number | undefined): number {
+  return grid === undefined ? Number.POSITIVE_INFINITY : (Math.floor(offset / grid) + 1) * grid;
+}
+
 /** The absolute offset a shard must start reading the object at (it reads on to the end of the object). */
 export function shardReadStart(splitType: SplitType, window: ShardWindow): number {
   if (window.start <= 0) return 0;

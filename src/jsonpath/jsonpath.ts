@@ -19,6 +19,8 @@
  * yields a collection, and the segments after it apply to each member.
  */
 
+import { JsonKind, JsonTape, kindName } from './json-text';
+
 export type Selector =
   | { readonly kind: 'name'; readonly name: string }
   | { readonly kind: 'index'; readonly index: number }
@@ -209,81 +211,175 @@ class Parser {
   }
 }
 
-/** Positions of the elements a segment of indexes and slices selects from `length` elements, in order. */
-export function selectIndexes(segment: Segment, length: number, what = 'items'): number[] {
-  const out: number[] = [];
+/**
+ * Calls `each` with the position of every element a segment of indexes and slices selects from
+ * `length` elements, in order. Out-of-range indexes fail; slices clamp like Python's. One
+ * implementation for CSV fields and JSON array elements; it allocates nothing.
+ */
+export function forEachIndex(
+  segment: Segment,
+  length: number,
+  each: (i: number) => void,
+  what = 'items',
+): void {
   for (const sel of segment.selectors) {
     if (sel.kind === 'index') {
       const i = sel.index < 0 ? length + sel.index : sel.index;
       if (i < 0 || i >= length) throw new Error(`index ${sel.index} is out of range for ${length} ${what}`);
-      out.push(i);
+      each(i);
     } else if (sel.kind === 'slice') {
-      const bound = (x: number | undefined, dflt: number) =>
-        x === undefined ? dflt : x < 0 ? Math.max(0, length + x) : Math.min(x, length);
-      const end = bound(sel.end, length);
-      for (let i = bound(sel.start, 0); i < end; i += sel.step) out.push(i);
+      const end = bound(sel.end, length, length);
+      for (let i = bound(sel.start, 0, length); i < end; i += sel.step) each(i);
     } else {
       throw new Error(`${sel.kind} selectors do not select by position`);
     }
   }
+}
+
+const bound = (x: number | undefined, dflt: number, length: number) =>
+  x === undefined ? dflt : x < 0 ? Math.max(0, length + x) : Math.min(x, length);
+
+/** Positions of the elements a segment of indexes and slices selects from `length` elements, in order. */
+export function selectIndexes(segment: Segment, length: number, what = 'items'): number[] {
+  const out: number[] = [];
+  forEachIndex(segment, length, (i) => out.push(i), what);
   return out;
 }
 
-/** Applies a parsed path to a JSON value. Throws an Error saying which step did not apply. */
-export function selectJson(path: ParsedPath, value: unknown): unknown {
-  return apply(path.segments, 0, value);
-}
+const OPEN_ARRAY = Buffer.from('[');
+const CLOSE_ARRAY = Buffer.from(']');
+const OPEN_OBJECT = Buffer.from('{');
+const CLOSE_OBJECT = Buffer.from('}');
+const COMMA = Buffer.from(',');
+const COLON = Buffer.from(':');
 
-function apply(segments: readonly Segment[], k: number, v: unknown): unknown {
-  if (k === segments.length) return v;
-  const seg = segments[k]!;
-  const first = seg.selectors[0]!;
-  if (seg.single) {
-    if (first.kind === 'name') return apply(segments, k + 1, childByName(v, first.name));
-    if (!Array.isArray(v))
-      throw new Error(`[${(first as { index: number }).index}] needs an array, found ${kindOf(v)}`);
-    const [i] = selectIndexes(seg, v.length);
-    return apply(segments, k + 1, v[i!]);
-  }
-  if (first.kind === 'wildcard') {
-    if (Array.isArray(v)) return v.map((x) => apply(segments, k + 1, x));
-    if (isObject(v)) return mapObject(Object.keys(v), (key) => apply(segments, k + 1, v[key]));
-    throw new Error(`* needs an object or an array, found ${kindOf(v)}`);
-  }
-  if (first.kind === 'name') {
-    const names = seg.selectors.map((x) => (x as { name: string }).name);
-    return mapObject(names, (name) => apply(segments, k + 1, childByName(v, name)));
-  }
-  if (!Array.isArray(v)) throw new Error(`index and slice selections need an array, found ${kindOf(v)}`);
-  return selectIndexes(seg, v.length).map((i) => apply(segments, k + 1, v[i]));
-}
+/**
+ * Applies a parsed path to JSON text and returns the selection as JSON text made of the record's own
+ * bytes: a selected value is copied exactly as written (numbers, escapes, whitespace inside it), and
+ * a collection is written compactly around them, member names as written in the record. Throws
+ * JsonTextError for text that is not JSON, and Error saying which step did not apply.
+ *
+ * Reuses one tape and one list of pieces per selector; not re-entrant (filters run synchronously).
+ */
+export class JsonTextSelector {
+  private readonly tape = new JsonTape();
+  private readonly parts: Buffer[] = [];
+  private readonly names: Map<string, Buffer> = new Map();
 
-function childByName(v: unknown, name: string): unknown {
-  if (!isObject(v)) throw new Error(`'${name}' needs an object, found ${kindOf(v)}`);
-  if (!Object.hasOwn(v, name)) throw new Error(`no key '${name}' in the object`);
-  return v[name];
-}
+  constructor(readonly path: ParsedPath) {
+    for (const seg of path.segments)
+      for (const sel of seg.selectors)
+        if (sel.kind === 'name') this.names.set(sel.name, Buffer.from(sel.name, 'utf8'));
+  }
 
-/** An object with the given keys in order; defineProperty so a key named __proto__ stays a plain key. */
-function mapObject(keys: readonly string[], value: (key: string) => unknown): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const key of keys) {
-    Object.defineProperty(out, key, {
-      value: value(key),
-      enumerable: true,
-      writable: true,
-      configurable: true,
+  /** The selection of `text` (a view of `text` when it is one value, else a new Buffer). */
+  select(text: Buffer): Buffer {
+    const tape = this.tape;
+    tape.scan(text);
+    this.cursorArray = -1;
+    const parts = this.parts;
+    parts.length = 0;
+    try {
+      this.apply(0, 0);
+      return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    } finally {
+      parts.length = 0;
+    }
+  }
+
+  private apply(k: number, e: number): void {
+    const { tape, parts } = this;
+    const segments = this.path.segments;
+    if (k === segments.length) {
+      parts.push(tape.bytes(e));
+      return;
+    }
+    const seg = segments[k]!;
+    const first = seg.selectors[0]!;
+    const kind = tape.kind(e);
+    if (seg.single) {
+      if (first.kind === 'name') {
+        this.apply(k + 1, this.child(e, first.name) + 1);
+        return;
+      }
+      if (kind !== JsonKind.Array)
+        throw new Error(`[${(first as { index: number }).index}] needs an array, found ${kindName(kind)}`);
+      forEachIndex(seg, tape.count(e), (i) => this.apply(k + 1, this.element(e, i)));
+      return;
+    }
+    if (first.kind === 'wildcard') {
+      if (kind === JsonKind.Array) {
+        parts.push(OPEN_ARRAY);
+        for (let i = 0, v = e + 1; i < tape.count(e); i++, v = tape.next(v)) {
+          if (i > 0) parts.push(COMMA);
+          this.apply(k + 1, v);
+        }
+        parts.push(CLOSE_ARRAY);
+      } else if (kind === JsonKind.Object) {
+        parts.push(OPEN_OBJECT);
+        for (let i = 0, key = e + 1; i < tape.count(e); i++, key = tape.next(key + 1)) {
+          if (i > 0) parts.push(COMMA);
+          parts.push(tape.bytes(key), COLON);
+          this.apply(k + 1, key + 1);
+        }
+        parts.push(CLOSE_OBJECT);
+      } else {
+        throw new Error(`* needs an object or an array, found ${kindName(kind)}`);
+      }
+      return;
+    }
+    if (first.kind === 'name') {
+      parts.push(OPEN_OBJECT);
+      for (let i = 0; i < seg.selectors.length; i++) {
+        if (i > 0) parts.push(COMMA);
+        const key = this.child(e, (seg.selectors[i] as { name: string }).name);
+        parts.push(tape.bytes(key), COLON);
+        this.apply(k + 1, key + 1);
+      }
+      parts.push(CLOSE_OBJECT);
+      return;
+    }
+    if (kind !== JsonKind.Array)
+      throw new Error(`index and slice selections need an array, found ${kindName(kind)}`);
+    parts.push(OPEN_ARRAY);
+    let n = 0;
+    forEachIndex(seg, tape.count(e), (i) => {
+      if (n++ > 0) parts.push(COMMA);
+      this.apply(k + 1, this.element(e, i));
     });
+    parts.push(CLOSE_ARRAY);
   }
-  return out;
-}
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+  /** The key entry of member `name` of object e (the last one, as JSON.parse keeps, when repeated). */
+  private child(e: number, name: string): number {
+    const tape = this.tape;
+    const kind = tape.kind(e);
+    if (kind !== JsonKind.Object) throw new Error(`'${name}' needs an object, found ${kindName(kind)}`);
+    const bytes = this.names.get(name)!;
+    let found = -1;
+    for (let i = 0, key = e + 1; i < tape.count(e); i++, key = tape.next(key + 1))
+      if (tape.keyIs(key, name, bytes)) found = key;
+    if (found < 0) throw new Error(`no key '${name}' in the object`);
+    return found;
+  }
 
-function kindOf(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'an array';
-  return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
+  /** Cursor over the last array walked, so slices and increasing index lists walk it once. */
+  private cursorArray = -1;
+  private cursorIndex = 0;
+  private cursorEntry = 0;
+
+  /** The entry of element i of array e. */
+  private element(e: number, i: number): number {
+    const tape = this.tape;
+    if (this.cursorArray !== e || this.cursorIndex > i) {
+      this.cursorArray = e;
+      this.cursorIndex = 0;
+      this.cursorEntry = e + 1;
+    }
+    while (this.cursorIndex < i) {
+      this.cursorEntry = tape.next(this.cursorEntry);
+      this.cursorIndex++;
+    }
+    return this.cursorEntry;
+  }
 }

@@ -9,6 +9,7 @@ import { joinUri } from '../storage/uri';
 import { readJsonIfExists, writeJson } from '../storage/json';
 import type { DeploymentContext, ModelSpec } from '../contract/deployment';
 import type { JobRef, ValidateEvent } from '../contract/state';
+import { negotiateParameters } from '../contract/parameters';
 
 /**
  * ECS caps the RunTask `overrides` document at 8 KiB; the model's environment travels in it. Keep a
@@ -112,11 +113,16 @@ export function modelEnvironmentFor(
     ...job.Environment,
     SAGEMAKER_BATCH: 'true',
   };
-  if (job.MaxPayloadInMB !== undefined) env.SAGEMAKER_MAX_PAYLOAD_IN_MB = String(job.MaxPayloadInMB);
+  // SageMaker passes these three only when the request sets them ("If the user doesn't set values for
+  // them, they aren't passed": https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-batch-code.html),
+  // with the values in force: SplitType None sends one record per request, so SINGLE_RECORD.
+  const effective = negotiateParameters(job, undefined, job.TransformInput.SplitType);
+  if (job.MaxPayloadInMB !== undefined) env.SAGEMAKER_MAX_PAYLOAD_IN_MB = String(effective.MaxPayloadInMB);
   if (job.BatchStrategy)
-    env.SAGEMAKER_BATCH_STRATEGY = job.BatchStrategy === 'MultiRecord' ? 'MULTI_RECORD' : 'SINGLE_RECORD';
+    env.SAGEMAKER_BATCH_STRATEGY =
+      effective.BatchStrategy === 'MultiRecord' ? 'MULTI_RECORD' : 'SINGLE_RECORD';
   if (job.MaxConcurrentTransforms)
-    env.SAGEMAKER_MAX_CONCURRENT_TRANSFORMS = String(job.MaxConcurrentTransforms);
+    env.SAGEMAKER_MAX_CONCURRENT_TRANSFORMS = String(effective.MaxConcurrentTransforms);
   return Object.entries(env).map(([Name, Value]) => ({ Name, Value }));
 }
 

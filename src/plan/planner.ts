@@ -1,4 +1,4 @@
-import { shardable } from '../dataplane/shard';
+import { shardGridBytes } from '../dataplane/shard';
 import type { NormalizedJob } from '../contract/job';
 import type { StoredObject } from '../storage/storage';
 import { PLAN_VERSION, type Partition, type Plan, type PlannedObject, type WorkItem } from '../contract/plan';
@@ -15,26 +15,30 @@ export interface PlanInput {
 }
 
 /**
- * Whether this job's objects may be cut into byte-range shards: the data plane must be able to find
- * record boundaries from any offset (`shardable`), and CSV header handling needs each object's first
- * line, so it keeps objects whole.
+ * Where this job's objects may be cut into byte-range shards: at multiples of the returned size, or
+ * nowhere (undefined). The data plane must be able to find record boundaries from any offset
+ * (`shardable`), CSV header handling needs each object's first line (so it keeps objects whole), and
+ * the cuts sit on the grid the data plane closes mini-batches on, so sharding never changes an output
+ * byte (`shardGridBytes`).
  */
-export function canShard(job: NormalizedJob): boolean {
+export function shardGrid(job: NormalizedJob): number | undefined {
   const { SplitType, CompressionType } = job.TransformInput;
-  return (
-    job.Extensions.ShardMinSizeInMB > 0 &&
-    job.Extensions.CsvHeader === 'None' &&
-    shardable({
-      splitType: SplitType,
-      compressionType: CompressionType,
-      csvQuotedNewlines: job.Extensions.CsvQuotedNewlines,
-    })
-  );
+  return shardGridBytes({
+    splitType: SplitType,
+    compressionType: CompressionType,
+    csvQuotedNewlines: job.Extensions.CsvQuotedNewlines,
+    csvHeader: job.Extensions.CsvHeader,
+    shardMinSizeInMB: job.Extensions.ShardMinSizeInMB,
+  });
+}
+
+export function canShard(job: NormalizedJob): boolean {
+  return shardGrid(job) !== undefined;
 }
 
 /**
  * Assigns the input to `InstanceCount` partitions balanced by bytes. Objects bigger than a fair
- * share are cut into shards (never smaller than ShardMinSizeInMB) so one big file keeps every worker
+ * share are cut into shards (at least about ShardMinSizeInMB, cut on its grid) so one big file keeps every worker
  * busy, where SageMaker would leave all but one instance idle. Items are placed largest first on the
  * least-loaded partition (LPT), then each partition keeps its items in input order so outputs
  * appear in a predictable order.
@@ -45,7 +49,8 @@ export function buildPlan({ job, objects, workUri, skipped = [], now = new Date(
   // Not rounded up: an object that is the whole input must come out as `workers` shards.
   const fairShare = totalBytes / workers;
   const minShard = job.Extensions.ShardMinSizeInMB * MiB;
-  const shardable = canShard(job) && workers > 1;
+  const grid = shardGrid(job);
+  const shardable = grid !== undefined && workers > 1;
 
   const planned: PlannedObject[] = [];
   const items: Array<WorkItem & { bytes: number; order: number }> = [];
@@ -58,10 +63,13 @@ export function buildPlan({ job, objects, workUri, skipped = [], now = new Date(
       items.push({ object: objectIndex, shard: 0, bytes: o.size, order: items.length });
       return;
     }
-    const step = Math.ceil(o.size / shardCount);
+    // Each cut is the even cut rounded to the grid (a multiple of ShardMinSizeInMB): shards stay
+    // within half a grid step of even, and distinct, since an even share is at least one step.
+    const cut = (s: number) =>
+      s === shardCount ? o.size : Math.round((o.size * s) / shardCount / grid!) * grid!;
     for (let s = 0; s < shardCount; s++) {
-      const start = s * step;
-      const end = Math.min(o.size, start + step);
+      const start = cut(s);
+      const end = cut(s + 1);
       items.push({
         object: objectIndex,
         shard: s,

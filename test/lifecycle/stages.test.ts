@@ -7,7 +7,8 @@ import { describeStateFailure, finalizeStage } from '../../src/lifecycle/finaliz
 import { writeJson } from '../../src/storage/json';
 import { PlanError, planStage } from '../../src/lifecycle/plan';
 import type { DeploymentContext } from '../../src/contract/deployment';
-import { validateStage } from '../../src/lifecycle/validate';
+import { modelEnvironmentFor, validateStage } from '../../src/lifecycle/validate';
+import { validateRequest } from '../../src/job/validate';
 import { resultUri } from '../../src/contract/layout';
 import type { Plan } from '../../src/contract/plan';
 import { emptyCounters, type PartitionResult } from '../../src/contract/results';
@@ -68,6 +69,23 @@ describe('the validate stage', () => {
       SAGEMAKER_BATCH_STRATEGY: 'MULTI_RECORD',
     });
     expect(JSON.stringify(ref).length).toBeLessThan(4096);
+  });
+
+  it('the model sees SAGEMAKER_BATCH_STRATEGY as in force: SplitType None sends single records', () => {
+    const job = validateRequest(
+      request('job-none', {
+        TransformInput: { ...request().TransformInput, SplitType: 'None' },
+        MaxConcurrentTransforms: 2,
+      }),
+      { local: true },
+    );
+    const env = Object.fromEntries(modelEnvironmentFor(job, {}).map((e) => [e.Name, e.Value]));
+    expect(env).toMatchObject({
+      SAGEMAKER_BATCH: 'true',
+      SAGEMAKER_BATCH_STRATEGY: 'SINGLE_RECORD',
+      SAGEMAKER_MAX_PAYLOAD_IN_MB: '1',
+      SAGEMAKER_MAX_CONCURRENT_TRANSFORMS: '2',
+    });
   });
 
   it('refuses a second job with a taken name, and lets the same execution retry', async () => {

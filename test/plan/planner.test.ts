@@ -62,6 +62,28 @@ describe('the partition plan', () => {
     for (let i = 1; i < ranges.length; i++) expect(ranges[i]!.start).toBe(ranges[i - 1]!.end);
   });
 
+  it('cuts only at multiples of ShardMinSizeInMB, where every run closes a mini-batch (sharding never changes output)', () => {
+    for (const [count, min, size] of [
+      [3, 1, 10 * MiB + 12345],
+      [7, 4, 301 * MiB - 3],
+      [4, 64, 1000 * MiB + 1],
+    ] as const) {
+      const plan = buildPlan({
+        job: job({ count, extensions: { ShardMinSizeInMB: min } }),
+        objects: objects(size),
+        workUri: 's3://w/j/',
+      });
+      const ranges = plan.partitions
+        .flatMap((p) => p.items.map((i) => i.range!))
+        .sort((a, b) => a.start - b.start);
+      expect(ranges.length).toBe(plan.objects[0]!.shardCount);
+      expect(ranges.length).toBeGreaterThan(1);
+      for (const r of ranges.slice(1)) expect(r.start % (min * MiB)).toBe(0);
+      for (let i = 1; i < ranges.length; i++) expect(ranges[i]!.start).toBe(ranges[i - 1]!.end);
+      expect(ranges.at(-1)!.end).toBe(size);
+    }
+  });
+
   it('never cuts shards smaller than ShardMinSizeInMB', () => {
     const plan = buildPlan({
       job: job({ count: 8, extensions: { ShardMinSizeInMB: 64 } }),

@@ -257,8 +257,10 @@ describe.concurrent('shards of one object', () => {
       // one worker out otherwise. Either way the object is cut, and each partition holds one shard.
       const shards = objects[0]!.shardCount;
       expect(shards).toBeGreaterThanOrEqual(2);
-      expect(partitions.map((p) => p.items.map((i) => i.shard))).toEqual(
-        Array.from({ length: shards }, (_, i) => [i]),
+      // Cuts on the ShardMinSizeInMB grid make shards a little uneven, so the largest goes first.
+      expect(partitions.map((p) => p.items.length)).toEqual(Array.from({ length: shards }, () => 1));
+      expect(partitions.map((p) => p.items[0]!.shard).sort()).toEqual(
+        Array.from({ length: shards }, (_, i) => i),
       );
 
       const runs = await Promise.all(partitions.map((p) => fx.run(job, { model: echo, partition: p.index })));

@@ -241,4 +241,22 @@ describe.concurrent('a model that dies, a task that is stopped', () => {
     expect([...(await fx.outputs(job)).keys()]).toEqual([]);
     expect((await fx.result(job)).fatal).toMatch(/stopped/);
   });
+
+  it('a model whose /execution-parameters asks for MaxPayloadInMB over 100 fails the partition with a clear reason', async ({
+    expect,
+  }) => {
+    const greedy = await model(
+      { TEST_MODEL_EXECUTION_PARAMETERS: JSON.stringify({ MaxPayloadInMB: 200 }) },
+      cleanups,
+    );
+    const job = await fx.prepare('model-params', { objects: { 'a.csv': rows(3, 'a') } });
+    const run = await fx.run(job, { model: greedy });
+    expect(run.code, run.stderr).toBe(1);
+    const fatal = (await fx.result(job)).fatal;
+    expect(fatal).toContain(
+      "the model's GET /execution-parameters asks for MaxPayloadInMB 200; at most 100 is allowed",
+    );
+    expect(fatal).not.toMatch(/\n\s+at /);
+    expect([...(await fx.outputs(job)).keys()]).toEqual([]);
+  });
 });
