@@ -3,12 +3,16 @@ import { resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { JobValidationError } from '../job/problems';
+import { JobNameInUseError } from '../local/job-name-lock';
 import { runLocalJob } from '../local/runner';
 import { modelUrlProblem } from '../model/model-url';
 import type { ModelSource } from '../local/worker';
 import { Storages } from '../storage/index';
 import { CliError, EXIT, readJsonInput } from './io';
 import { exampleModelSource, exampleModelNames } from './models';
+
+/** Signals that stop a local run cleanly (SIGINT: Ctrl-C; SIGTERM: `kill`; SIGHUP: the terminal closed). */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 interface RunOptions {
   local?: boolean;
@@ -60,12 +64,17 @@ export function registerRun(program: Command, setExit: (code: number) => void): 
       if (opts.endpointUrl) process.env.AWS_ENDPOINT_URL_S3 = opts.endpointUrl;
       const storage = new Storages();
       const abort = new AbortController();
-      const onSigint = () => abort.abort('SIGINT');
-      process.once('SIGINT', onSigint);
+      // Ctrl-C, `kill` and a closed terminal all stop the job the same way: workers stopped, open
+      // uploads aborted, the job reported Stopped. Further signals while it stops are ignored.
+      const onSignal = (signal: NodeJS.Signals) => {
+        if (!abort.signal.aborted) process.stderr.write(`batch-transform: ${signal}: stopping the job\n`);
+        abort.abort(signal);
+      };
+      for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
       const bar = !opts.json && process.stderr.isTTY ? newProgressBar() : undefined;
       const started = Date.now();
       try {
-        const { description, logDir } = await runLocalJob({
+        const { description, logDir, warnings } = await runLocalJob({
           request,
           storage,
           model,
@@ -99,6 +108,7 @@ export function registerRun(program: Command, setExit: (code: number) => void): 
           },
         });
         bar?.stop();
+        for (const w of warnings) process.stderr.write(`batch-transform: warning: ${w}\n`);
         report(description, logDir, opts.json === true);
         setExit(description.TransformJobStatus === 'Completed' ? EXIT.ok : EXIT.failed);
       } catch (e) {
@@ -112,9 +122,10 @@ export function registerRun(program: Command, setExit: (code: number) => void): 
           setExit(EXIT.invalid);
           return;
         }
+        if (e instanceof JobNameInUseError) throw new CliError(e.message);
         throw e;
       } finally {
-        process.off('SIGINT', onSigint);
+        for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
         storage.destroy();
       }
     });
@@ -175,7 +186,7 @@ function report(d: TransformJobDescription, logDir: string, json: boolean): void
         (f) =>
           `  failed:  ${f.uri}${f.offset !== undefined && !f.reason.includes(`offset ${f.offset}`) ? ` (record at byte ${f.offset})` : ''}: ${f.reason}`,
       ),
-    ...(d.TransformJobStatus !== 'Completed' ? [`  logs:    ${logDir}`] : []),
+    `  logs:    ${logDir}`,
   ];
   const out = json ? process.stderr : process.stdout;
   out.write(`${lines.join('\n')}\n`);

@@ -51,6 +51,8 @@ export interface CleanupReport {
   readonly abortedUploads: number;
   readonly deletedScratchObjects: number;
   readonly stoppedTasks: number;
+  /** What cleanup could not check or do, in words (a storage without ListMultipartUploads). */
+  readonly notChecked?: readonly string[];
 }
 
 /** What Step Functions catches: the error name and its cause (a Lambda error's JSON, an ECS task description, …). */

@@ -32,14 +32,24 @@ export async function cleanupStage(
     ours.add(errorsObjectUri(target.outputUri, o.relativeKey));
   }
   let abortedUploads = 0;
+  const notChecked: string[] = [];
   for (const [prefix, keep] of [
     [target.workUri, () => true],
     [target.outputUri, (uri: string) => ours.has(uri)],
   ] as const) {
-    for await (const upload of storage.listIncompleteUploads(prefix)) {
-      if (!keep(upload.uri)) continue;
-      await storage.abortIncompleteUpload(upload);
-      abortedUploads++;
+    try {
+      for await (const upload of storage.listIncompleteUploads(prefix)) {
+        if (!keep(upload.uri)) continue;
+        await storage.abortIncompleteUpload(upload);
+        abortedUploads++;
+      }
+    } catch (e) {
+      // Some S3-compatible servers do not implement ListMultipartUploads: the job's result stands,
+      // and the report says what was left unchecked (the bucket's lifecycle rule is the backstop).
+      if (!isNotImplemented(e)) throw e;
+      notChecked.push(
+        `incomplete uploads under ${prefix} were not checked: the storage does not list multipart uploads (${(e as Error).message})`,
+      );
     }
   }
 
@@ -48,5 +58,18 @@ export async function cleanupStage(
     await storage.delete(o.uri);
     deletedScratchObjects++;
   }
-  return { abortedUploads, deletedScratchObjects, stoppedTasks };
+  return {
+    abortedUploads,
+    deletedScratchObjects,
+    stoppedTasks,
+    ...(notChecked.length > 0 ? { notChecked } : {}),
+  };
+}
+
+/** S3's answer for an API a server does not have (HTTP 501, `NotImplemented`). */
+function isNotImplemented(e: unknown): boolean {
+  const err = e as { name?: string; Code?: string; $metadata?: { httpStatusCode?: number } } | undefined;
+  return (
+    err?.name === 'NotImplemented' || err?.Code === 'NotImplemented' || err?.$metadata?.httpStatusCode === 501
+  );
 }

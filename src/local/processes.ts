@@ -42,16 +42,24 @@ export function startProcess(
     shell?: boolean;
     /** Add the last lines the process printed to its exit reason. @default true */
     reportOutput?: boolean;
+    /**
+     * Give the child a standard input that this process holds open and never writes: it reaches end
+     * of file when this process dies, however it dies (even SIGKILL), so a child that reads it can
+     * end itself rather than work on as an orphan. @default false
+     */
+    parentPipe?: boolean;
   },
 ): ManagedProcess {
   const log = createWriteStream(opts.logFile, { flags: 'a' });
   const child = spawn(command, args, {
     env: opts.env,
     cwd: opts.cwd,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [opts.parentPipe ? 'pipe' : 'ignore', 'pipe', 'pipe'],
     shell: opts.shell ?? false,
     detached: process.platform !== 'win32',
   });
+  // An EPIPE once the child has gone is expected; nothing is ever written to it.
+  child.stdin?.on('error', () => {});
   child.stdout?.pipe(log, { end: false });
   child.stderr?.pipe(log, { end: false });
   // The last thing a process printed usually says why it exited: keep it for the exit reason.

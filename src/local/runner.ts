@@ -1,8 +1,12 @@
 import type { StateFailure } from '../contract/state';
 import type { TransformJobDescription } from '../contract/description';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { StoredJob } from '../contract/job';
+import { jobWorkUri } from '../contract/layout';
+import { JobValidationError } from '../job/problems';
+import { checkRequest } from '../job/validate';
 import { cleanupStage } from '../lifecycle/cleanup';
 import { assembleThenFinalize } from '../lifecycle/failure-path';
 import { planStage } from '../lifecycle/plan';
@@ -12,7 +16,11 @@ import type { JobRef, PlanRef } from '../contract/state';
 import { validateStage } from '../lifecycle/validate';
 import { fetchModelData } from '../model/model-data';
 import type { Counters } from '../contract/results';
+import { Storages } from '../storage/index';
+import { readJsonIfExists } from '../storage/json';
 import type { Storage } from '../storage/storage';
+import { joinUri, parseLocation } from '../storage/uri';
+import { lockJobName } from './job-name-lock';
 import { type ModelSource, startWorker, type WorkerHandle } from './worker';
 
 export interface LocalRunOptions {
@@ -41,7 +49,30 @@ export interface LocalRunOptions {
 export interface LocalRunResult {
   readonly description: TransformJobDescription;
   readonly ref: JobRef;
+  /** The run's logs (one file per model and sidecar process), kept after the run. */
   readonly logDir: string;
+  /** What the run could not do or check after the job ended (cleanup), in words. */
+  readonly warnings: readonly string[];
+}
+
+/**
+ * Where a local run keeps what only this machine needs: `logs/`, `model/` (extracted ModelDataUrl)
+ * and `staging/` (file:// outputs being written). With a file:// work root that is the job's own
+ * work location; with an s3:// one, a folder per job name under the system temp folder. The job
+ * name's lock (`<job>.lock`) sits beside it, so one run at a time owns it: runs never share scratch.
+ */
+export function localRunPaths(workRoot: string, jobName: string) {
+  const root = parseLocation(workRoot);
+  const localRoot =
+    root.scheme === 'file' ? root.path.replace(/\/+$/, '') : join(tmpdir(), 'batch-transform', 'local');
+  const runDir = join(localRoot, jobName);
+  return {
+    lock: join(localRoot, `${jobName}.lock`),
+    runDir,
+    logDir: join(runDir, 'logs'),
+    modelDir: join(runDir, 'model'),
+    stagingDir: join(runDir, 'staging'),
+  };
 }
 
 /**
@@ -53,17 +84,17 @@ export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
   const cwd = o.cwd ?? process.cwd();
   const workRoot = o.workRoot ?? `file://${join(tmpdir(), 'batch-transform', 'work')}/`;
   const request = resolveRelativeFileUris(o.request, cwd);
-  const ref = await validateStage(
-    { request },
-    { models: {}, enabledInstanceTypes: [], maxInstanceCount: 100, workRoot, local: true },
-    o.storage,
-  );
-  o.onPhase?.('validated', ref);
-
-  const scratch = await mkdtemp(join(tmpdir(), `bt-${ref.jobName}-`));
-  const logDir = join(scratch, 'logs');
-  await mkdir(logDir, { recursive: true });
-  let failure: StateFailure | undefined;
+  const ctx = { models: {}, enabledInstanceTypes: [], maxInstanceCount: 100, workRoot, local: true };
+  // Checked before anything is written: the name is claimed before its work location is touched.
+  const checked = checkRequest(request, ctx);
+  if (!checked.ok) {
+    const name = (request as { TransformJobName?: unknown } | null)?.TransformJobName;
+    throw new JobValidationError(checked.problems, typeof name === 'string' ? name : undefined);
+  }
+  const jobName = checked.job.TransformJobName;
+  const paths = localRunPaths(workRoot, jobName);
+  const lock = await lockJobName(paths.lock, jobName);
+  const warnings: string[] = [];
   let stopped = false;
   let workers: WorkerHandle[] = [];
   const onAbort = () => {
@@ -71,64 +102,150 @@ export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
     for (const w of workers) void w.stop();
   };
   o.signal?.addEventListener('abort', onAbort, { once: true });
+  if (o.signal?.aborted) stopped = true;
+  // file:// outputs are written under the run's staging folder and renamed into place.
+  const storage = o.storage instanceof Storages ? o.storage.withFileStaging(paths.stagingDir) : o.storage;
+  let ref: JobRef | undefined;
   try {
-    let plan: PlanRef | undefined;
-    try {
-      plan = await planStage(ref, o.storage);
-      o.onPhase?.('planned', plan);
-    } catch (e) {
-      failure = { Error: (e as Error).name, Cause: (e as Error).message };
-    }
-    if (plan && !stopped) {
-      const modelDir = join(scratch, 'model');
-      await mkdir(modelDir, { recursive: true });
-      if (o.modelSpec?.modelDataUrl) await fetchModelData(o.storage, o.modelSpec.modelDataUrl, modelDir);
-      o.onPhase?.('transforming');
-      const p = plan;
-      workers = await Promise.all(
-        p.partitions.map(({ index }) =>
-          startWorker({
-            ref,
-            plan: p,
-            partition: index,
-            model: o.model,
-            modelDir,
-            logDir,
-            env: o.sidecarEnv ?? {},
-            progressIntervalMs: o.progressIntervalMs ?? 500,
-          }),
-        ),
-      );
-      if (o.signal?.aborted) onAbort();
-      const ticker = o.onProgress ? startProgress(o, ref, p) : undefined;
-      const outcomes = await Promise.all(workers.map((w) => w.done));
-      clearInterval(ticker);
-      const crashed = outcomes.find((r) => r.code !== 0);
-      if (crashed && !stopped)
-        failure = { Error: 'WorkerFailed', Cause: crashed.reason ?? 'a worker failed' };
-      if (o.onProgress) await reportProgress(o, ref, p);
-    }
-    // Also after a worker failed: objects whose shards all finished (on healthy workers) still get
-    // their `.out`, as whole objects on healthy workers do.
-    const description = await assembleThenFinalize(ref, plan, o.storage, {
-      ...(failure ? { failure } : {}),
-      stopped,
-      onStep: (step) => o.onPhase?.(step),
-    });
-    return { description, ref, logDir };
+    // What an earlier run of this name left (a dead run's partial uploads and scratch, a finished
+    // run's plan and reports) must not mix with this run's.
+    await clearEarlierRun(storage, jobWorkUri(workRoot, jobName), paths.runDir, warnings);
+    ref = await validateStage({ request }, ctx, storage);
+    o.onPhase?.('validated', ref);
+    const description = await transform(
+      o,
+      ref,
+      storage,
+      paths,
+      () => stopped,
+      (w) => {
+        workers = w;
+        if (stopped) onAbort();
+      },
+    );
+    return { description, ref, logDir: paths.logDir, warnings };
   } finally {
     o.signal?.removeEventListener('abort', onAbort);
-    await cleanupStage({ jobName: ref.jobName, workUri: ref.workUri, outputUri: ref.outputUri }, o.storage);
-    await rm(join(scratch, 'model'), { recursive: true, force: true });
+    if (ref) await cleanUp(storage, ref, warnings);
+    await rm(paths.modelDir, { recursive: true, force: true });
+    await rm(paths.stagingDir, { recursive: true, force: true });
+    await lock.release();
   }
 }
 
-function startProgress(o: LocalRunOptions, ref: JobRef, plan: PlanRef): NodeJS.Timeout {
-  return setInterval(() => void reportProgress(o, ref, plan).catch(() => {}), o.progressIntervalMs ?? 500);
+/** Plan, workers, assemble and finalize: the job after validation. */
+async function transform(
+  o: LocalRunOptions,
+  ref: JobRef,
+  storage: Storage,
+  paths: ReturnType<typeof localRunPaths>,
+  isStopped: () => boolean,
+  started: (workers: WorkerHandle[]) => void,
+): Promise<TransformJobDescription> {
+  let failure: StateFailure | undefined;
+  await mkdir(paths.logDir, { recursive: true });
+  let plan: PlanRef | undefined;
+  try {
+    plan = await planStage(ref, storage);
+    o.onPhase?.('planned', plan);
+  } catch (e) {
+    failure = { Error: (e as Error).name, Cause: (e as Error).message };
+  }
+  if (plan && !isStopped()) {
+    await mkdir(paths.modelDir, { recursive: true });
+    if (o.modelSpec?.modelDataUrl) await fetchModelData(storage, o.modelSpec.modelDataUrl, paths.modelDir);
+    o.onPhase?.('transforming');
+    const p = plan;
+    const workers = await Promise.all(
+      p.partitions.map(({ index }) =>
+        startWorker({
+          ref,
+          plan: p,
+          partition: index,
+          model: o.model,
+          modelDir: paths.modelDir,
+          logDir: paths.logDir,
+          env: { ...(o.sidecarEnv ?? {}), FILE_STAGING_DIR: paths.stagingDir },
+          progressIntervalMs: o.progressIntervalMs ?? 500,
+        }),
+      ),
+    );
+    started(workers);
+    const ticker = o.onProgress ? startProgress(o, storage, ref, p) : undefined;
+    const outcomes = await Promise.all(workers.map((w) => w.done));
+    clearInterval(ticker);
+    const crashed = outcomes.find((r) => r.code !== 0);
+    if (crashed && !isStopped())
+      failure = { Error: 'WorkerFailed', Cause: crashed.reason ?? 'a worker failed' };
+    if (o.onProgress) await reportProgress(o, storage, ref, p);
+  }
+  // Also after a worker failed: objects whose shards all finished (on healthy workers) still get
+  // their `.out`, as whole objects on healthy workers do.
+  return assembleThenFinalize(ref, plan, storage, {
+    ...(failure ? { failure } : {}),
+    stopped: isStopped(),
+    onStep: (step) => o.onPhase?.(step),
+  });
 }
 
-async function reportProgress(o: LocalRunOptions, ref: JobRef, plan: PlanRef): Promise<void> {
-  const counters = jobCounters(await readReports(o.storage, ref.workUri));
+/** The cleanup stage; what it could not do becomes a warning, never the job's outcome. */
+async function cleanUp(storage: Storage, ref: JobRef, warnings: string[]): Promise<void> {
+  try {
+    const report = await cleanupStage(
+      { jobName: ref.jobName, workUri: ref.workUri, outputUri: ref.outputUri },
+      storage,
+    );
+    warnings.push(...(report.notChecked ?? []));
+  } catch (e) {
+    warnings.push(`cleanup of job ${ref.jobName} failed: ${(e as Error).message}`);
+  }
+}
+
+/** What a job's work location and local run folder hold (layout.ts), and nothing else of a folder. */
+const RUN_ENTRIES = ['job.json', 'plan.json', 'summary.json', 'progress/', 'results/', 'shards/'];
+const LOCAL_ENTRIES = ['logs', 'model', 'staging'];
+
+/**
+ * Removes what an earlier run of the same job name left: its incomplete uploads (by its plan), then
+ * its entries in the work location and its local run folder. Only the layout's own names are
+ * removed, so a work root pointed at a folder that holds other things loses none of them.
+ */
+async function clearEarlierRun(
+  storage: Storage,
+  workUri: string,
+  runDir: string,
+  warnings: string[],
+): Promise<void> {
+  const earlier = await readJsonIfExists<StoredJob>(storage, joinUri(workUri, 'job.json')).catch(
+    () => undefined,
+  );
+  const outputUri = earlier?.job?.TransformOutput?.S3OutputPath;
+  if (earlier && typeof outputUri === 'string') {
+    await cleanUp(storage, { jobName: earlier.job.TransformJobName, workUri, outputUri } as JobRef, warnings);
+  }
+  for (const entry of RUN_ENTRIES) {
+    const uri = joinUri(workUri, entry);
+    if (!entry.endsWith('/')) await storage.delete(uri);
+    else for await (const o of storage.list(uri)) await storage.delete(o.uri);
+  }
+  for (const entry of [...LOCAL_ENTRIES, ...RUN_ENTRIES.filter((e) => e.endsWith('/'))])
+    await rm(join(runDir, entry), { recursive: true, force: true });
+}
+
+function startProgress(o: LocalRunOptions, storage: Storage, ref: JobRef, plan: PlanRef): NodeJS.Timeout {
+  return setInterval(
+    () => void reportProgress(o, storage, ref, plan).catch(() => {}),
+    o.progressIntervalMs ?? 500,
+  );
+}
+
+async function reportProgress(
+  o: LocalRunOptions,
+  storage: Storage,
+  ref: JobRef,
+  plan: PlanRef,
+): Promise<void> {
+  const counters = jobCounters(await readReports(storage, ref.workUri));
   o.onProgress?.({ counters, totalBytes: plan.totalBytes, objectCount: plan.objectCount });
 }
 
@@ -146,8 +263,12 @@ export function resolveRelativeFileUris(request: unknown, cwd: string): unknown 
     const abs = resolve(cwd, rel);
     return `file://${abs}${rel.endsWith('/') && !abs.endsWith('/') ? '/' : ''}`;
   };
+  // Only inside plain objects: a wrongly typed field is left for validation to report with its path.
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    typeof v === 'object' && v !== null && !Array.isArray(v);
   const source = r.TransformInput?.DataSource?.S3DataSource;
-  if (source) source.S3Uri = fix(source.S3Uri);
-  if (r.TransformOutput) r.TransformOutput.S3OutputPath = fix(r.TransformOutput.S3OutputPath);
+  if (isObject(r.TransformInput) && isObject(r.TransformInput.DataSource) && isObject(source))
+    source.S3Uri = fix(source.S3Uri);
+  if (isObject(r.TransformOutput)) r.TransformOutput.S3OutputPath = fix(r.TransformOutput.S3OutputPath);
   return r;
 }

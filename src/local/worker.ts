@@ -79,12 +79,15 @@ export async function startWorker(o: WorkerOptions): Promise<WorkerHandle> {
         PARTITION_INDEX: String(o.partition),
         MODEL_URL: modelUrl,
         ...(model?.child.pid ? { MODEL_PID: String(model.child.pid) } : {}),
+        PARENT_PIPE: 'stdin',
         PROGRESS_INTERVAL_MS: String(o.progressIntervalMs ?? 500),
         METRICS: 'off',
       },
       logFile: join(o.logDir, `${name}.sidecar.log`),
       // The sidecar's reason is in its partition result, in words; its log lines are JSON.
       reportOutput: false,
+      // The sidecar ends itself, and its model, when this process dies (PARENT_PIPE, see its main).
+      parentPipe: true,
     },
   );
   const done = (async () => {

@@ -1,6 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream, type Dirent } from 'node:fs';
-import { type FileHandle, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import {
+  copyFile,
+  type FileHandle,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  stat,
+  unlink,
+} from 'node:fs/promises';
 import { posix } from 'node:path';
 import { Readable } from 'node:stream';
 import { checkRange, compareKeys, concatStreamed, ObjectNotFoundError, unsatisfiableRange } from './common';
@@ -20,9 +30,22 @@ import { LocationError, parseLocation } from './uri';
  * tests). It keeps S3's semantics where callers can tell: raw string-prefix listing in key order,
  * nothing visible until a writer completes, and unfinished writes that can be listed and aborted.
  *
- * A writer fills a hidden temp file beside its target, `.<name>.partial-<16 hex>`, and renames it
- * into place on complete: these files are the "incomplete uploads" and never show in `list`.
+ * A writer fills a hidden temp file, `.<name>.partial-<16 hex>`, and renames it into place on
+ * complete: these files are the "incomplete uploads" and never show in `list`. Without a staging
+ * folder the temp file sits beside its target; with one (`stagingDir`, what local runs use) it sits
+ * at the target's path mirrored under that folder, so nothing partial is ever under the output
+ * location, as S3 shows nothing of a multipart upload before it completes.
  */
+
+export interface FileStorageOptions {
+  /**
+   * Absolute folder where writers fill their temp files (mirroring the target's path) before the
+   * rename into place. Keep it on the outputs' file system: across file systems the bytes are copied
+   * into a temp file beside the target first, which is then visible while the copy runs.
+   * @default - temp files beside their targets
+   */
+  readonly stagingDir?: string;
+}
 
 /**
  * Bytes per read of a file:// object. The default 64 KiB makes a 6 MiB mini-batch ~100 slices (each
@@ -111,6 +134,16 @@ async function fileSize(path: string): Promise<number | undefined> {
 }
 
 export class FileStorage implements Storage {
+  /** Absolute, without a trailing slash; undefined when temp files sit beside their targets. */
+  readonly stagingDir: string | undefined;
+
+  constructor(options: FileStorageOptions = {}) {
+    const dir = options.stagingDir;
+    if (dir !== undefined && !dir.startsWith('/'))
+      throw new LocationError(`the staging folder must be absolute: ${dir}`);
+    this.stagingDir = dir?.replace(/\/+$/, '');
+  }
+
   async *list(prefixUri: string): AsyncIterable<StoredObject> {
     const prefix = filePath(prefixUri);
     for await (const file of walk(prefix)) {
@@ -184,7 +217,7 @@ export class FileStorage implements Storage {
     if (path.endsWith('/') || TEMP_FILE.test(name)) {
       throw new LocationError(`cannot write an object at ${uri}: not a file name this storage can own`);
     }
-    return new FileObjectWriter(uri, path);
+    return new FileObjectWriter(uri, path, this.stagingDir);
   }
 
   concat(sources: readonly string[], target: string, opts: WriterOptions = {}): Promise<void> {
@@ -201,30 +234,34 @@ export class FileStorage implements Storage {
 
   async *listIncompleteUploads(prefixUri: string): AsyncIterable<IncompleteUpload> {
     const prefix = filePath(prefixUri);
-    for await (const file of walk(prefix)) {
-      const target = TEMP_FILE.exec(file.name)?.[1];
-      if (target === undefined) continue;
-      const targetPath = `${file.dir}/${target}`;
-      if (!targetPath.startsWith(prefix)) continue;
-      try {
-        const { mtime } = await stat(file.path);
-        yield { uri: fileUri(targetPath), uploadId: file.name, initiated: mtime };
-      } catch (err) {
-        if (!isMissing(err)) throw err; // completed or aborted while we looked
+    // Temp files beside their targets, then those mirrored under the staging folder.
+    for (const mirror of ['', ...(this.stagingDir ? [this.stagingDir] : [])]) {
+      for await (const file of walk(mirror + prefix)) {
+        const target = TEMP_FILE.exec(file.name)?.[1];
+        if (target === undefined) continue;
+        const targetPath = `${file.dir.slice(mirror.length)}/${target}`;
+        if (!targetPath.startsWith(prefix)) continue;
+        try {
+          const { mtime } = await stat(file.path);
+          yield { uri: fileUri(targetPath), uploadId: file.name, initiated: mtime };
+        } catch (err) {
+          if (!isMissing(err)) throw err; // completed or aborted while we looked
+        }
       }
     }
   }
 
   async abortIncompleteUpload(upload: IncompleteUpload): Promise<void> {
     const path = filePath(upload.uri);
-    // The upload id is a temp file name beside the target; anything else is not ours to delete.
+    // The upload id is a temp file name of the target; anything else is not ours to delete.
     if (TEMP_FILE.exec(upload.uploadId)?.[1] !== posix.basename(path)) {
       throw new Error(`"${upload.uploadId}" is not an incomplete upload of ${upload.uri}`);
     }
-    try {
-      await unlink(`${posix.dirname(path)}/${upload.uploadId}`);
-    } catch (err) {
-      if (!isMissing(err)) throw err;
+    const dir = posix.dirname(path) === '/' ? '' : posix.dirname(path);
+    for (const mirror of ['', ...(this.stagingDir ? [this.stagingDir] : [])]) {
+      await unlink(`${mirror}${dir}/${upload.uploadId}`).catch((err) => {
+        if (!isMissing(err)) throw err;
+      });
     }
   }
 }
@@ -303,6 +340,8 @@ class FileObjectWriter implements ObjectWriter {
   readonly releasesChunks = true;
   readonly #path: string;
   readonly #tempPath: string;
+  /** Set while a staged temp file is copied across file systems into a temp file beside the target. */
+  #besidePath: string | undefined;
   #bytes = 0;
   #state: WriterState = 'open';
   #file: Promise<FileHandle> | undefined;
@@ -310,11 +349,11 @@ class FileObjectWriter implements ObjectWriter {
   /** The last operation on the temp file; abort waits for it so no write lands after the unlink. */
   #pending: Promise<unknown> = Promise.resolve();
 
-  constructor(uri: string, path: string) {
+  constructor(uri: string, path: string, stagingDir: string | undefined) {
     this.uri = uri;
     this.#path = path;
     const dir = posix.dirname(path);
-    this.#tempPath = `${dir === '/' ? '' : dir}/.${posix.basename(path)}.partial-${randomBytes(8).toString('hex')}`;
+    this.#tempPath = `${stagingDir ?? ''}${dir === '/' ? '' : dir}/${tempName(posix.basename(path))}`;
   }
 
   get bytesWritten(): number {
@@ -323,7 +362,7 @@ class FileObjectWriter implements ObjectWriter {
 
   #open(): Promise<FileHandle> {
     this.#file ??= (async () => {
-      await mkdir(posix.dirname(this.#path), { recursive: true });
+      await mkdir(posix.dirname(this.#tempPath), { recursive: true });
       return open(this.#tempPath, 'wx');
     })();
     return this.#file;
@@ -372,7 +411,8 @@ class FileObjectWriter implements ObjectWriter {
       // Flush before the rename, so a crash cannot leave a complete-looking but empty object.
       await file.datasync();
       await file.close();
-      await rename(this.#tempPath, this.#path);
+      await mkdir(posix.dirname(this.#path), { recursive: true });
+      await this.#moveIntoPlace();
       this.#state = 'completed';
     } catch (err) {
       this.#state = 'failed';
@@ -390,11 +430,33 @@ class FileObjectWriter implements ObjectWriter {
     await this.#removeTemp();
   }
 
+  async #moveIntoPlace(): Promise<void> {
+    try {
+      await rename(this.#tempPath, this.#path);
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+    }
+    // The staging folder is on another file system: a rename cannot cross it, so copy beside the
+    // target under a temp name (listed and aborted like any temp file), then rename that.
+    const dir = posix.dirname(this.#path);
+    this.#besidePath = `${dir === '/' ? '' : dir}/${tempName(posix.basename(this.#path))}`;
+    await copyFile(this.#tempPath, this.#besidePath);
+    await rename(this.#besidePath, this.#path);
+    this.#besidePath = undefined;
+    await unlink(this.#tempPath).catch(() => {});
+  }
+
   async #removeTemp(): Promise<void> {
     if (!this.#file) return;
     await this.#file.then((f) => f.close()).catch(() => {}); // already closed, or never opened
-    await unlink(this.#tempPath).catch((err) => {
-      if (!isMissing(err)) throw err;
-    });
+    for (const path of [this.#tempPath, this.#besidePath]) {
+      if (path === undefined) continue;
+      await unlink(path).catch((err) => {
+        if (!isMissing(err)) throw err;
+      });
+    }
   }
 }
+
+const tempName = (name: string) => `.${name}.partial-${randomBytes(8).toString('hex')}`;

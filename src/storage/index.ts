@@ -13,7 +13,7 @@ import type {
 import { LocationError } from './uri';
 
 export { ObjectNotFoundError } from './common';
-export { FileStorage } from './file';
+export { FileStorage, type FileStorageOptions } from './file';
 export type * from './storage';
 
 export interface StoragesOptions {
@@ -110,6 +110,16 @@ export class Storages implements Storage {
 
   abortIncompleteUpload(upload: IncompleteUpload): Promise<void> {
     return this.for(upload.uri).abortIncompleteUpload(upload);
+  }
+
+  /**
+   * The same router (sharing its S3 backend, which this one still owns) whose file:// writers fill
+   * their temp files under `stagingDir` instead of beside their targets (see FileStorage).
+   */
+  withFileStaging(stagingDir: string): Storages {
+    if (!this.#file) return this;
+    this.for('s3://placeholder-bucket/'); // builds the lazy backend here, so both share (and this owns) it
+    return new Storages({ ...(this.#s3 ? { s3: this.#s3 } : {}), file: new FileStorage({ stagingDir }) });
   }
 
   /** Closes the S3 client's sockets if this router built it. */

@@ -123,6 +123,12 @@ describe('run --local', () => {
   afterAll(async () => {
     await tmp.remove();
   });
+  /** The CLI with this suite's own work root: job names here are not shared with other runs of the suite. */
+  const runLocal: typeof runCli = (args, opts) =>
+    runCli(
+      args[0] === 'run' && !args.includes('--work-dir') ? [...args, '--work-dir', join(dir, 'work')] : args,
+      opts,
+    );
 
   it('writes the same outputs with 3 workers (and a sharded object) as with 1', async () => {
     const input = join(dir, 'same', 'in');
@@ -140,7 +146,7 @@ describe('run --local', () => {
       });
       const file = join(dir, `same-${count}.json`);
       await writeFile(file, JSON.stringify(request));
-      const r = await runCli(['run', file, '--local', '--model-command', TEST_MODEL, '--json'], {
+      const r = await runLocal(['run', file, '--local', '--model-command', TEST_MODEL, '--json'], {
         env: { TEST_MODEL_UPPERCASE: '1', TEST_MODEL_LATENCY_MS: '0-3' },
         timeoutMs: 120_000,
       });
@@ -183,7 +189,7 @@ describe('run --local', () => {
         }),
       ),
     );
-    const r = await runCli(['run', file, '--local', '--model-command', TEST_MODEL, '--json'], {
+    const r = await runLocal(['run', file, '--local', '--model-command', TEST_MODEL, '--json'], {
       env: {
         TEST_MODEL_UPPERCASE: '1',
         TEST_MODEL_LATENCY_MS: '2-40',
@@ -210,7 +216,7 @@ describe('run --local', () => {
       JSON.stringify(job('dies', `file://${input}/`, `file://${join(dir, 'dies', 'out')}/`)),
     );
     const started = Date.now();
-    const r = await runCli(
+    const r = await runLocal(
       [
         'run',
         file,
@@ -246,7 +252,7 @@ describe('run --local', () => {
         }),
       ),
     );
-    const r = await runCli(['run', file, '--local', '--model-command', TEST_MODEL, '--json'], {
+    const r = await runLocal(['run', file, '--local', '--model-command', TEST_MODEL, '--json'], {
       env: { TEST_MODEL_EXIT_AFTER_REQUESTS: '20' },
       timeoutMs: 60_000,
     });
@@ -276,7 +282,7 @@ describe('run --local', () => {
       };
       const file = join(dir, `artifacts-${archive}.json`);
       await writeFile(file, JSON.stringify(request));
-      const r = await runCli(
+      const r = await runLocal(
         ['run', file, '--local', '--model-data', `file://${join(model, `${archive}.tar.gz`)}`, '--json'],
         { timeoutMs: 60_000 },
       );
@@ -302,7 +308,7 @@ describe('run --local', () => {
         MaxPayloadInMB: 101,
       }),
     );
-    const r = await runCli(['run', file, '--local', '--model-command', TEST_MODEL, '--json']);
+    const r = await runLocal(['run', file, '--local', '--model-command', TEST_MODEL, '--json']);
     expect(r.code).toBe(2);
     const result = lastJson(r);
     expect(result.TransformJobStatus).toBe('Invalid');
@@ -315,10 +321,10 @@ describe('run --local', () => {
   it('exits 2 naming the problem for a --model-url that is not plain http://host:port', async () => {
     const file = join(dir, 'model-url.json');
     await writeFile(file, JSON.stringify(job('model-url', 'file:///nowhere/', 'file:///nowhere/out/')));
-    const https = await runCli(['run', file, '--local', '--model-url', 'https://127.0.0.1:8443']);
+    const https = await runLocal(['run', file, '--local', '--model-url', 'https://127.0.0.1:8443']);
     expect(https.code).toBe(2);
     expect(https.stderr).toMatch(/--model-url "https:\/\/127\.0\.0\.1:8443" is not http:\/\/host:port/);
-    const withPath = await runCli(['run', file, '--local', '--model-url', 'http://127.0.0.1:8080/v1']);
+    const withPath = await runLocal(['run', file, '--local', '--model-url', 'http://127.0.0.1:8080/v1']);
     expect(withPath.code).toBe(2);
     expect(withPath.stderr).toMatch(/must be only http:\/\/host:port/);
   });
@@ -331,7 +337,7 @@ describe('run --local', () => {
       file,
       JSON.stringify(job('empty', `file://${input}/`, `file://${join(dir, 'empty', 'out')}/`)),
     );
-    const r = await runCli(['run', file, '--local', '--model-command', TEST_MODEL, '--json']);
+    const r = await runLocal(['run', file, '--local', '--model-command', TEST_MODEL, '--json']);
     expect(r.code).toBe(1);
     expect(lastJson(r).FailureReason).toMatch(/no (input )?objects|empty/i);
   });
@@ -361,7 +367,7 @@ describe('run --local', () => {
           }),
         ),
       );
-      const r = await runCli(
+      const r = await runLocal(
         [
           'run',
           file,

@@ -132,3 +132,27 @@ describe('abortIncompleteUpload', () => {
     expect(await readdir(base.path)).toEqual(['keep.txt']);
   });
 });
+
+describe('a staging folder', () => {
+  it('keeps an unfinished write out of the target folder, lists and aborts it, and renames it into place', async () => {
+    const target = fresh();
+    const staging = fresh();
+    const staged = new FileStorage({ stagingDir: staging.path });
+    const uri = joinUri(target.uri, 'sub/a.csv.out');
+    const w = staged.createWriter(uri);
+    await w.write(Buffer.from('half'));
+    await expect(readdir(target.path, { recursive: true }).catch(() => [])).resolves.toEqual([]);
+    const open = await toArray(staged.listIncompleteUploads(target.uri));
+    expect(open.map((u) => u.uri)).toEqual([uri]);
+    await staged.abortIncompleteUpload(open[0]!);
+    expect(await toArray(staged.listIncompleteUploads(target.uri))).toEqual([]);
+
+    const w2 = staged.createWriter(uri);
+    await w2.write(Buffer.from('whole'));
+    await w2.complete();
+    expect((await staged.readAll(uri)).toString()).toBe('whole');
+    expect(
+      (await readdir(staging.path, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()),
+    ).toEqual([]);
+  });
+});

@@ -1,4 +1,4 @@
-import { storages } from '../../../src/storage/index';
+import { FileStorage, Storages, storages } from '../../../src/storage/index';
 import { ConfigError, configFromEnv } from './config';
 import { createLogger } from './log';
 import { runPartition } from './partition';
@@ -9,11 +9,17 @@ import { runPartition } from './partition';
  * container, which the model container waits for).
  *
  * Exit codes: 0 the partition ran to its end (objects may still have failed: the result says which),
- * 1 it could not (model unavailable, storage unreachable), 2 bad configuration, 143 stopped by SIGTERM.
+ * 1 it could not (model unavailable, storage unreachable), 2 bad configuration, 143 stopped by SIGTERM
+ * (or because the local runner that started it is gone).
+ *
+ * Local runs only: FILE_STAGING_DIR is where file:// outputs are written before their rename into
+ * place (see FileStorage); PARENT_PIPE=stdin says standard input is a pipe from the runner, which
+ * reaches end of file when the runner dies.
  */
 async function main(argv: readonly string[]): Promise<number> {
   const command = argv[2] ?? 'run';
-  const storage = storages();
+  const stagingDir = process.env.FILE_STAGING_DIR;
+  const storage = stagingDir ? new Storages({ file: new FileStorage({ stagingDir }) }) : storages();
   if (command === 'fetch-model') {
     const url = process.env.MODEL_DATA_URL;
     const dir = process.env.MODEL_DIR ?? '/opt/ml/model';
@@ -59,6 +65,7 @@ async function main(argv: readonly string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   const modelPid = process.env.MODEL_PID ? Number(process.env.MODEL_PID) : undefined;
+  if (process.env.PARENT_PIPE === 'stdin') watchParent(() => onSignal('SIGTERM'), modelPid);
   const result = await runPartition(config, {
     storage,
     log,
@@ -75,6 +82,44 @@ async function main(argv: readonly string[]): Promise<number> {
   return 0;
 }
 
+/** Set once the local runner that started this worker is gone (see watchParent). */
+let parentGone = false;
+
+/**
+ * Ends this worker when the local runner that started it dies (even by SIGKILL, which it cannot
+ * handle): its pipe on our standard input then reaches end of file. Stops like SIGTERM (open uploads
+ * aborted), ends the model process group the runner started beside us, and exits within a grace
+ * period whatever is still pending.
+ */
+function watchParent(stop: () => void, modelPid: number | undefined): void {
+  const GRACE_MS = 5000;
+  const onGone = () => {
+    if (parentGone) return;
+    parentGone = true;
+    stop();
+    killGroup(modelPid, 'SIGTERM');
+    setTimeout(() => {
+      killGroup(modelPid, 'SIGKILL');
+      process.exit(143);
+    }, GRACE_MS).unref();
+  };
+  process.stdin.on('end', onGone);
+  process.stdin.on('error', onGone);
+  process.stdin.resume();
+}
+
+/** Signals a process's group (a shell-started model server is a grandchild), else the process. */
+function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    try {
+      process.kill(pid, signal);
+    } catch {}
+  }
+}
+
 function processGone(pid: number): string | undefined {
   try {
     process.kill(pid, 0);
@@ -85,7 +130,11 @@ function processGone(pid: number): string | undefined {
 }
 
 main(process.argv).then(
-  (code) => process.exit(code),
+  (code) => {
+    // A model left running by a worker whose runner died must end with it.
+    if (parentGone) killGroup(process.env.MODEL_PID ? Number(process.env.MODEL_PID) : undefined, 'SIGKILL');
+    process.exit(code);
+  },
   (e) => {
     process.stderr.write(`sidecar failed: ${(e as Error).stack ?? e}\n`);
     process.exit(1);
