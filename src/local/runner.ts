@@ -53,9 +53,12 @@ export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
   const cwd = o.cwd ?? process.cwd();
   const workRoot = o.workRoot ?? `file://${join(tmpdir(), 'batch-transform', 'work')}/`;
   const request = resolveRelativeFileUris(o.request, cwd);
+  // The model's own environment goes under the job's, as a deployment's declared model's does.
+  const modelName = (request as { ModelName?: unknown } | null)?.ModelName;
+  const models = o.modelSpec && typeof modelName === 'string' ? { [modelName]: o.modelSpec } : {};
   const ref = await validateStage(
     { request },
-    { models: {}, enabledInstanceTypes: [], maxInstanceCount: 100, workRoot, local: true },
+    { models, enabledInstanceTypes: [], maxInstanceCount: 100, workRoot, local: true },
     o.storage,
   );
   o.onPhase?.('validated', ref);
