@@ -95,10 +95,18 @@ export interface ModelRecord {
 export class ModelRegistry {
   readonly #models = new Map<string, ModelRecord>();
 
-  constructor(readonly identity: ApiIdentity) {}
+  /**
+   * @param createRefusal when set, CreateModel is refused with this reason (a deployed stack resolves
+   * ModelName from the models its deployment declares; models created at run time are not built yet).
+   */
+  constructor(
+    readonly identity: ApiIdentity,
+    readonly createRefusal?: string,
+  ) {}
 
   /** CreateModel: checks the request (every problem with its field path) and keeps the model. */
   create(body: Record<string, unknown>): { ModelArn: string } {
+    if (this.createRefusal) throw new ApiError('ValidationException', this.createRefusal);
     const parsed = CreateModelSchema.safeParse(body);
     const problems: Problem[] = parsed.success
       ? []

@@ -274,6 +274,22 @@ def missing_model(args):
     }
 
 
+def deployed(args):
+    sm = boto3.client("sagemaker")
+    request = args["request"]
+    created = sm.create_transform_job(**request)
+    waited = wait(sm, request["TransformJobName"])
+    described = sm.describe_transform_job(TransformJobName=request["TransformJobName"])
+    listed = sm.list_transform_jobs(MaxResults=1)
+    return {
+        "created": clean(created),
+        "waited": waited,
+        "described": clean(described),
+        "listed": clean(listed),
+        "createModel": error_of(lambda: sm.create_model(ModelName="m", PrimaryContainer={"Image": "x"})),
+    }
+
+
 if __name__ == "__main__":
     scenario = {
         "seed": seed,
@@ -283,5 +299,6 @@ if __name__ == "__main__":
         "started": started,
         "errors": errors,
         "missing-model": missing_model,
+        "deployed": deployed,
     }[sys.argv[1]]
     print(json.dumps(scenario(json.loads(sys.argv[2])), default=encode))

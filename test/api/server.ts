@@ -15,9 +15,14 @@ export interface RunningApi {
   stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-export async function startApi(args: readonly string[], opts: { cwd?: string } = {}): Promise<RunningApi> {
-  const child = spawn(process.execPath, [CLI, 'api', '--local', '--port', '0', ...args], {
+export async function startApi(
+  args: readonly string[],
+  opts: { cwd?: string; local?: boolean; env?: NodeJS.ProcessEnv } = {},
+): Promise<RunningApi> {
+  const backEnd = opts.local === false ? [] : ['--local'];
+  const child = spawn(process.execPath, [CLI, 'api', ...backEnd, '--port', '0', ...args], {
     cwd: opts.cwd ?? ROOT,
+    env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
