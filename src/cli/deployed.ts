@@ -62,7 +62,8 @@ export async function withTransformer<T>(
   }
 }
 
-async function testClients(): Promise<{ clients?: AwsClients }> {
+/** TEST ONLY: the fake AWS clients named by BATCH_TRANSFORM_TEST_AWS_CLIENTS, if any. */
+export async function testClients(): Promise<{ clients?: AwsClients }> {
   const modulePath = process.env[TEST_AWS_CLIENTS_ENV];
   if (!modulePath) return {};
   const mod = (await import(pathToFileURL(resolve(modulePath)).href)) as { awsClients(): AwsClients };

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { registerApi } from './api';
 import { registerDescribe } from './describe';
 import { CliError, EXIT } from './io';
 import { registerList } from './list';
@@ -26,6 +27,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   registerStop(program, setExit);
   registerList(program, setExit);
   registerSchema(program);
+  registerApi(program, setExit);
   return program;
 }
 

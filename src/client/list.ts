@@ -96,7 +96,7 @@ export async function listJobs(
           break;
         }
         const job = summaryOf(execution);
-        if (!matches(job, execution, filters)) continue;
+        if (!matchesFilters(job, filters)) continue;
         found.push(job);
         taken += 1;
         if (newestFirst && taken >= max) {
@@ -107,7 +107,7 @@ export async function listJobs(
       nextToken = page.nextToken;
     } while (nextToken && !done);
   }
-  found.sort(comparator(sortBy, descending));
+  found.sort(summaryOrder(sortBy, descending));
   return { TransformJobSummaries: found.slice(0, max) };
 }
 
@@ -123,11 +123,19 @@ function summaryOf(e: ExecutionListItem): TransformJobSummary {
   };
 }
 
-function matches(job: TransformJobSummary, e: ExecutionListItem, f: ListJobsFilters): boolean {
+/**
+ * ListTransformJobs' filters other than the status, on one summary: NameContains without regard to
+ * case, the time filters strict (a job created exactly at CreationTimeAfter is not after it). The
+ * API server's local back end filters its jobs with the same function.
+ */
+export function matchesFilters(
+  job: Pick<TransformJobSummary, 'TransformJobName' | 'CreationTime' | 'LastModifiedTime'>,
+  f: ListJobsFilters,
+): boolean {
   if (f.NameContains && !job.TransformJobName.toLowerCase().includes(f.NameContains.toLowerCase()))
     return false;
-  const created = e.startDate?.getTime() ?? 0;
-  const modified = e.stopDate?.getTime() ?? created;
+  const created = Date.parse(job.CreationTime);
+  const modified = Date.parse(job.LastModifiedTime);
   if (f.CreationTimeAfter && !(created > f.CreationTimeAfter.getTime())) return false;
   if (f.CreationTimeBefore && !(created < f.CreationTimeBefore.getTime())) return false;
   if (f.LastModifiedTimeAfter && !(modified > f.LastModifiedTimeAfter.getTime())) return false;
@@ -135,11 +143,12 @@ function matches(job: TransformJobSummary, e: ExecutionListItem, f: ListJobsFilt
   return true;
 }
 
-function comparator(
+/** ListTransformJobs' order (SortBy, SortOrder), with ties broken so that pages never overlap. */
+export function summaryOrder(
   sortBy: NonNullable<ListJobsFilters['SortBy']>,
   descending: boolean,
-): (a: TransformJobSummary, b: TransformJobSummary) => number {
-  const byKey = (a: TransformJobSummary, b: TransformJobSummary): number => {
+): (a: SortableSummary, b: SortableSummary) => number {
+  const byKey = (a: SortableSummary, b: SortableSummary): number => {
     if (sortBy === 'Name') return compare(a.TransformJobName, b.TransformJobName);
     if (sortBy === 'Status')
       return (
@@ -155,11 +164,14 @@ function comparator(
     compare(a.TransformJobName, b.TransformJobName);
 }
 
+type SortableSummary = Pick<TransformJobSummary, 'TransformJobName' | 'TransformJobStatus' | 'CreationTime'>;
+
 function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-function checkFilters(f: ListJobsFilters): number {
+/** The filters' own rules (MaxResults range, status, dates); returns MaxResults. */
+export function checkFilters(f: ListJobsFilters): number {
   const max = f.MaxResults ?? LIST_MAX_RESULTS.default;
   const problems: string[] = [];
   if (!Number.isInteger(max) || max < LIST_MAX_RESULTS.min || max > LIST_MAX_RESULTS.max)

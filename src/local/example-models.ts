@@ -5,6 +5,8 @@
  * GET /ping 200 once its model is loaded. The same servers are bundled into the images built by
  * `containers/models/<name>/Dockerfile`.
  */
+import { fileURLToPath } from 'node:url';
+import type { ModelSource } from './worker';
 
 export interface ExampleModel {
   /** The ModelName a job uses to pick this model. */
@@ -33,4 +35,17 @@ export const EXAMPLE_MODELS: readonly ExampleModel[] = [
 
 export function findExampleModel(name: string): ExampleModel | undefined {
   return EXAMPLE_MODELS.find((m) => m.name === name);
+}
+
+/** Example model commands are relative to the repository root. */
+const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+export function exampleModelNames(): string[] {
+  return EXAMPLE_MODELS.map((m) => m.name);
+}
+
+/** The example model of this name as a local run starts it, or undefined when there is none. */
+export function exampleModelSource(name: string): ModelSource | undefined {
+  const m = findExampleModel(name);
+  return m ? { kind: 'argv', argv: m.command, cwd: REPO_ROOT, label: m.name } : undefined;
 }

@@ -84,7 +84,10 @@ export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
   const cwd = o.cwd ?? process.cwd();
   const workRoot = o.workRoot ?? `file://${join(tmpdir(), 'batch-transform', 'work')}/`;
   const request = resolveRelativeFileUris(o.request, cwd);
-  const ctx = { models: {}, enabledInstanceTypes: [], maxInstanceCount: 100, workRoot, local: true };
+  // The model's own environment goes under the job's, as a deployment's declared model's does.
+  const modelName = (request as { ModelName?: unknown } | null)?.ModelName;
+  const models = o.modelSpec && typeof modelName === 'string' ? { [modelName]: o.modelSpec } : {};
+  const ctx = { models, enabledInstanceTypes: [], maxInstanceCount: 100, workRoot, local: true };
   // Checked before anything is written: the name is claimed before its work location is touched.
   const checked = checkRequest(request, ctx);
   if (!checked.ok) {

@@ -8,7 +8,7 @@ import * as tar from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BatchTransformProps } from '../../lib/batch-transform';
 import { REPO_ROOT } from '../../lib/paths';
-import type { TransformJobDescription } from '../../src/lifecycle/finalize';
+import type { TransformJobDescription } from '../../src/contract/description';
 import type { IncompleteUpload } from '../../src/storage/storage';
 import { type Asl, stateMachineDefinition } from '../cdk/definition';
 import { bucketName, bucketNames, lambdaStates } from '../cdk/local-deployment';
