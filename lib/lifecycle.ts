@@ -367,6 +367,7 @@ export class TransformLifecycle extends Construct {
     const { storage } = this.props;
     const f = this.functions;
     storage.grantWork(f.validate.role, 'read', 'write', 'list');
+    storage.grant(f.validate.role, [storage.jobNames], 'read', 'write');
     storage.grant(f.plan.role, storage.inputs, 'read', 'list');
     storage.grantWork(f.plan.role, 'read', 'write', 'list');
     storage.grantWork(f.assemble.role, 'read', 'list');

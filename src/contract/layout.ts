@@ -11,6 +11,7 @@ import { joinUri } from '../storage/uri';
  *   <work>/progress/<partition>.json             a sidecar's progress counters
  *   <work>/results/<partition>.json              a sidecar's final report (per-object outcome)
  *   <work>/summary.json                          the job summary written by finalize
+ *   <jobNamesRoot>/<jobName>.json                 the job name's reservation (never expires)
  */
 
 export const OUTPUT_SUFFIX = '.out';
@@ -20,6 +21,9 @@ export const ERRORS_SUFFIX = '.errors.jsonl';
 export function jobWorkUri(workRoot: string, jobName: string): string {
   return joinUri(workRoot, `${jobName}/`);
 }
+
+/** The record that reserves a job name: created once, with a conditional write, and never removed. */
+export const jobNameUri = (jobNamesRoot: string, jobName: string) => joinUri(jobNamesRoot, `${jobName}.json`);
 
 export const planUri = (work: string) => joinUri(work, 'plan.json');
 export const summaryUri = (work: string) => joinUri(work, 'summary.json');
