@@ -392,7 +392,8 @@ describe('state machine definition', () => {
     const map = definition().States.RunPartitions;
     expect(map).toMatchObject({
       Type: 'Map',
-      ItemsPath: '$.plan.partitions',
+      ItemReader: { Parameters: { 'Key.$': '$.plan.partitionItemsKey' } },
+      ItemProcessor: { ProcessorConfig: { Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' } },
       MaxConcurrencyPath: '$.job.instanceCount',
       ItemSelector: {
         'index.$': '$$.Map.Item.Value.index',

@@ -287,6 +287,13 @@ describe('the finalize stage', () => {
       'worker task stopped: Essential container in task exited; model exited 137',
     ],
     [{ Error: 'States.Timeout', Cause: 'not json' }, 'States.Timeout: not json'],
+    [
+      {
+        Error: 'States.ExceedToleratedFailureThreshold',
+        Cause: 'The specified tolerated failure threshold was exceeded',
+      },
+      "a partition's task failed after its retries (The specified tolerated failure threshold was exceeded)",
+    ],
   ])('turns a state failure into words: %j', (failure, words) => {
     expect(describeStateFailure(failure)).toBe(words);
   });
