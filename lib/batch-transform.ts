@@ -189,6 +189,7 @@ export class BatchTransform extends Construct {
         enabledInstanceTypes: ec2InstanceTypes,
         maxInstanceCount,
         workRoot: this.storage.workRoot,
+        jobNamesRoot: this.storage.jobNamesRoot,
       },
       launch: {
         fargateCapacityProvider: 'FARGATE',

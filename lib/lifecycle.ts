@@ -18,9 +18,11 @@ import { TransformFunction } from './transform-function';
  * The job lifecycle, a standard Step Functions workflow whose execution name is the TransformJobName:
  *
  *   Validate ─► Plan ─► RunPartitions ─► Assemble ─► Finalize ─► Cleanup ─► IsCompleted ─┬─► Succeeded
- *                       (Map; each item: Partition,                                       └─► TransformJobFailed
- *                        retried, around RunPartition: ECS RunTask .sync, its failure
- *                        judged by the sidecar's exit code)
+ *                       (Distributed Map over the plan's                                  └─► TransformJobFailed
+ *                        partition items in S3; each item a
+ *                        child execution: Partition, retried,
+ *                        around RunPartition: ECS RunTask .sync,
+ *                        its failure judged by the sidecar's exit code)
  *
  *   any failure of Validate … Finalize (Catch → $.failure)
  *     ─► FinalizeFailure ─► CleanupAfterFailure ─► JobFailed
@@ -214,8 +216,16 @@ export class TransformLifecycle extends Construct {
    * Transform: one ECS task per partition, at most InstanceCount at a time. RunTask's task definition,
    * capacity provider strategy and networking come from the state (they depend on the model and the
    * instance type), which the L2 EcsRunTask cannot express, hence the raw `ecs:runTask.sync` state.
-   * An inline Map runs up to 40 iterations at once (a Step Functions limit of inline mode); larger
-   * InstanceCounts run in waves.
+   *
+   * A Distributed Map, not an inline one: inline mode runs at most 40 iterations at once, so a job
+   * with more instances ran in waves. Distributed mode runs up to 10,000 child executions at once
+   * (Step Functions quotas), so InstanceCount tasks start together, as many as ECS lets us. Each
+   * child is a standard execution (a partition can run for hours, longer than an express one's
+   * 5 minutes) with its own history: the parent's history grows by a few Map-run events whatever
+   * the partition count, and a child's by its own retries only. The items are read from the plan's
+   * partition items in the work bucket (ItemReader), so the state never carries a list that grows
+   * with the job. Any failed item fails the Map run (tolerated failures 0), which the Catch sends
+   * down the failure path as before.
    */
   private buildTransformPhase(): sfn.INextable & sfn.IChainable {
     const runPartition = new sfn.CustomState(this, STATES.runPartition, {
@@ -282,9 +292,13 @@ export class TransformLifecycle extends Construct {
       jitterStrategy: sfn.JitterType.FULL,
     });
 
-    const map = new sfn.Map(this, STATES.runPartitions, {
+    const map = new sfn.DistributedMap(this, STATES.runPartitions, {
       comment: 'One ECS task per partition of the plan, at most InstanceCount at once',
-      itemsPath: '$.plan.partitions',
+      itemReader: new sfn.S3JsonItemReader({
+        bucket: this.props.storage.workBucket,
+        key: sfn.JsonPath.stringAt('$.plan.partitionItemsKey'),
+      }),
+      mapExecutionType: sfn.StateMachineType.STANDARD,
       maxConcurrencyPath: '$.job.instanceCount',
       itemSelector: {
         index: sfn.JsonPath.numberAt('$$.Map.Item.Value.index'),
@@ -416,6 +430,7 @@ export class TransformLifecycle extends Construct {
     const { storage } = this.props;
     const f = this.functions;
     storage.grantWork(f.validate.role, 'read', 'write', 'list');
+    storage.grant(f.validate.role, [storage.jobNames], 'read', 'write');
     storage.grant(f.plan.role, storage.inputs, 'read', 'list');
     storage.grantWork(f.plan.role, 'read', 'write', 'list');
     storage.grantWork(f.assemble.role, 'read', 'list');

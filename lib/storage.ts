@@ -62,6 +62,8 @@ export class TransformStorage extends Construct {
   readonly outputs: readonly DataLocation[];
   /** `<workBucket>/jobs/`: every job's work location is `<work>/<TransformJobName>/`. */
   readonly work: DataLocation;
+  /** `<workBucket>/job-names/`: one record per job name ever used, kept while the stack exists. */
+  readonly jobNames: DataLocation;
   readonly encryptionKey?: kms.IKey;
 
   constructor(scope: Construct, id: string, props: TransformStorageProps) {
@@ -112,11 +114,14 @@ export class TransformStorage extends Construct {
       lifecycleRules: [
         abortUploads,
         // Work locations are scratch and records (plan, progress, summary): they expire on their own.
-        { id: 'expire-work-locations', expiration: Duration.days(props.workExpiryDays) },
+        // Only under `jobs/`: the job-name reservations (`job-names/`) must outlive them, or a name
+        // could be reused once its job's records expired (SageMaker keeps names unique for good).
+        { id: 'expire-work-locations', prefix: 'jobs/', expiration: Duration.days(props.workExpiryDays) },
       ],
       removalPolicy,
     });
     this.work = { bucket: this.workBucket, prefix: 'jobs/' };
+    this.jobNames = { bucket: this.workBucket, prefix: 'job-names/' };
 
     const needsDataBucket = !props.inputLocations || !props.outputLocations;
     if (props.dataBucket) {
@@ -144,6 +149,11 @@ export class TransformStorage extends Construct {
   /** `s3://<work bucket>/jobs/`, the DeploymentContext's workRoot. */
   get workRoot(): string {
     return locationUri(this.work);
+  }
+
+  /** `s3://<work bucket>/job-names/`, the DeploymentContext's jobNamesRoot. */
+  get jobNamesRoot(): string {
+    return locationUri(this.jobNames);
   }
 
   /**

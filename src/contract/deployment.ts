@@ -17,6 +17,11 @@ export interface DeploymentContext {
   readonly maxInstanceCount: number;
   /** Where jobs' work locations are created: `<workRoot>/<jobName>/`. */
   readonly workRoot: string;
+  /**
+   * Where job names are reserved, `<jobNamesRoot><jobName>.json`, outside any expiring prefix so a
+   * name stays taken for as long as the deployment exists. @default no reservation (local runs)
+   */
+  readonly jobNamesRoot?: string;
   /** Local runs accept file:// locations and run every instance type locally. */
   readonly local: boolean;
 }

@@ -6,11 +6,14 @@ import { joinUri } from '../storage/uri';
  *
  *   <S3OutputPath>/<relativeKey>.out             final output of an object that fully succeeded
  *   <S3OutputPath>/<relativeKey>.errors.jsonl    isolated record failures (extension, when any)
- *   <work>/plan.json                             the partition plan
+ *   <work>/plan.json                             the partition plan (every object; for the stages)
+ *   <work>/partitions/<index>.json               one partition's work: all its sidecar reads
+ *   <work>/partition-items.json                  `[{index}, …]`, the Distributed Map's items
  *   <work>/shards/<relativeKey>/<shard>.out      shard outputs awaiting assembly
  *   <work>/progress/<partition>.json             a sidecar's progress counters
  *   <work>/results/<partition>.json              a sidecar's final report (per-object outcome)
  *   <work>/summary.json                          the job summary written by finalize
+ *   <jobNamesRoot>/<jobName>.json                 the job name's reservation (never expires)
  */
 
 export const OUTPUT_SUFFIX = '.out';
@@ -21,7 +24,16 @@ export function jobWorkUri(workRoot: string, jobName: string): string {
   return joinUri(workRoot, `${jobName}/`);
 }
 
+/** The record that reserves a job name: created once, with a conditional write, and never removed. */
+export const jobNameUri = (jobNamesRoot: string, jobName: string) => joinUri(jobNamesRoot, `${jobName}.json`);
+
 export const planUri = (work: string) => joinUri(work, 'plan.json');
+/** A partition's document, found from the plan's location (what a sidecar is told: PLAN_URI). */
+export const partitionWorkUriOfPlan = (plan: string, partition: number) =>
+  partitionWorkUri(plan.slice(0, plan.lastIndexOf('/') + 1), partition);
+export const partitionItemsUri = (work: string) => joinUri(work, 'partition-items.json');
+export const partitionWorkUri = (work: string, partition: number) =>
+  joinUri(work, `partitions/${String(partition).padStart(5, '0')}.json`);
 export const summaryUri = (work: string) => joinUri(work, 'summary.json');
 export const progressUri = (work: string, partition: number) =>
   joinUri(work, `progress/${String(partition).padStart(5, '0')}.json`);

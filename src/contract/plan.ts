@@ -39,6 +39,21 @@ export interface Partition {
   readonly bytes: number;
 }
 
+/**
+ * One partition's share of the plan, `<work>/partitions/<index>.json`: what its sidecar reads, so a
+ * sidecar's download and memory follow its own work, not the job's. Each item carries its object;
+ * `item.object` stays the object's index in the whole plan (results are reported by it).
+ */
+export interface PartitionWork {
+  readonly version: typeof PLAN_VERSION;
+  readonly jobName: string;
+  readonly workUri: string;
+  readonly outputUri: string;
+  readonly index: number;
+  readonly bytes: number;
+  readonly items: ReadonlyArray<WorkItem & { readonly target: PlannedObject }>;
+}
+
 export interface Plan {
   readonly version: typeof PLAN_VERSION;
   readonly jobName: string;

@@ -24,8 +24,13 @@ export interface JobRef {
 
 export interface PlanRef {
   readonly planUri: string;
-  /** One entry per partition, for the Map state's ItemsPath: `{ index }`. */
+  /** One entry per partition: `{ index }` (the local runner's list; the deployed Map reads the items file). */
   readonly partitions: ReadonlyArray<{ readonly index: number }>;
+  /**
+   * Key, in the work bucket, of the partition items (`<work>/partition-items.json`, the same
+   * `{ index }` list) that the Distributed Map's ItemReader reads. Absent for file:// work locations.
+   */
+  readonly partitionItemsKey?: string;
   readonly objectCount: number;
   readonly shardedObjectCount: number;
   readonly totalBytes: number;

@@ -117,6 +117,11 @@ export async function finalizeStage(
  */
 export function describeStateFailure(f: StateFailure): string {
   const cause = f.Cause ?? '';
+  // A Distributed Map reports a failed item as its own error: the task's reason is in the child
+  // execution; the partitions' results (read beside this) say which objects did not finish.
+  if (f.Error === 'States.ExceedToleratedFailureThreshold') {
+    return `a partition's task failed after its retries (${cause || 'the Map run failed'})`;
+  }
   /** The fields read from a Lambda error or an ECS task description. */
   interface Cause {
     errorMessage?: unknown;

@@ -1,10 +1,10 @@
 import type { NormalizedJob } from '../contract/job';
 import type { Plan } from '../contract/plan';
-import { planUri } from '../contract/layout';
-import { buildPlan } from '../plan/planner';
+import { partitionItemsUri, partitionWorkUri, planUri } from '../contract/layout';
+import { buildPlan, partitionWorkOf } from '../plan/planner';
 import type { Storage, StoredObject } from '../storage/storage';
-import { joinUri, locationProblem, locationsOverlap, prefixBase } from '../storage/uri';
-import { readStoredJob, writeJson } from '../storage/json';
+import { joinUri, locationProblem, locationsOverlap, parseLocation, prefixBase } from '../storage/uri';
+import { readStoredJob, writeCompactJson } from '../storage/json';
 import type { JobRef, PlanRef } from '../contract/state';
 
 /** A job whose input cannot be planned (nothing to read, a bad manifest, missing objects). */
@@ -29,9 +29,40 @@ export async function planStage(ref: JobRef, storage: Storage): Promise<PlanRef>
     );
   }
   const plan = buildPlan({ job, objects, workUri: ref.workUri, skipped });
-  const uri = planUri(ref.workUri);
-  await writeJson(storage, uri, plan);
-  return summarize(plan, uri);
+  return writePlan(storage, plan);
+}
+
+/** Partition documents written at once by the plan stage. */
+const PARTITION_WRITE_CONCURRENCY = 16;
+
+/**
+ * Writes the plan's documents: one per partition (all a sidecar reads), the items the Distributed
+ * Map reads, and the whole plan last (the stages that follow read it; its presence means the rest
+ * is written). Compact JSON: at a million objects, pretty-printing adds a third to the bytes.
+ */
+export async function writePlan(storage: Storage, plan: Plan): Promise<PlanRef> {
+  let next = 0;
+  const writeOne = async () => {
+    while (next < plan.partitions.length) {
+      const partition = plan.partitions[next++]!;
+      await writeCompactJson(
+        storage,
+        partitionWorkUri(plan.workUri, partition.index),
+        partitionWorkOf(plan, partition),
+      );
+    }
+  };
+  await Promise.all(Array.from({ length: PARTITION_WRITE_CONCURRENCY }, writeOne));
+  const items = plan.partitions.map((p) => ({ index: p.index }));
+  const itemsUri = partitionItemsUri(plan.workUri);
+  await writeCompactJson(storage, itemsUri, items);
+  const uri = planUri(plan.workUri);
+  await writeCompactJson(storage, uri, plan);
+  const location = parseLocation(itemsUri);
+  return {
+    ...summarize(plan, uri),
+    ...(location.scheme === 's3' ? { partitionItemsKey: location.key } : {}),
+  };
 }
 
 export function summarize(plan: Plan, uri: string): PlanRef {

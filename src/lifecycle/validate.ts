@@ -3,7 +3,7 @@ import type { NormalizedJob } from '../contract/job';
 import { expandPlaceholders, scheduledJobName } from '../job/placeholders';
 import { JobValidationError, type Problem } from '../job/problems';
 import { checkRequest } from '../job/validate';
-import { jobWorkUri } from '../contract/layout';
+import { jobNameUri, jobWorkUri } from '../contract/layout';
 import type { Storage } from '../storage/storage';
 import { joinUri } from '../storage/uri';
 import { readJsonIfExists, writeJson } from '../storage/json';
@@ -23,7 +23,8 @@ const GENERATED_EXECUTION_NAME = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 /**
  * The validate stage: checks the request against the job contract and this deployment, claims the
  * job name, stores the normalized job in its work location and returns the small reference the rest
- * of the lifecycle carries. Throws JobValidationError listing every problem.
+ * of the lifecycle carries. Throws JobValidationError listing every problem, or JobNameInUseError
+ * when another execution holds the name.
  */
 export async function validateStage(
   event: ValidateEvent,
@@ -66,20 +67,12 @@ export async function validateStage(
 
   const workUri = jobWorkUri(ctx.workRoot, job.TransformJobName);
   const jobUri = joinUri(workUri, 'job.json');
-  // Job names are unique, as in SageMaker: a second execution may not reuse a name (a retried
-  // validate of the same execution may). Local runs own their work location and may rerun a name.
-  if (!ctx.local) {
-    const existing = await readJsonIfExists<StoredJob>(storage, jobUri);
-    if (existing && existing.executionName !== event.executionName) {
-      problems.push({
-        path: 'TransformJobName',
-        message: `a transform job named "${job.TransformJobName}" already exists (created ${existing.creationTime}); job names are unique`,
-      });
-    }
-  }
   if (problems.length > 0) throw new JobValidationError(problems, job.TransformJobName);
 
-  const creationTime = new Date().toISOString();
+  // Local runs own their work location and may rerun a name; a deployment reserves it for good.
+  const creationTime = ctx.local
+    ? new Date().toISOString()
+    : await reserveJobName(storage, ctx, job.TransformJobName, event.executionName);
   const stored: StoredJob = {
     job,
     ...(event.executionName ? { executionName: event.executionName } : {}),
@@ -98,6 +91,62 @@ export async function validateStage(
     modelEnvironment,
     creationTime,
   };
+}
+
+/** What a job-name reservation holds (`jobNameUri`). */
+export interface JobNameReservation {
+  readonly jobName: string;
+  readonly executionName?: string;
+  readonly creationTime: string;
+}
+
+/**
+ * A second job with a name already used, with SageMaker's error code and message for it
+ * (CreateTransformJob's `ResourceInUse`; the message as the service words it for processing jobs,
+ * see docs/JOB.md "Job names").
+ */
+export class JobNameInUseError extends Error {
+  override readonly name = 'ResourceInUse';
+  constructor(
+    readonly jobName: string,
+    readonly existing: JobNameReservation | undefined,
+  ) {
+    super(
+      `Job name must be unique within an AWS account and region, and a job with this name already exists (transform-job/${jobName}${existing ? `, created ${existing.creationTime}` : ''})`,
+    );
+  }
+}
+
+/**
+ * Claims `jobName` with a conditional write (S3 `If-None-Match: *`): of any number of executions
+ * validating the same name at once, exactly one creates the record. The record lives under
+ * `jobNamesRoot`, which no lifecycle rule expires, so the name stays taken after the job's work
+ * location has expired. A retried validate of the execution that holds the name passes (Lambda
+ * retries, a redriven execution). Returns the job's creation time (the reservation's).
+ */
+export async function reserveJobName(
+  storage: Storage,
+  ctx: DeploymentContext,
+  jobName: string,
+  executionName: string | undefined,
+): Promise<string> {
+  if (!ctx.jobNamesRoot) {
+    throw new Error('the deployment names no jobNamesRoot, so job names cannot be reserved');
+  }
+  const uri = jobNameUri(ctx.jobNamesRoot, jobName);
+  const record: JobNameReservation = {
+    jobName,
+    ...(executionName ? { executionName } : {}),
+    creationTime: new Date().toISOString(),
+  };
+  if (await storage.putIfAbsent(uri, `${JSON.stringify(record)}\n`, { contentType: 'application/json' })) {
+    return record.creationTime;
+  }
+  const existing = await readJsonIfExists<JobNameReservation>(storage, uri);
+  if (existing && executionName !== undefined && existing.executionName === executionName) {
+    return existing.creationTime;
+  }
+  throw new JobNameInUseError(jobName, existing);
 }
 
 /**

@@ -1,7 +1,14 @@
 import { shardGridBytes } from '../dataplane/shard';
 import type { NormalizedJob } from '../contract/job';
 import type { StoredObject } from '../storage/storage';
-import { PLAN_VERSION, type Partition, type Plan, type PlannedObject, type WorkItem } from '../contract/plan';
+import {
+  type Partition,
+  type PartitionWork,
+  PLAN_VERSION,
+  type Plan,
+  type PlannedObject,
+  type WorkItem,
+} from '../contract/plan';
 
 const MiB = 1024 * 1024;
 
@@ -110,5 +117,18 @@ export function buildPlan({ job, objects, workUri, skipped = [], now = new Date(
     partitions,
     totalBytes,
     skipped,
+  };
+}
+
+/** The document for one partition of `plan`. */
+export function partitionWorkOf(plan: Plan, partition: Partition): PartitionWork {
+  return {
+    version: plan.version,
+    jobName: plan.jobName,
+    workUri: plan.workUri,
+    outputUri: plan.outputUri,
+    index: partition.index,
+    bytes: partition.bytes,
+    items: partition.items.map((item) => ({ ...item, target: plan.objects[item.object]! })),
   };
 }

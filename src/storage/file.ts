@@ -3,6 +3,7 @@ import { createReadStream, type Dirent } from 'node:fs';
 import {
   copyFile,
   type FileHandle,
+  link,
   mkdir,
   open,
   readdir,
@@ -208,6 +209,36 @@ export class FileStorage implements Storage {
     } catch (err) {
       await writer.abort();
       throw err;
+    }
+  }
+
+  /**
+   * The bytes go to a temp file first and are linked into place: `link` fails with EEXIST if the
+   * name is taken, atomically, and a reader never sees a half-written object (as it could after an
+   * `open(…, 'wx')` followed by writes).
+   */
+  async putIfAbsent(uri: string, body: Buffer | string, _opts: WriterOptions = {}): Promise<boolean> {
+    const path = filePath(uri);
+    const name = posix.basename(path);
+    if (path.endsWith('/') || TEMP_FILE.test(name)) {
+      throw new LocationError(`cannot write an object at ${uri}: not a file name this storage can own`);
+    }
+    const dir = posix.dirname(path);
+    const temp = `${dir === '/' ? '' : dir}/.${name}.partial-${randomBytes(8).toString('hex')}`;
+    await mkdir(dir, { recursive: true });
+    const file = await open(temp, 'wx');
+    try {
+      await file.writeFile(body);
+      await file.datasync();
+      await file.close();
+      await link(temp, path);
+      return true;
+    } catch (err) {
+      await file.close().catch(() => {});
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw err;
+    } finally {
+      await unlink(temp).catch(() => {});
     }
   }
 

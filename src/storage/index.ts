@@ -89,6 +89,10 @@ export class Storages implements Storage {
     return this.for(uri).put(uri, body, opts);
   }
 
+  putIfAbsent(uri: string, body: Buffer | string, opts?: WriterOptions): Promise<boolean> {
+    return this.for(uri).putIfAbsent(uri, body, opts);
+  }
+
   createWriter(uri: string, opts?: WriterOptions): ObjectWriter {
     return this.for(uri).createWriter(uri, opts);
   }

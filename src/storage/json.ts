@@ -19,4 +19,9 @@ export async function writeJson(storage: Storage, uri: string, value: unknown): 
   await storage.put(uri, `${JSON.stringify(value, null, 2)}\n`, { contentType: 'application/json' });
 }
 
+/** One line of JSON: for documents that grow with the job (plan, partitions), read by programs. */
+export async function writeCompactJson(storage: Storage, uri: string, value: unknown): Promise<void> {
+  await storage.put(uri, `${JSON.stringify(value)}\n`, { contentType: 'application/json' });
+}
+
 export const readStoredJob = (storage: Storage, jobUri: string) => readJson<StoredJob>(storage, jobUri);

@@ -51,6 +51,10 @@ export class LazyStorage implements Storage {
     return (await this.backend()).put(uri, body, opts);
   }
 
+  async putIfAbsent(uri: string, body: Buffer | string, opts?: WriterOptions): Promise<boolean> {
+    return (await this.backend()).putIfAbsent(uri, body, opts);
+  }
+
   createWriter(uri: string, opts?: WriterOptions): ObjectWriter {
     if (this.#loaded) return this.#loaded.createWriter(uri, opts);
     return new LazyWriter(

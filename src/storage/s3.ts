@@ -51,6 +51,9 @@ export const MIN_UPLOAD_PART_SIZE = 8 * MiB;
  */
 export const DEFAULT_MAX_ATTEMPTS = 4;
 
+/** Tries of a conditional write that S3 answers with 409 ConditionalRequestConflict. */
+const CONDITIONAL_WRITE_ATTEMPTS = 5;
+
 /** How an S3 client reaches its endpoint. Field names are S3ClientConfig's, so it can be spread into one. */
 export interface S3ConnectionOptions {
   readonly region?: string;
@@ -317,6 +320,33 @@ export class S3Storage implements Storage {
         ...sseParams(opts),
       }),
     );
+  }
+
+  async putIfAbsent(uri: string, body: Buffer | string, opts: WriterOptions = {}): Promise<boolean> {
+    const { bucket, key } = s3Location(uri);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.client.send(
+          new PutObjectCommand({
+            Bucket: bucket,
+            Key: key,
+            Body: body,
+            ContentLength: Buffer.byteLength(body),
+            ContentType: opts.contentType,
+            IfNoneMatch: '*',
+            ...sseParams(opts),
+          }),
+        );
+        return true;
+      } catch (err) {
+        if (errorName(err) === 'PreconditionFailed' || httpStatus(err) === 412) return false;
+        // S3 answers 409 ConditionalRequestConflict while another conditional write of the key is
+        // in flight, and asks the caller to retry (S3 user guide, "Conditional writes").
+        const conflict = errorName(err) === 'ConditionalRequestConflict' || httpStatus(err) === 409;
+        if (!conflict || attempt >= CONDITIONAL_WRITE_ATTEMPTS) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 50 * attempt * Math.random()));
+      }
+    }
   }
 
   createWriter(uri: string, opts: WriterOptions = {}): ObjectWriter {

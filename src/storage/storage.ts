@@ -84,6 +84,12 @@ export interface Storage {
   readPooled?(uri: string, range?: ByteRange, signal?: AbortSignal): Promise<PooledRead | undefined>;
   readAll(uri: string): Promise<Buffer>;
   put(uri: string, body: Buffer | string, opts?: WriterOptions): Promise<void>;
+  /**
+   * Writes the object only if nothing is at `uri`, atomically: of concurrent callers exactly one
+   * creates it. True if this call did, false if an object was already there (left unchanged).
+   * S3: PutObject with `If-None-Match: *`; file://: a hard link, which fails if the name exists.
+   */
+  putIfAbsent(uri: string, body: Buffer | string, opts?: WriterOptions): Promise<boolean>;
   createWriter(uri: string, opts?: WriterOptions): ObjectWriter;
   /** Server-side copy of whole objects concatenated in order into `target` (assemble step). */
   concat(sources: readonly string[], target: string, opts?: WriterOptions): Promise<void>;

@@ -48,11 +48,12 @@ describe('storage', () => {
     }
   });
 
-  it('expires work locations after 30 days and keeps data objects', () => {
+  it('expires work locations after 30 days, never the job-name reservations, and keeps data objects', () => {
     const [, work] = resourcesOf('AWS::S3::Bucket').find(([id]) => id.includes('StorageWork'))!;
-    expect(work.Properties.LifecycleConfiguration.Rules).toContainEqual(
-      expect.objectContaining({ Id: 'expire-work-locations', ExpirationInDays: 30 }),
-    );
+    const expiring = work.Properties.LifecycleConfiguration.Rules.filter((r: Cfn) => r.ExpirationInDays);
+    expect(expiring).toEqual([
+      expect.objectContaining({ Id: 'expire-work-locations', ExpirationInDays: 30, Prefix: 'jobs/' }),
+    ]);
     const [, data] = resourcesOf('AWS::S3::Bucket').find(([id]) => id.includes('StorageData'))!;
     expect(data.Properties.LifecycleConfiguration.Rules.some((r: Cfn) => r.ExpirationInDays)).toBe(false);
   });
@@ -391,7 +392,8 @@ describe('state machine definition', () => {
     const map = definition().States.RunPartitions;
     expect(map).toMatchObject({
       Type: 'Map',
-      ItemsPath: '$.plan.partitions',
+      ItemReader: { Parameters: { 'Key.$': '$.plan.partitionItemsKey' } },
+      ItemProcessor: { ProcessorConfig: { Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' } },
       MaxConcurrencyPath: '$.job.instanceCount',
       ItemSelector: {
         'index.$': '$$.Map.Item.Value.index',

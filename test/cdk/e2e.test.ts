@@ -139,7 +139,13 @@ async function execute(
     definition,
     request(name, extra),
     { ...lambdas, [S.runPartition]: localEcs.runTaskSync },
-    { executionName: name },
+    {
+      executionName: name,
+      // The Distributed Map's ItemReader, which aws-local-stepfunctions does not run: the same
+      // GetObject of the plan's partition items, from the loopback S3.
+      readItems: async ({ Bucket, Key }) =>
+        JSON.parse((await s3.storage.readAll(`s3://${Bucket}/${Key}`)).toString()),
+    },
   );
   if (outcome.status === 'FAILED' && outcome.error !== 'TransformJobFailed') {
     // Say why, with the tasks' logs, rather than only that the status differs.

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { handler as finalizeHandler } from '../../lambdas/finalize/handler';
 import { type Asl, stateMachineDefinition } from './definition';
 import { asLambda, type LocalHandler, runLocally, STATE_NAMES as S, visited } from './local-execution';
+import { HISTORY_EVENT_LIMIT, runPartitionsAtScale } from './partitions-at-scale';
 import { type Cfn, exampleProps, type Synthesized, synthesize } from './synth';
 
 /**
@@ -26,6 +27,18 @@ class NamedError extends Error {
     this.name = name;
   }
 }
+
+/**
+ * S3 as the Distributed Map's ItemReader sees it: the Plan stand-in puts its partition items here
+ * and the reader stand-in (local-execution.ts, withItemReaderStandIn) reads them back.
+ */
+const workBucketObjects = new Map<string, unknown[]>();
+const readItems = ({ Bucket, Key }: { Bucket: string; Key: string }) => {
+  expect(Bucket).toMatch(/^batchtransformstoragework/); // the work bucket, fixed at synthesis
+  const items = workBucketObjects.get(Key);
+  if (!items) throw new NamedError('S3.NoSuchKey', `no object ${Key}`);
+  return items;
+};
 
 /** Stand-ins for every Task state; each records the input it got. Override any of them per test. */
 function steps(overrides: Partial<Record<string, LocalHandler>> = {}) {
@@ -55,11 +68,16 @@ function steps(overrides: Partial<Record<string, LocalHandler>> = {}) {
   };
   const defaults: Record<string, LocalHandler> = {
     [S.validate]: () => ({ job, launch }),
-    [S.plan]: () => ({
-      planUri: 's3://w/jobs/job-1/plan.json',
-      partitions: [{ index: 0 }, { index: 1 }, { index: 2 }],
-      objectCount: 3,
-    }),
+    [S.plan]: () => {
+      const partitions = [{ index: 0 }, { index: 1 }, { index: 2 }];
+      workBucketObjects.set('jobs/job-1/partition-items.json', partitions);
+      return {
+        planUri: 's3://w/jobs/job-1/plan.json',
+        partitions,
+        partitionItemsKey: 'jobs/job-1/partition-items.json',
+        objectCount: 3,
+      };
+    },
     [S.runPartition]: (input) => ({
       TaskArn: `arn:task/${input.Overrides.ContainerOverrides[0].Environment[2].Value}`,
       StopCode: 'EssentialContainerExited',
@@ -82,7 +100,7 @@ function steps(overrides: Partial<Record<string, LocalHandler>> = {}) {
 describe('the lifecycle, executed locally', () => {
   it('runs validate, plan, one task per partition, assemble, finalize and cleanup, and returns the job description', async () => {
     const { handlers, calls } = steps();
-    const outcome = await runLocally(definition, request, handlers, { executionName: 'job-1' });
+    const outcome = await runLocally(definition, request, handlers, { executionName: 'job-1', readItems });
     expect(outcome).toMatchObject({
       status: 'SUCCEEDED',
       output: { TransformJobName: 'job-1', TransformJobStatus: 'Completed' },
@@ -125,13 +143,14 @@ describe('the lifecycle, executed locally', () => {
         ],
       },
     });
-    // The stages after the Map see the job and plan, not the task descriptions.
-    expect(Object.keys(calls[S.finalize]![0] as object).sort()).toEqual([
-      'assembled',
-      'job',
-      'launch',
-      'plan',
-    ]);
+    // The stages after the Map see the job and plan, not the task descriptions. (Not the items
+    // either: the ItemReader stand-in's field is there only because aws-local-stepfunctions cannot
+    // read them itself, see withItemReaderStandIn.)
+    expect(
+      Object.keys(calls[S.finalize]![0] as object)
+        .filter((k) => !k.endsWith('·items'))
+        .sort(),
+    ).toEqual(['assembled', 'job', 'launch', 'plan']);
   });
 
   it('retries a partition whose task failed once, and completes the job', async () => {
@@ -144,7 +163,7 @@ describe('the lifecycle, executed locally', () => {
         return { TaskArn: `arn:task/${index}` };
       },
     });
-    const outcome = await runLocally(definition, request, handlers, { executionName: 'job-1' });
+    const outcome = await runLocally(definition, request, handlers, { executionName: 'job-1', readItems });
     expect(outcome.status).toBe('SUCCEEDED');
     expect(calls[S.runPartition]).toHaveLength(4);
     expect(calls[S.finalizeFailure]).toBeUndefined();
@@ -182,7 +201,7 @@ describe('the lifecycle, executed locally', () => {
         throw new NamedError('States.TaskFailed', '{"StoppedReason":"OutOfMemoryError: Container killed"}');
       },
     });
-    const outcome = await runLocally(definition, request, handlers, { executionName: 'job-1' });
+    const outcome = await runLocally(definition, request, handlers, { executionName: 'job-1', readItems });
     expect(outcome).toMatchObject({
       status: 'FAILED',
       error: 'States.TaskFailed',
@@ -220,7 +239,7 @@ describe('the lifecycle, executed locally', () => {
       // The real finalize handler: with no job it writes nothing and makes the reason from the error.
       [S.finalizeFailure]: finalizeHandler,
     });
-    const outcome = await runLocally(definition, request, handlers, { executionName: 'job-1' });
+    const outcome = await runLocally(definition, request, handlers, { executionName: 'job-1', readItems });
     expect(outcome).toMatchObject({
       status: 'FAILED',
       error: 'JobValidationError',
@@ -236,7 +255,7 @@ describe('the lifecycle, executed locally', () => {
     const { handlers, calls } = steps({
       [S.finalize]: () => ({ TransformJobStatus: 'Failed', FailureReason: reason }),
     });
-    const outcome = await runLocally(definition, request, handlers, { executionName: 'job-1' });
+    const outcome = await runLocally(definition, request, handlers, { executionName: 'job-1', readItems });
     expect(outcome).toMatchObject({ status: 'FAILED', error: 'TransformJobFailed', cause: reason });
     expect(calls[S.cleanup]).toHaveLength(1);
     expect(calls[S.finalizeFailure]).toBeUndefined();
@@ -254,7 +273,7 @@ describe('the lifecycle, executed locally', () => {
         throw new NamedError('Error', 'S3 is unreachable');
       },
     });
-    const outcome = await runLocally(definition, request, handlers, { executionName: 'job-1' });
+    const outcome = await runLocally(definition, request, handlers, { executionName: 'job-1', readItems });
     expect(outcome.status).toBe('FAILED');
     if (outcome.status !== 'FAILED') return;
     expect(outcome.error).toBe('PlanError');
@@ -274,7 +293,40 @@ describe('the lifecycle, executed locally', () => {
         throw new NamedError('Error', 'throttled');
       },
     });
-    const outcome = await runLocally(definition, request, handlers, { executionName: 'job-1' });
+    const outcome = await runLocally(definition, request, handlers, { executionName: 'job-1', readItems });
     expect(outcome).toMatchObject({ status: 'SUCCEEDED', output: { TransformJobStatus: 'Completed' } });
+  });
+});
+
+describe('partitions at scale (Distributed Map)', () => {
+  it('is a Distributed Map whose items come from the plan in S3 and whose concurrency is InstanceCount', () => {
+    const map = definition.States[S.runPartitions];
+    expect(map.ItemProcessor.ProcessorConfig).toEqual({ Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' });
+    expect(map.ItemReader).toMatchObject({
+      Resource: 'arn:aws:states:::s3:getObject',
+      ReaderConfig: { InputType: 'JSON' },
+      Parameters: { 'Key.$': '$.plan.partitionItemsKey' },
+    });
+    expect(map.MaxConcurrencyPath).toBe('$.job.instanceCount');
+  });
+
+  it('runs 100 partitions at once when InstanceCount is 100 (no waves of 40)', async () => {
+    const run = await runPartitionsAtScale(definition, { partitions: 100, holdUntilInFlight: 100 });
+    expect(run.status).toBe('SUCCEEDED');
+    expect(run.runTaskCalls).toBe(100);
+    expect(run.maxConcurrentPartitions).toBe(100);
+  });
+
+  it('keeps every execution history of 100 partitions, each retried twice, far below 25,000 events', async () => {
+    const run = await runPartitionsAtScale(definition, { partitions: 100, failuresPerPartition: 2 });
+    expect(run.status).toBe('SUCCEEDED');
+    expect(run.runTaskCalls).toBe(300);
+    expect(run.history.children).toBe(100);
+    // Child: started, entered, 3 attempts × (scheduled, started, submitted, failed/succeeded), exited, ended.
+    expect(run.history.largestChild).toBe(2 + 2 + 3 * 4);
+    // The parent grows by the Map run's few events, not by the partitions.
+    expect(run.history.parent).toBeLessThan(60);
+    expect(run.history.parentIfInline).toBeGreaterThan(100 * 16);
+    expect(Math.max(run.history.parent, run.history.largestChild)).toBeLessThan(HISTORY_EVENT_LIMIT);
   });
 });

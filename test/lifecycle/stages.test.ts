@@ -47,6 +47,7 @@ const deployed = (): DeploymentContext => ({
   enabledInstanceTypes: [],
   maxInstanceCount: 100,
   workRoot: `${dir.uri}work/`,
+  jobNamesRoot: `${dir.uri}job-names/`,
   // file:// locations stand in for S3 here; the deployed checks (names, overrides) are what is tested.
   local: false,
 });
@@ -99,8 +100,28 @@ describe('the validate stage', () => {
       jobName: 'job-1',
     });
     await expect(validateStage({ request: req }, deployed(), storage)).rejects.toThrow(
-      /TransformJobName: a transform job named "job-1" already exists/,
+      /^Job name must be unique within an AWS account and region, and a job with this name already exists \(transform-job\/job-1, created /,
     );
+    await expect(
+      validateStage(
+        { request: req, executionName: '0f8fad5b-d9cb-469f-a165-70867728950e' },
+        deployed(),
+        storage,
+      ),
+    ).rejects.toMatchObject({
+      name: 'ResourceInUse',
+    });
+  });
+
+  it("keeps a name taken after the job's work location is gone (expired or cleaned up)", async () => {
+    const req = request();
+    req.TransformInput.DataSource.S3DataSource.S3Uri = 's3://bucket/in/';
+    req.TransformOutput.S3OutputPath = 's3://bucket/out/';
+    const ref = await validateStage({ request: req, executionName: 'job-1' }, deployed(), storage);
+    await storage.delete(ref.jobUri);
+    await expect(validateStage({ request: req }, deployed(), storage)).rejects.toMatchObject({
+      name: 'ResourceInUse',
+    });
   });
 
   it('rejects an execution named differently from the job, but accepts a console-generated name', async () => {
@@ -284,6 +305,13 @@ describe('the finalize stage', () => {
       'worker task stopped: Essential container in task exited; model exited 137',
     ],
     [{ Error: 'States.Timeout', Cause: 'not json' }, 'States.Timeout: not json'],
+    [
+      {
+        Error: 'States.ExceedToleratedFailureThreshold',
+        Cause: 'The specified tolerated failure threshold was exceeded',
+      },
+      "a partition's task failed after its retries (The specified tolerated failure threshold was exceeded)",
+    ],
   ])('turns a state failure into words: %j', (failure, words) => {
     expect(describeStateFailure(failure)).toBe(words);
   });

@@ -7,8 +7,8 @@ import {
 import type { StoredJob } from '../../../src/contract/job';
 import type { NormalizedJob } from '../../../src/contract/job';
 import { readJson, writeJson } from '../../../src/storage/json';
-import type { Plan } from '../../../src/contract/plan';
-import { progressUri, resultUri } from '../../../src/contract/layout';
+import type { PartitionWork } from '../../../src/contract/plan';
+import { partitionWorkUriOfPlan, progressUri, resultUri } from '../../../src/contract/layout';
 import {
   type Counters,
   emptyCounters,
@@ -45,13 +45,12 @@ export class PartitionFatalError extends Error {
 export async function runPartition(config: SidecarConfig, deps: PartitionDeps): Promise<PartitionResult> {
   const { storage, log } = deps;
   const startedAt = new Date().toISOString();
-  const [{ job }, plan] = await Promise.all([
+  // Only this partition's document, not the whole plan: its size follows the partition's work.
+  const [{ job }, partition] = await Promise.all([
     readJson<StoredJob>(storage, config.jobUri),
-    readJson<Plan>(storage, config.planUri),
+    readJson<PartitionWork>(storage, partitionWorkUriOfPlan(config.planUri, config.partition)),
   ]);
-  const partition = plan.partitions.find((p) => p.index === config.partition);
-  if (!partition)
-    throw new PartitionFatalError(`the plan ${config.planUri} has no partition ${config.partition}`);
+  const plan = partition; // workUri and outputUri, as the whole plan has them
   const counters: Counters = { ...emptyCounters(), objectsTotal: partition.items.length };
   const items: ItemResult[] = [];
   let effective: EffectiveParameters = PARAMETER_DEFAULTS;
@@ -112,7 +111,7 @@ export async function runPartition(config: SidecarConfig, deps: PartitionDeps): 
     const c = client;
     const lane = async () => {
       for (let item = queue.shift(); item && !inner.signal.aborted; item = queue.shift()) {
-        const object = plan.objects[item.object]!;
+        const object = item.target;
         const result = await processItem({
           job,
           plan,

@@ -30,7 +30,7 @@ export const HEADER_RECORD_COUNT = 'x-batch-transform-record-count';
 
 export interface ItemContext {
   readonly job: NormalizedJob;
-  readonly plan: Plan;
+  readonly plan: Pick<Plan, 'workUri' | 'outputUri'>;
   readonly item: WorkItem;
   readonly object: PlannedObject;
   readonly effective: EffectiveParameters;
