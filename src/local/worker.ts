@@ -1,7 +1,7 @@
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { JobRef, PlanRef } from '../contract/state';
 import { freePort, type ManagedProcess, startProcess } from './processes';
+import { sidecarArgv } from './sidecar-bundle';
 
 /** Where a worker's model comes from in a local run. */
 export type ModelSource =
@@ -12,8 +12,7 @@ export type ModelSource =
   /** A server that is already running; every worker shares it. */
   | { readonly kind: 'url'; readonly url: string };
 
-export const SIDECAR_ENTRY = fileURLToPath(new URL('../../containers/sidecar/src/main.ts', import.meta.url));
-const TSX_LOADER = import.meta.resolve('tsx');
+export { SIDECAR_ENTRY } from './sidecar-bundle';
 
 export interface WorkerOptions {
   readonly ref: JobRef;
@@ -38,7 +37,8 @@ export interface WorkerHandle {
 
 /**
  * One local worker: the model server process beside a sidecar process, the same pair an ECS task
- * runs. The sidecar is the real entry point (containers/sidecar/src/main.ts) as a plain Node process.
+ * runs. The sidecar is the real entry point (containers/sidecar/src/main.ts) as a plain Node process,
+ * bundled as its image bundles it (sidecar-bundle.ts).
  */
 export async function startWorker(o: WorkerOptions): Promise<WorkerHandle> {
   const name = `worker-${String(o.partition).padStart(3, '0')}`;
@@ -66,30 +66,25 @@ export async function startWorker(o: WorkerOptions): Promise<WorkerHandle> {
             logFile,
           });
   }
-  const sidecar = startProcess(
-    `${name} sidecar`,
-    process.execPath,
-    ['--import', TSX_LOADER, SIDECAR_ENTRY, 'run'],
-    {
-      env: {
-        ...process.env,
-        ...o.env,
-        JOB_URI: o.ref.jobUri,
-        PLAN_URI: o.plan.planUri,
-        PARTITION_INDEX: String(o.partition),
-        MODEL_URL: modelUrl,
-        ...(model?.child.pid ? { MODEL_PID: String(model.child.pid) } : {}),
-        PARENT_PIPE: 'stdin',
-        PROGRESS_INTERVAL_MS: String(o.progressIntervalMs ?? 500),
-        METRICS: 'off',
-      },
-      logFile: join(o.logDir, `${name}.sidecar.log`),
-      // The sidecar's reason is in its partition result, in words; its log lines are JSON.
-      reportOutput: false,
-      // The sidecar ends itself, and its model, when this process dies (PARENT_PIPE, see its main).
-      parentPipe: true,
+  const sidecar = startProcess(`${name} sidecar`, process.execPath, [...(await sidecarArgv()), 'run'], {
+    env: {
+      ...process.env,
+      ...o.env,
+      JOB_URI: o.ref.jobUri,
+      PLAN_URI: o.plan.planUri,
+      PARTITION_INDEX: String(o.partition),
+      MODEL_URL: modelUrl,
+      ...(model?.child.pid ? { MODEL_PID: String(model.child.pid) } : {}),
+      PARENT_PIPE: 'stdin',
+      PROGRESS_INTERVAL_MS: String(o.progressIntervalMs ?? 500),
+      METRICS: 'off',
     },
-  );
+    logFile: join(o.logDir, `${name}.sidecar.log`),
+    // The sidecar's reason is in its partition result, in words; its log lines are JSON.
+    reportOutput: false,
+    // The sidecar ends itself, and its model, when this process dies (PARENT_PIPE, see its main).
+    parentPipe: true,
+  });
   const done = (async () => {
     const { code } = await sidecar.exited;
     const modelReason = model?.exitReason();

@@ -238,7 +238,9 @@ describe.concurrent('a model that dies, a task that is stopped', () => {
     expect(requests).not.toContain('CompleteMultipartUpload');
     expect(run.logs.some((l) => l.level === 'warn' && l.msg.startsWith('SIGTERM received'))).toBe(true);
     expect(await fx.incompleteUploads(job)).toEqual([]);
-    expect([...(await fx.outputs(job)).keys()]).toEqual([]);
+    // later.csv may have been transformed beside big.csv (objects are worked on together); the
+    // object that was stopped has no output.
+    expect([...(await fx.outputs(job)).keys()]).not.toContain('big.csv.out');
     expect((await fx.result(job)).fatal).toMatch(/stopped/);
   });
 

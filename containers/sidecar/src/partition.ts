@@ -4,6 +4,7 @@ import {
   negotiateParameters,
   PARAMETER_DEFAULTS,
 } from '../../../src/contract/parameters';
+import { MIB } from '../../../src/dataplane';
 import type { StoredJob } from '../../../src/contract/job';
 import type { NormalizedJob } from '../../../src/contract/job';
 import { readJson, writeJson } from '../../../src/storage/json';
@@ -20,6 +21,7 @@ import type { SidecarConfig } from './config';
 import type { Logger } from './log';
 import { emfLine } from './metrics';
 import { ModelClient, ModelUnavailableError } from './model-client';
+import { partitionFlow } from './flow-control';
 import { processItem } from './process-item';
 
 export interface PartitionDeps {
@@ -100,10 +102,11 @@ export async function runPartition(config: SidecarConfig, deps: PartitionDeps): 
       invocationTimeoutMs: job.ModelClientConfig.InvocationsTimeoutInSeconds * 1000,
       maxRetries: job.ModelClientConfig.InvocationsMaxRetries,
     });
-    const slots = new Semaphore(effective.MaxConcurrentTransforms);
-    // Objects in flight at once: enough to keep every invocation slot busy when objects are small,
-    // few enough that partly packed mini-batches stay within the memory budget.
-    const objectConcurrency = Math.max(1, Math.ceil(effective.MaxConcurrentTransforms / 2));
+    // MaxPayloadInMB 0 (no limit) streams whole objects: reserve as for the default payload.
+    const flow = partitionFlow({
+      maxConcurrentTransforms: effective.MaxConcurrentTransforms,
+      payloadBytes: (effective.MaxPayloadInMB || PARAMETER_DEFAULTS.MaxPayloadInMB) * MIB,
+    });
     const queue = [...partition.items];
     const inner = new AbortController();
     const stop = () => inner.abort(deps.signal.reason);
@@ -119,7 +122,7 @@ export async function runPartition(config: SidecarConfig, deps: PartitionDeps): 
           object,
           effective,
           client: c,
-          slots,
+          flow,
           storage,
           counters,
           signal: inner.signal,
@@ -145,8 +148,14 @@ export async function runPartition(config: SidecarConfig, deps: PartitionDeps): 
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(objectConcurrency, partition.items.length) }, lane));
+    await Promise.all(Array.from({ length: Math.min(flow.objects, partition.items.length) }, lane));
     deps.signal.removeEventListener('abort', stop);
+    log.info('flow control', {
+      invocationsInFlightPeak: flow.slots.peak,
+      miniBatchesPackedPeak: flow.packed.peak,
+      budgetPeakBytes: flow.budget.peak,
+      budgetBytes: flow.budget.limit,
+    });
     if (deps.signal.aborted && !fatal)
       fatal = `the worker was stopped (${String(deps.signal.reason ?? 'SIGTERM')}) before it finished`;
   } catch (e) {
@@ -210,22 +219,4 @@ function diff(a: Counters, b: Counters): Counters {
   const out = { ...a };
   for (const k of Object.keys(out) as Array<keyof Counters>) out[k] = a[k] - b[k];
   return out;
-}
-
-/** A counting semaphore: at most `n` holders at once, FIFO. */
-export class Semaphore {
-  private waiters: Array<() => void> = [];
-  constructor(private free: number) {}
-  async acquire(): Promise<void> {
-    if (this.free > 0) {
-      this.free--;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiters.push(resolve));
-  }
-  release(): void {
-    const next = this.waiters.shift();
-    if (next) next();
-    else this.free++;
-  }
 }

@@ -21,6 +21,7 @@ import type { Plan, PlannedObject, WorkItem } from '../../../src/contract/plan';
 import type { Counters, ItemResult } from '../../../src/contract/results';
 import { writeChunks } from '../../../src/storage/common';
 import type { ObjectWriter, PooledRead, Storage } from '../../../src/storage/storage';
+import type { PartitionFlow } from './flow-control';
 import type { ModelClient } from './model-client';
 
 /** Extension request headers telling the model where a mini-batch came from. */
@@ -35,8 +36,8 @@ export interface ItemContext {
   readonly object: PlannedObject;
   readonly effective: EffectiveParameters;
   readonly client: ModelClient;
-  /** Invocation slots shared by every object of the partition (MaxConcurrentTransforms). */
-  readonly slots: { acquire(): Promise<void>; release(): void };
+  /** Invocation slots and the memory budget, shared by every object of the partition. */
+  readonly flow: PartitionFlow;
   readonly storage: Storage;
   readonly counters: Counters;
   readonly signal: AbortSignal;
@@ -150,11 +151,21 @@ interface ItemTally {
 }
 
 /**
- * Invokes one mini-batch; returns the output bytes for it, in order. The responses it read are in
- * the model client's pool blocks: their `release` goes into `releases`, called once the output is
- * written (and only if the writer keeps no reference to what it wrote).
+ * What one started mini-batch holds until its output is written: the releases of the responses it
+ * read (their blocks go back to the model client once the output is written, if the writer keeps no
+ * reference to them), and the budget its responses took beyond the reservation made for them.
  */
-type Invoke = (batch: Invocation, releases: Array<() => void>) => Promise<Buffer[]>;
+interface Held {
+  readonly releases: Array<() => void>;
+  /** Response bytes reserved when the mini-batch was packed (as many as its body). */
+  readonly reserved: number;
+  received: number;
+  /** Budget taken for response bytes beyond `reserved`. */
+  taken: number;
+}
+
+/** Invokes one mini-batch; returns the output bytes for it, in order. */
+type Invoke = (batch: Invocation, held: Held) => Promise<Buffer[]>;
 
 /**
  * Reads the item, packs its mini-batches and hands them to the ordered writer, which sends each
@@ -218,7 +229,7 @@ function invoker(
     [HEADER_OBJECT]: encodeURI(object.uri),
   };
 
-  const invoke: Invoke = async (batch, releases) => {
+  const invoke: Invoke = async (batch, held) => {
     const headers = {
       ...baseHeaders,
       [HEADER_RECORD_OFFSET]: String(batch.firstOffset),
@@ -236,7 +247,15 @@ function invoker(
           })
         : await c.client.invokeOnce(batch.body, headers, c.signal);
     if (outcome.kind === 'ok') {
-      releases.push(outcome.release);
+      held.releases.push(outcome.release);
+      // A response larger than its body outgrows the reservation: count the excess now (it is in
+      // memory already), which holds back the next packing until outputs are written.
+      held.received += outcome.byteLength;
+      const over = held.received - held.reserved - held.taken;
+      if (over > 0) {
+        c.flow.budget.take(over);
+        held.taken += over;
+      }
       local.records += batch.count;
       c.counters.records += batch.count;
       if (batch instanceof MiniBatch) return output.processChunks(batch, outcome.body);
@@ -253,7 +272,7 @@ function invoker(
     // A mini-batch the model cannot take whole (413, or too slow): halve it, down to one record.
     if (canHalve && (outcome.kind === 'too-large' || outcome.kind === 'timeout' || isolate)) {
       const [a, b] = (batch as MiniBatch).split();
-      return [...(await invoke(a, releases)), ...(await invoke(b, releases))];
+      return [...(await invoke(a, held)), ...(await invoke(b, held))];
     }
     const where =
       batch.count === 1
@@ -273,10 +292,15 @@ function invoker(
 }
 
 /**
- * The ordered writer. Ordered fan-out: start up to MaxConcurrentTransforms invocations (slots are
- * shared by all the partition's objects), write each result only when every earlier one is
- * written. Once one is written, the pooled input chunks nothing pending needs go back to the reader,
- * and its responses' blocks to the model client (when the writer keeps no reference to them).
+ * The ordered writer. The packer's side starts each mini-batch as soon as an invocation slot is free
+ * (slots are shared by all the partition's objects); a writer beside it writes each output once
+ * every earlier one is written. Neither waits for the other, so the next mini-batch is packed while
+ * the slots are busy and an output is written while the next request goes out: what bounds them is
+ * the partition's memory budget. Before the packer is asked for more, the bytes it may bring (a
+ * body of up to MaxPayloadInMB and a response as large) are reserved, then trimmed to what it
+ * brought; they are released once that output is written. Once an output is written, the pooled
+ * input chunks nothing pending needs go back to the reader, and its responses' blocks to the model
+ * client (when the writer keeps no reference to them).
  */
 async function writeInOrder(
   c: ItemContext,
@@ -286,43 +310,126 @@ async function writeInOrder(
   local: { bytesOut: number },
   input: { pooled: PooledRead | undefined; heldFrom: () => number },
 ): Promise<void> {
-  const { effective } = c;
+  const reserve = 2 * c.flow.payloadBytes;
   /**
    * The invocations started and not yet written, in input order: each one's output, the first
-   * byte of the input it can refer to, and the releases of the responses it read.
+   * byte of the input it can refer to, what it holds, and the budget its body and response took.
    */
-  const pending: Array<{ output: Promise<Buffer[]>; from: number; releases: Array<() => void> }> = [];
+  const pending: Array<{ output: Promise<Buffer[]>; from: number; held: Held; cost: number }> = [];
   /** firstOffset of the current group's next mini-batch not started yet (Infinity: none). */
   let nextFrom = Number.POSITIVE_INFINITY;
-  const flushOne = async () => {
-    const { output, releases } = pending.shift()!;
-    const pieces = await output;
-    // Its answer is in and its output made (outputs never point into the input), so the input it
-    // sliced is free before the output is written. Runs only while the packer waits at a yield, so
-    // heldFrom is current.
-    input.pooled?.release(Math.min(input.heldFrom(), pending[0]?.from ?? nextFrom));
-    await write(writer, pieces, local, c.counters);
-    if (writer.releasesChunks) for (const release of releases) release();
+  /**
+   * While the packer is being asked for a group, the first byte it held when asked: the group it
+   * is making starts there or later, and may already be past `heldFrom` before it is seen here.
+   */
+  let pullingFrom: number | undefined;
+  /** Budget this item holds: released output by output, and the rest when the item ends. */
+  let budgetHeld = 0;
+  /** Mini-batches of the current group not started (given up when the item fails). */
+  let unstarted = 0;
+  const release = (bytes: number) => {
+    budgetHeld -= bytes;
+    c.flow.budget.release(bytes);
   };
-  try {
-    for await (const group of groups) {
-      for (let k = 0; k < group.length; k++) {
-        const batch = group[k]!;
-        nextFrom = group[k + 1]?.firstOffset ?? Number.POSITIVE_INFINITY;
-        if (c.signal.aborted) throw c.signal.reason ?? new Error('stopped');
-        await c.slots.acquire();
-        const releases: Array<() => void> = [];
-        const output = invoke(batch, releases).finally(() => c.slots.release());
-        output.catch(() => {}); // observed when its turn to be written comes
-        pending.push({ output, from: batch.firstOffset, releases });
-        while (pending.length >= effective.MaxConcurrentTransforms) await flushOne();
+  let producing = true;
+  let failure: { error: unknown } | undefined;
+  let wake: (() => void) | undefined;
+  const poke = () => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  const writes = (async () => {
+    for (;;) {
+      const head = pending[0];
+      if (!head) {
+        if (!producing) return;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        continue;
       }
+      try {
+        const pieces = await head.output;
+        if (!failure) {
+          pending.shift();
+          // Its answer is in and its output made (outputs never point into the input), so the
+          // input it sliced is free before the output is written.
+          const packerFrom = pullingFrom ?? input.heldFrom();
+          input.pooled?.release(Math.min(packerFrom, pending[0]?.from ?? nextFrom));
+          await write(writer, pieces, local, c.counters);
+          if (writer.releasesChunks) for (const r of head.held.releases) r();
+        } else pending.shift();
+      } catch (error) {
+        // The item has failed: the rest is only waited for, never written, and the pooled
+        // reader's buffers are not released (nor read into) again.
+        failure ??= { error };
+        if (pending[0] === head) pending.shift();
+      }
+      release(head.cost);
+      c.flow.budget.release(head.held.taken); // taken by the invoker, outside this item's reservations
+      c.flow.packed.add(-1);
     }
-    while (pending.length > 0) await flushOne();
+  })();
+  try {
+    const it = groups[Symbol.asyncIterator]();
+    try {
+      for (;;) {
+        if (c.signal.aborted) throw c.signal.reason ?? new Error('stopped');
+        await c.flow.budget.acquire(reserve);
+        budgetHeld += reserve;
+        if (failure) break;
+        pullingFrom = input.heldFrom();
+        const next = await it.next();
+        pullingFrom = undefined;
+        if (next.done) {
+          release(reserve);
+          break;
+        }
+        const group = next.value;
+        c.flow.packed.add(group.length);
+        unstarted = group.length;
+        nextFrom = group[0]?.firstOffset ?? Number.POSITIVE_INFINITY;
+        const costs = group.map((b) => (b instanceof MiniBatch ? 2 * b.byteLength : 0));
+        const cost = costs.reduce((a, b) => a + b, 0);
+        if (cost <= reserve) release(reserve - cost);
+        else {
+          c.flow.budget.take(cost - reserve);
+          budgetHeld += cost - reserve;
+        }
+        for (let k = 0; k < group.length; k++) {
+          const batch = group[k]!;
+          if (c.signal.aborted) throw c.signal.reason ?? new Error('stopped');
+          await c.flow.slots.acquire();
+          if (failure) {
+            c.flow.slots.release();
+            break;
+          }
+          const held: Held = { releases: [], reserved: costs[k]! / 2, received: 0, taken: 0 };
+          const output = invoke(batch, held).finally(() => c.flow.slots.release());
+          output.catch(() => {}); // observed by the writer when its turn comes
+          pending.push({ output, from: batch.firstOffset, held, cost: costs[k]! });
+          unstarted--;
+          nextFrom = group[k + 1]?.firstOffset ?? Number.POSITIVE_INFINITY;
+          poke();
+        }
+        if (failure) break;
+      }
+    } finally {
+      pullingFrom = undefined;
+      producing = false;
+      poke();
+      await it.return?.().catch(() => {});
+    }
+    await writes;
+    if (failure) throw failure.error;
   } finally {
-    // On failure, let the invocations already started settle before the upload is aborted. The
-    // pooled reader's buffers are not released (nor read into) again after this.
-    await Promise.allSettled(pending.map((p) => p.output));
+    // On failure, let the invocations already started settle before the upload is aborted.
+    producing = false;
+    poke();
+    await writes;
+    if (budgetHeld > 0) release(budgetHeld);
+    c.flow.packed.add(-unstarted);
   }
 }
 

@@ -1,0 +1,133 @@
+/**
+ * What bounds a partition's work: invocation slots (MaxConcurrentTransforms requests in flight) and
+ * the memory budget (bytes of mini-batches packed and not yet written). Both are shared by every
+ * object the partition has open, so the slots stay busy across objects while memory stays within
+ * 2 × MaxConcurrentTransforms × MaxPayloadInMB, whatever the objects' sizes.
+ */
+
+/** A counting semaphore: at most `n` holders at once, FIFO. */
+export class Semaphore {
+  private waiters: Array<() => void> = [];
+  #held = 0;
+  #peak = 0;
+  constructor(private free: number) {}
+  /** Holders now, and the most there ever were at once. */
+  get held(): number {
+    return this.#held;
+  }
+  get peak(): number {
+    return this.#peak;
+  }
+  async acquire(): Promise<void> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((resolve) => this.waiters.push(resolve));
+    this.#held++;
+    if (this.#held > this.#peak) this.#peak = this.#held;
+  }
+  release(): void {
+    this.#held--;
+    const next = this.waiters.shift();
+    if (next) next();
+    else this.free++;
+  }
+}
+
+/**
+ * Bytes held by mini-batches from the moment the packer is asked for them until their output is
+ * written: a body and its response. `acquire` waits until the bytes fit (or nothing is held, so one
+ * mini-batch larger than the whole budget still goes through, alone); `take` counts bytes that are
+ * already in memory (a response larger than its reservation) without waiting, which holds back the
+ * next `acquire` until enough is released. Waiters are served in order.
+ */
+export class MemoryBudget {
+  #used = 0;
+  #peak = 0;
+  private readonly waiters: Array<{ bytes: number; resolve: () => void }> = [];
+  constructor(readonly limit: number) {}
+
+  get used(): number {
+    return this.#used;
+  }
+  /** The most ever held at once (acquired and taken). */
+  get peak(): number {
+    return this.#peak;
+  }
+
+  async acquire(bytes: number): Promise<void> {
+    if (this.waiters.length === 0 && this.fits(bytes)) {
+      this.add(bytes);
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiters.push({ bytes, resolve }));
+  }
+
+  take(bytes: number): void {
+    this.add(bytes);
+  }
+
+  release(bytes: number): void {
+    this.#used -= bytes;
+    while (this.waiters.length > 0 && this.fits(this.waiters[0]!.bytes)) {
+      const next = this.waiters.shift()!;
+      this.add(next.bytes);
+      next.resolve();
+    }
+  }
+
+  private fits(bytes: number): boolean {
+    return this.#used === 0 || this.#used + bytes <= this.limit;
+  }
+
+  private add(bytes: number): void {
+    this.#used += bytes;
+    if (this.#used > this.#peak) this.#peak = this.#used;
+  }
+}
+
+/** A count that goes up and down, with the most it ever was. */
+export class Gauge {
+  #now = 0;
+  #peak = 0;
+  get now(): number {
+    return this.#now;
+  }
+  get peak(): number {
+    return this.#peak;
+  }
+  add(n: number): void {
+    this.#now += n;
+    if (this.#now > this.#peak) this.#peak = this.#now;
+  }
+}
+
+/** The flow control one partition's objects share. */
+export interface PartitionFlow {
+  /** MaxConcurrentTransforms invocation slots. */
+  readonly slots: Semaphore;
+  /** 2 × MaxConcurrentTransforms × MaxPayloadInMB: mini-batches packed and not yet written. */
+  readonly budget: MemoryBudget;
+  /** The largest body the packer makes (MaxPayloadInMB in bytes): what one read-ahead reserves. */
+  readonly payloadBytes: number;
+  /** Objects open at once. */
+  readonly objects: number;
+  /** Mini-batches packed and not yet written (or given up), in all objects. */
+  readonly packed: Gauge;
+}
+
+/**
+ * The flow control of one partition. MaxConcurrentTransforms invocation slots; a memory budget of
+ * 2 × MaxConcurrentTransforms × MaxPayloadInMB (MiB) for mini-batches packed and not yet written, a
+ * body and its response each (the formula docs/PERFORMANCE.md holds the sidecar's peak RSS to); and
+ * up to 2 × MaxConcurrentTransforms objects open at once, so that while one object opens, waits for
+ * its last output or completes its upload, others have mini-batches packed and waiting for a slot.
+ */
+export function partitionFlow(o: { maxConcurrentTransforms: number; payloadBytes: number }): PartitionFlow {
+  const mct = o.maxConcurrentTransforms;
+  return {
+    slots: new Semaphore(mct),
+    budget: new MemoryBudget(2 * mct * o.payloadBytes),
+    payloadBytes: o.payloadBytes,
+    objects: 2 * mct,
+    packed: new Gauge(),
+  };
+}
