@@ -308,15 +308,16 @@ export class TransformLifecycle extends Construct {
       errorPath: '$.failure.Error',
       causePath: '$.failure.Cause',
     });
-    // Rules in order: a sidecar without an exit code (it never ran) fails before its code is compared.
-    const sidecarExitCode = '$.sidecarExitCodes[0]';
+    // The sidecar's entry, always in the task's description; its ExitCode is missing when it never
+    // ran (a dependency failed), so that rule comes first.
+    const sidecarExitCode = '$.sidecar[0].ExitCode';
     const done = new sfn.Choice(this, STATES.isPartitionDone)
       .when(sfn.Condition.not(sfn.Condition.isPresent(sidecarExitCode)), failed)
       .when(sfn.Condition.numberEquals(sidecarExitCode, 0), new sfn.Succeed(this, STATES.partitionDone))
       .otherwise(failed);
     const readSidecar = new sfn.Pass(this, STATES.readSidecarResult, {
       parameters: {
-        'sidecarExitCodes.$': `$.task.Containers[?(@.Name == '${CONTAINERS.sidecar}')].ExitCode`,
+        'sidecar.$': `$.task.Containers[?(@.Name == '${CONTAINERS.sidecar}')]`,
         'failure.$': '$.failure',
       },
     }).next(done);
