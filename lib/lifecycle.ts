@@ -49,6 +49,17 @@ const ECS_API_RETRY = {
   maxAttempts: 6,
   maxDelay: 300,
 } as const;
+/**
+ * RunTask answered with `failures` (no capacity for the task yet, a quota reached, an Auto Scaling
+ * group still at zero that needs minutes to launch an instance): Step Functions reports it as
+ * AmazonECS.Unknown. Retried for about half an hour (1, 2, 4, 8, 10, 10 minutes), not seconds.
+ */
+const CAPACITY_RETRY = {
+  errors: ['AmazonECS.Unknown'],
+  interval: 60,
+  maxAttempts: 6,
+  maxDelay: 600,
+} as const;
 const TASK_FAILURE_RETRY = {
   // States.Timeout: a task that ran past partitionTimeout is stopped and its partition run again.
   errors: ['States.TaskFailed', 'States.Timeout'],
@@ -256,6 +267,14 @@ export class TransformLifecycle extends Construct {
       maxAttempts: ECS_API_RETRY.maxAttempts,
       backoffRate: 2,
       maxDelay: Duration.seconds(ECS_API_RETRY.maxDelay),
+      jitterStrategy: sfn.JitterType.FULL,
+    });
+    runPartition.addRetry({
+      errors: [...CAPACITY_RETRY.errors],
+      interval: Duration.seconds(CAPACITY_RETRY.interval),
+      maxAttempts: CAPACITY_RETRY.maxAttempts,
+      backoffRate: 2,
+      maxDelay: Duration.seconds(CAPACITY_RETRY.maxDelay),
       jitterStrategy: sfn.JitterType.FULL,
     });
 

@@ -176,6 +176,23 @@ describe('the lifecycle, executed locally', () => {
     expect(state.failure).toEqual({ Error: 'States.TaskFailed', Cause: stopped(1) });
   });
 
+  it('retries a RunTask that found no capacity (AmazonECS.Unknown) and completes the job', async () => {
+    const { handlers, calls } = steps();
+    let refused = 0;
+    const run = handlers[S.runPartition]!;
+    handlers[S.runPartition] = (input) => {
+      if (refused++ < 2)
+        throw new NamedError(
+          'AmazonECS.Unknown',
+          'RunTask failures: [{"reason":"Capacity is unavailable at this time"}]',
+        );
+      return run(input);
+    };
+    const outcome = await runLocally(definition, request, handlers, { executionName: 'job-1' });
+    expect(outcome.status).toBe('SUCCEEDED');
+    expect(calls[S.finalizeFailure]).toBeUndefined();
+  });
+
   it('fails a partition whose sidecar never ran (fetch-model failed) with the task as the cause, retried', async () => {
     const { handlers, calls } = steps();
     const cause = JSON.stringify({
