@@ -51,6 +51,17 @@ const ECS_API_RETRY = {
   maxAttempts: 6,
   maxDelay: 300,
 } as const;
+/**
+ * RunTask answered with `failures` (no capacity for the task yet, a quota reached, an Auto Scaling
+ * group still at zero that needs minutes to launch an instance): Step Functions reports it as
+ * AmazonECS.Unknown. Retried for about half an hour (1, 2, 4, 8, 10, 10 minutes), not seconds.
+ */
+const CAPACITY_RETRY = {
+  errors: ['AmazonECS.Unknown'],
+  interval: 60,
+  maxAttempts: 6,
+  maxDelay: 600,
+} as const;
 const TASK_FAILURE_RETRY = {
   // States.Timeout: a task that ran past partitionTimeout is stopped and its partition run again.
   errors: ['States.TaskFailed', 'States.Timeout'],
@@ -268,6 +279,14 @@ export class TransformLifecycle extends Construct {
       maxDelay: Duration.seconds(ECS_API_RETRY.maxDelay),
       jitterStrategy: sfn.JitterType.FULL,
     });
+    runPartition.addRetry({
+      errors: [...CAPACITY_RETRY.errors],
+      interval: Duration.seconds(CAPACITY_RETRY.interval),
+      maxAttempts: CAPACITY_RETRY.maxAttempts,
+      backoffRate: 2,
+      maxDelay: Duration.seconds(CAPACITY_RETRY.maxDelay),
+      jitterStrategy: sfn.JitterType.FULL,
+    });
 
     // Step Functions fails a `.sync` RunTask when any container exits non-zero, and model servers
     // (gunicorn, TorchServe) exit 143 when ECS stops them once the sidecar has finished. So a failed
@@ -322,15 +341,16 @@ export class TransformLifecycle extends Construct {
       errorPath: '$.failure.Error',
       causePath: '$.failure.Cause',
     });
-    // Rules in order: a sidecar without an exit code (it never ran) fails before its code is compared.
-    const sidecarExitCode = '$.sidecarExitCodes[0]';
+    // The sidecar's entry, always in the task's description; its ExitCode is missing when it never
+    // ran (a dependency failed), so that rule comes first.
+    const sidecarExitCode = '$.sidecar[0].ExitCode';
     const done = new sfn.Choice(this, STATES.isPartitionDone)
       .when(sfn.Condition.not(sfn.Condition.isPresent(sidecarExitCode)), failed)
       .when(sfn.Condition.numberEquals(sidecarExitCode, 0), new sfn.Succeed(this, STATES.partitionDone))
       .otherwise(failed);
     const readSidecar = new sfn.Pass(this, STATES.readSidecarResult, {
       parameters: {
-        'sidecarExitCodes.$': `$.task.Containers[?(@.Name == '${CONTAINERS.sidecar}')].ExitCode`,
+        'sidecar.$': `$.task.Containers[?(@.Name == '${CONTAINERS.sidecar}')]`,
         'failure.$': '$.failure',
       },
     }).next(done);

@@ -27,6 +27,12 @@ export interface ModelProps {
   readonly modelDataUrl?: string;
   /** The model container's environment; a job's Environment overrides it. @default {} */
   readonly environment?: Readonly<Record<string, string>>;
+  /**
+   * How long `fetch-model` may take to download and extract `modelDataUrl` before the task fails (the
+   * download budget; the model's own start-up has its budget in the job, ModelStartupTimeoutInSeconds).
+   * @default 3600 (the most SageMaker's ModelDataDownloadTimeoutInSeconds allows)
+   */
+  readonly modelDataDownloadTimeoutSeconds?: number;
   /** Fargate task storage for the image and the extracted artifacts (21–200). @default 20 (the free amount) */
   readonly ephemeralStorageGiB?: number;
 }
@@ -37,6 +43,8 @@ export const CONTAINERS = { model: 'model', sidecar: 'sidecar', fetchModel: 'fet
 /** The sidecar image (also the fetch-model init container), built with the repository root as context. */
 export const SIDECAR_DOCKERFILE = 'containers/sidecar/Dockerfile';
 
+/** SageMaker's largest ModelDataDownloadTimeoutInSeconds: the default download budget. */
+const MODEL_DATA_DOWNLOAD_TIMEOUT_S = 3600;
 /** Where a model's artifacts are extracted, as SageMaker does. */
 const MODEL_DIR = '/opt/ml/model';
 /** SageMaker's model server port; tasks use awsvpc networking, so the sidecar reaches it on localhost. */
@@ -209,7 +217,14 @@ export class ModelTasks extends Construct {
         command: ['fetch-model'],
         essential: false,
         readonlyRootFilesystem: true,
-        environment: { MODEL_DATA_URL: model.modelDataUrl, MODEL_DIR, AWS_REGION: Aws.REGION },
+        environment: {
+          MODEL_DATA_URL: model.modelDataUrl,
+          MODEL_DIR,
+          MODEL_DATA_DOWNLOAD_TIMEOUT_SECONDS: String(
+            model.modelDataDownloadTimeoutSeconds ?? MODEL_DATA_DOWNLOAD_TIMEOUT_S,
+          ),
+          AWS_REGION: Aws.REGION,
+        },
         logging: logging(),
         linuxParameters: withInit('fetch'),
       });
@@ -263,6 +278,14 @@ export class ModelTasks extends Construct {
       stopTimeout: Duration.seconds(60),
     });
     sidecar.addMountPoints({ sourceVolume: 'scratch', containerPath: '/tmp', readOnly: false });
+    if (fetch) {
+      // The model's start-up budget begins once its artifacts are in place; a failed fetch-model
+      // stops the task at once (the sidecar never starts) instead of costing that whole budget.
+      sidecar.addContainerDependencies({
+        container: fetch,
+        condition: ecs.ContainerDependencyCondition.SUCCESS,
+      });
+    }
 
     acknowledge(
       definition,
@@ -288,6 +311,12 @@ function checkModel(name: string, model: ModelProps): void {
   for (const key of Object.keys(model.environment ?? {})) {
     if (!ENVIRONMENT_KEY.test(key))
       throw new Error(`${where}.environment: "${key}" is not a valid variable name`);
+  }
+  const download = model.modelDataDownloadTimeoutSeconds;
+  if (download !== undefined && (!Number.isInteger(download) || download < 1 || download > 3600)) {
+    throw new Error(
+      `${where}.modelDataDownloadTimeoutSeconds must be a whole number from 1 to 3600; got ${download}`,
+    );
   }
   const storage = model.ephemeralStorageGiB;
   if (storage !== undefined && (!Number.isInteger(storage) || storage < 21 || storage > 200)) {

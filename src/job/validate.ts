@@ -26,7 +26,9 @@ export const EXTENSION_DEFAULTS = {
   MaxFailedRecordsPerObject: 0,
   MaxFailedRecordsPercent: 0,
   ShardMinSizeInMB: 64,
-  ModelStartupTimeoutInSeconds: 300,
+  // SageMaker's container start-up health check may be given up to 3600 s
+  // (ContainerStartupHealthCheckTimeoutInSeconds, 60–3600); a large model may need it.
+  ModelStartupTimeoutInSeconds: 3600,
 } as const;
 
 /** Validates a CreateTransformJob request and returns the normalized job, or throws JobValidationError with every problem. */

@@ -434,6 +434,15 @@ describe('state machine definition', () => {
         JitterStrategy: 'FULL',
         BackoffRate: 2,
       }),
+      // RunTask `failures` (capacity, quotas): minutes apart, not seconds.
+      expect.objectContaining({
+        ErrorEquals: ['AmazonECS.Unknown'],
+        IntervalSeconds: 60,
+        MaxAttempts: 6,
+        MaxDelaySeconds: 600,
+        JitterStrategy: 'FULL',
+        BackoffRate: 2,
+      }),
     ]);
     // A partition (its task, judged by the sidecar's exit code) is retried as a whole.
     expect(partition.Retry).toEqual([

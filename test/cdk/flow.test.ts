@@ -195,6 +195,44 @@ describe('the lifecycle, executed locally', () => {
     expect(state.failure).toEqual({ Error: 'States.TaskFailed', Cause: stopped(1) });
   });
 
+  it('retries a RunTask that found no capacity (AmazonECS.Unknown) and completes the job', async () => {
+    const { handlers, calls } = steps();
+    let refused = 0;
+    const run = handlers[S.runPartition]!;
+    handlers[S.runPartition] = (input) => {
+      if (refused++ < 2)
+        throw new NamedError(
+          'AmazonECS.Unknown',
+          'RunTask failures: [{"reason":"Capacity is unavailable at this time"}]',
+        );
+      return run(input);
+    };
+    const outcome = await runLocally(definition, request, handlers, { executionName: 'job-1' });
+    expect(outcome.status).toBe('SUCCEEDED');
+    expect(calls[S.finalizeFailure]).toBeUndefined();
+  });
+
+  it('fails a partition whose sidecar never ran (fetch-model failed) with the task as the cause, retried', async () => {
+    const { handlers, calls } = steps();
+    const cause = JSON.stringify({
+      StopCode: 'EssentialContainerExited',
+      Containers: [{ Name: 'fetch-model', ExitCode: 1 }, { Name: 'model' }, { Name: 'sidecar' }],
+    });
+    let runs = 0;
+    handlers[S.runPartition] = () => {
+      runs++;
+      throw new NamedError('States.TaskFailed', cause);
+    };
+    const outcome = await runLocally(definition, request, handlers, { executionName: 'job-1' });
+
+    expect(outcome).toMatchObject({ status: 'FAILED', error: 'States.TaskFailed' });
+    expect(runs).toBeGreaterThanOrEqual(3);
+    expect((calls[S.finalizeFailure]![0] as Record<string, Cfn>).failure).toEqual({
+      Error: 'States.TaskFailed',
+      Cause: cause,
+    });
+  });
+
   it('fails the job through FinalizeFailure and cleanup when a partition keeps failing, with the caught error', async () => {
     const { handlers, calls } = steps({
       [S.runPartition]: () => {

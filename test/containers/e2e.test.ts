@@ -38,6 +38,11 @@ const props: BatchTransformProps = {
       image: ecs.ContainerImage.fromRegistry(IMAGES.testModel),
       environment: { TEST_MODEL_UPPERCASE: '1' },
     },
+    // Its artifacts do not exist: fetch-model fails.
+    'no-artifacts': {
+      image: ecs.ContainerImage.fromRegistry(IMAGES.testModel),
+      modelDataUrl: `s3://${ARTIFACTS_BUCKET}/missing/model.tar.gz`,
+    },
   },
   sidecarImage: ecs.ContainerImage.fromRegistry(IMAGES.sidecar),
 };
@@ -304,15 +309,43 @@ describe('the stack end to end, every task in real containers', () => {
     if (outcome.status !== 'FAILED') return;
     expect(outcome.cause).toContain(name);
     expect(outcome.cause).toMatch(/healthy|\/ping/i);
-    expect(outcome.cause).toMatch(/3 ?s/);
+    expect(outcome.cause).toMatch(
+      /within 3 s, its start-up budget \(Extensions.ModelStartupTimeoutInSeconds/,
+    );
     expect(await objectsUnder(data, `output/${name}/`)).toEqual({});
+  });
+
+  it('fails a job at once when fetch-model fails, naming it, without waiting out the start-up budget', async () => {
+    const name = 'containers-fetch-fails';
+    const started = Date.now();
+    const outcome = await execute(
+      name,
+      'no-artifacts',
+      { 'a.csv': rows(1, 10) },
+      {
+        TransformResources: { InstanceType: 'ml.m5.large', InstanceCount: 1 },
+        Extensions: { ModelStartupTimeoutInSeconds: 600 },
+      },
+    );
+
+    expect(outcome.status, explain(name, outcome)).toBe('FAILED');
+    if (outcome.status !== 'FAILED') return;
+    // Three attempts, none of which waited for a model that could never start.
+    expect(Date.now() - started).toBeLessThan(120_000);
+    expect(outcome.cause).toMatch(/fetch-model exited 1/);
+    for (const task of tasksOf(name)) {
+      expect(task.exitCodes).toMatchObject({ 'fetch-model': 1, model: undefined, sidecar: undefined });
+      expect(task.logs['fetch-model']).toMatch(/^fetch-model failed: .*missing\/model\.tar\.gz/m);
+      expect(task.logs['fetch-model']).not.toMatch(/expected a \.tar\.gz|sidecar failed/);
+    }
   });
 
   it('fails a job whose model is killed mid-job, leaving no partial .out and no open upload', async () => {
     const name = 'containers-killed';
-    // Every attempt's model answers slowly, and is killed (SIGKILL) two seconds after it started.
+    // Every attempt's model answers slowly, and is killed (SIGKILL) once its task's sidecar has
+    // started invoking it.
     misbehave = (task) => (task.startedBy === name ? { model: { TEST_MODEL_LATENCY_MS: '100' } } : undefined);
-    const killer = setInterval(() => void killModelsOlderThan(2_000), 250);
+    const killer = setInterval(() => void killModelsMidJob(), 250);
     let outcome: LocalOutcome;
     try {
       outcome = await execute(
@@ -339,15 +372,21 @@ describe('the stack end to end, every task in real containers', () => {
   });
 });
 
-/** Model containers of the runner, and when this test first saw each running. */
-const seen = new Map<string, number>();
+const killed = new Set<string>();
 
-/** SIGKILLs every model container of the runner seen running for longer than `ms`. */
-async function killModelsOlderThan(ms: number): Promise<void> {
-  const ps = await docker(['ps', '--quiet', '--filter', `label=${RUNNER_LABEL}`, '--filter', 'name=-model$']);
-  for (const id of ps.stdout.trim().split('\n').filter(Boolean)) {
-    const first = seen.get(id) ?? Date.now();
-    seen.set(id, first);
-    if (Date.now() - first > ms) await docker(['kill', '--signal', 'KILL', id]);
+/**
+ * SIGKILLs the model of every task whose sidecar has logged its effective parameters, the line it
+ * writes right before its first invocation.
+ */
+async function killModelsMidJob(): Promise<void> {
+  const ps = await docker(['ps', '--filter', `label=${RUNNER_LABEL}`, '--format', '{{.Names}}']);
+  for (const sidecar of ps.stdout.split('\n').filter((n) => n.endsWith('-sidecar'))) {
+    const model = sidecar.replace(/-sidecar$/, '-model');
+    if (killed.has(model)) continue;
+    const logs = await docker(['logs', sidecar]);
+    if (!`${logs.stdout}${logs.stderr}`.includes('effective parameters')) continue;
+    killed.add(model);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await docker(['kill', '--signal', 'KILL', model]);
   }
 }

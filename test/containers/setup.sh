@@ -44,9 +44,11 @@ step "packages"
 missing=()
 have dockerd || missing+=(docker.io)
 have debootstrap || missing+=(debootstrap)
+# The runner finds the Docker bridge's address with `ip` while no container runs.
+have ip || missing+=(iproute2)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 echo "dockerd: $(dockerd --version)"
 

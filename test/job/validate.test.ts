@@ -58,7 +58,7 @@ describe('a SageMaker CreateTransformJob request', () => {
       MaxFailedRecordsPerObject: 0,
       MaxFailedRecordsPercent: 0,
       ShardMinSizeInMB: 64,
-      ModelStartupTimeoutInSeconds: 300,
+      ModelStartupTimeoutInSeconds: 3600,
     });
   });
 

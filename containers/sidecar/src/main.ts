@@ -29,6 +29,15 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     // Only the init container extracts archives: the transform never loads tar.
     const { fetchModelData } = await import('../../../src/model/model-data');
+    // The download budget: a stalled download fails the task instead of holding it for hours.
+    const budgetS = Number(process.env.MODEL_DATA_DOWNLOAD_TIMEOUT_SECONDS ?? 3600);
+    const budget = setTimeout(() => {
+      process.stderr.write(
+        `fetch-model failed: downloading and extracting ${url} did not finish within ${budgetS} s, its download budget (modelDataDownloadTimeoutSeconds)\n`,
+      );
+      process.exit(1);
+    }, budgetS * 1000);
+    budget.unref();
     try {
       const { files } = await fetchModelData(storage, url, dir);
       process.stderr.write(`extracted ${files} entries from ${url} into ${dir}\n`);

@@ -102,7 +102,7 @@ export class ModelClient {
       last = r;
       if (Date.now() - started >= deadlineMs) {
         throw new ModelUnavailableError(
-          `the model server at ${this.opts.url} did not answer GET /ping with 200 within ${Math.round(deadlineMs / 1000)} s (last: ${last})`,
+          `the model server at ${this.opts.url} did not answer GET /ping with 200 within ${Math.round(deadlineMs / 1000)} s, its start-up budget (Extensions.ModelStartupTimeoutInSeconds; last: ${last})`,
         );
       }
       await sleep(PING_INTERVAL_MS);
