@@ -13,6 +13,13 @@ import { type ListQuery, pageOf } from './listing';
 import { ApiError, validationError } from './protocol';
 import { nameInUse, stopTargetNotFound, type TransformJobs } from './transform-jobs';
 
+/**
+ * Why CreateModel is refused with a deployed stack: there Validate resolves a job's ModelName from the
+ * models the deployment declares; models created at run time (issue 12, §3) are not built yet.
+ */
+export const DEPLOYED_CREATE_MODEL_REFUSAL =
+  "CreateModel is not available with a deployed stack yet: a job's ModelName must be a model the deployment declares (the BatchTransform construct's models prop)";
+
 /** The request members a description carries back, which the normalized job is rebuilt from. */
 const REQUEST_FIELDS = [
   'TransformJobName',

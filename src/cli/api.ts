@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_REGION, LOCAL_ACCOUNT } from '../api/arns';
-import { DeployedTransformJobs } from '../api/deployed-transform-jobs';
+import { DEPLOYED_CREATE_MODEL_REFUSAL, DeployedTransformJobs } from '../api/deployed-transform-jobs';
 import { LocalTransformJobs } from '../api/local-transform-jobs';
 import { ModelRegistry } from '../api/model-registry';
 import { startApiServer } from '../api/server';
@@ -96,10 +96,7 @@ Example:
           transformer.close();
           throw new CliError((e as Error).message);
         }
-        models = new ModelRegistry(
-          jobs.identity,
-          "CreateModel is not available with a deployed stack yet: a job's ModelName must be a model the deployment declares (the BatchTransform construct's models prop)",
-        );
+        models = new ModelRegistry(jobs.identity, DEPLOYED_CREATE_MODEL_REFUSAL);
       } else {
         const region =
           opts.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? DEFAULT_REGION;

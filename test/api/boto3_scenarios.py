@@ -281,7 +281,9 @@ def deployed(args):
     waited = wait(sm, request["TransformJobName"])
     described = sm.describe_transform_job(TransformJobName=request["TransformJobName"])
     listed = sm.list_transform_jobs(MaxResults=1)
+    duplicate = error_of(lambda: sm.create_transform_job(**request))
     return {
+        "duplicate": duplicate,
         "created": clean(created),
         "waited": waited,
         "described": clean(described),

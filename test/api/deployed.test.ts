@@ -49,7 +49,10 @@ describe.skipIf(missingBoto3 !== undefined)('batch-transform api on a deployed s
       JSON.stringify({
         log: join(tmp.path, 'calls.jsonl'),
         sfn: {
-          StartExecution: { executionArn: executionArn(NAME), startDate: '2030-01-31T10:00:00.000Z' },
+          StartExecution: [
+            { executionArn: executionArn(NAME), startDate: '2030-01-31T10:00:00.000Z' },
+            { $error: { name: 'ExecutionAlreadyExists', message: 'Execution Already Exists' } },
+          ],
           DescribeExecution: execution,
           ListExecutions: { executions: [execution] },
         },
@@ -102,6 +105,7 @@ describe.skipIf(missingBoto3 !== undefined)('batch-transform api on a deployed s
         TransformJobStatus: 'Completed',
       }),
     ]);
+    expect(r.duplicate.code).toBe('ResourceInUse');
     expect(r.createModel.code).toBe('ValidationException');
     expect(r.createModel.message).toContain('declares');
     const calls = readFileSync(join(tmp.path, 'calls.jsonl'), 'utf8');
