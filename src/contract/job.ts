@@ -30,7 +30,16 @@ export interface JobExtensions {
   readonly ShardMinSizeInMB: number;
   /** Seconds to wait for the model's GET /ping to answer 200 before the task fails. @default 300 */
   readonly ModelStartupTimeoutInSeconds: number;
+  /**
+   * How filters read a slice's end: `Inclusive` as SageMaker's developer guide describes (`$[1:4]` is
+   * the second through fifth columns), or `Exclusive` as Python and RFC 9535 JSONPath do (`$[1:4]` is
+   * the second through fourth). @default 'Inclusive'
+   */
+  readonly JsonPathSliceEnd: SliceEnd;
 }
+
+/** How a JSONPath slice's end is read (docs/DATA-PLANE.md, "Slice ends"). */
+export type SliceEnd = 'Inclusive' | 'Exclusive';
 
 /** Where a job runs, resolved from TransformResources.InstanceType by the instance catalog. */
 export type Capacity =

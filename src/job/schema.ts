@@ -58,6 +58,7 @@ export const ExtensionsSchema = z.strictObject({
   MaxFailedRecordsPercent: z.number().min(0).max(100).optional(),
   ShardMinSizeInMB: int(0, 1024 * 1024).optional(),
   ModelStartupTimeoutInSeconds: int(1, 3600).optional(),
+  JsonPathSliceEnd: z.enum(['Inclusive', 'Exclusive']).optional(),
 });
 
 export const TransformJobRequestSchema = z.strictObject({

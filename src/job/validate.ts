@@ -27,6 +27,7 @@ export const EXTENSION_DEFAULTS = {
   MaxFailedRecordsPercent: 0,
   ShardMinSizeInMB: 64,
   ModelStartupTimeoutInSeconds: 300,
+  JsonPathSliceEnd: 'Inclusive',
 } as const;
 
 /** Validates a CreateTransformJob request and returns the normalized job, or throws JobValidationError with every problem. */

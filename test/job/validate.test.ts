@@ -59,6 +59,7 @@ describe('a SageMaker CreateTransformJob request', () => {
       MaxFailedRecordsPercent: 0,
       ShardMinSizeInMB: 64,
       ModelStartupTimeoutInSeconds: 300,
+      JsonPathSliceEnd: 'Inclusive',
     });
   });
 
