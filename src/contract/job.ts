@@ -92,6 +92,7 @@ export interface NormalizedJob {
     readonly InstanceType: string;
     readonly InstanceCount: number;
     readonly VolumeKmsKeyId?: string;
+    readonly TransformAmiVersion?: string;
   };
   readonly DataProcessing: {
     readonly InputFilter: string;
@@ -100,6 +101,8 @@ export interface NormalizedJob {
   };
   readonly Tags: ReadonlyArray<{ readonly Key: string; readonly Value: string }>;
   readonly Extensions: JobExtensions;
+  /** Request fields accepted but ignored here, each with the reason (absent when none). */
+  readonly IgnoredFields?: ReadonlyArray<{ readonly path: string; readonly message: string }>;
   /** Resolved from the instance catalog and the deployment's enabled capacity. */
   readonly Capacity: Capacity;
 }

@@ -95,6 +95,13 @@ export const TransformJobRequestSchema = z.strictObject({
     InstanceType: z.string().regex(INSTANCE_TYPE),
     InstanceCount: int(1),
     VolumeKmsKeyId: text(LIMITS.kmsKeyIdMaxLength).optional(),
+    /**
+     * SageMaker's documented values (API reference, TransformResources): NVIDIA driver 470 or 535 on
+     * Amazon Linux 2. Accepted and ignored: GPU tasks run on the deployment's ECS GPU-optimized AMI.
+     */
+    TransformAmiVersion: z
+      .enum(['al2-ami-sagemaker-batch-gpu-470', 'al2-ami-sagemaker-batch-gpu-535'])
+      .optional(),
   }),
   DataProcessing: z
     .strictObject({
