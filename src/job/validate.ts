@@ -57,6 +57,10 @@ const IGNORED_FIELDS: ReadonlyArray<readonly [path: string, reason: string]> = [
     "GPU tasks run on the deployment's ECS GPU-optimized AMI, whose NVIDIA driver the deployment chooses",
   ],
   ['ExperimentConfig', 'SageMaker Experiments has no counterpart here'],
+  [
+    'Tags',
+    "not yet applied to the job's tasks (SageMaker's DescribeTransformJob does not return tags either)",
+  ],
   ['DataCaptureConfig', 'batch data capture is not implemented yet'],
 ];
 
@@ -65,7 +69,8 @@ function ignoredFields(r: Record<string, unknown>): Problem[] {
   for (const [path, reason] of IGNORED_FIELDS) {
     let v: unknown = r;
     for (const k of path.split('.')) v = isObject(v) ? v[k] : undefined;
-    if (v !== undefined) out.push({ path, message: `accepted and ignored: ${reason}` });
+    if (v !== undefined && !(Array.isArray(v) && v.length === 0))
+      out.push({ path, message: `accepted and ignored: ${reason}` });
   }
   return out;
 }

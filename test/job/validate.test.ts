@@ -719,9 +719,10 @@ describe('SageMaker request fields honoured or clearly refused (issue 13 §4)', 
     const req = withField('TransformResources.VolumeKmsKeyId', 'alias/volumes');
     req.ExperimentConfig = { ExperimentName: 'e' };
     req.DataCaptureConfig = { DestinationS3Uri: 's3://cap/' };
+    req.Tags = [{ Key: 'team', Value: 'ml' }];
     const r = checkRequest(req, ctx);
     if (!r.ok) throw new Error(JSON.stringify(r.problems));
-    const paths = ['TransformResources.VolumeKmsKeyId', 'ExperimentConfig', 'DataCaptureConfig'];
+    const paths = ['TransformResources.VolumeKmsKeyId', 'ExperimentConfig', 'Tags', 'DataCaptureConfig'];
     expect(r.warnings.map((w) => w.path)).toEqual(paths);
     expect(r.job.IgnoredFields?.map((w) => w.path)).toEqual(paths);
     const plain = checkRequest(seed, ctx);
