@@ -30,7 +30,16 @@ export interface JobExtensions {
   readonly ShardMinSizeInMB: number;
   /** Seconds to wait for the model's GET /ping to answer 200 before the task fails. @default 300 */
   readonly ModelStartupTimeoutInSeconds: number;
+  /**
+   * How filters read a slice's end: `Inclusive` as SageMaker's developer guide describes (`$[1:4]` is
+   * the second through fifth columns), or `Exclusive` as Python and RFC 9535 JSONPath do (`$[1:4]` is
+   * the second through fourth). @default 'Inclusive'
+   */
+  readonly JsonPathSliceEnd: SliceEnd;
 }
+
+/** How a JSONPath slice's end is read (docs/DATA-PLANE.md, "Slice ends"). */
+export type SliceEnd = 'Inclusive' | 'Exclusive';
 
 /** Where a job runs, resolved from TransformResources.InstanceType by the instance catalog. */
 export type Capacity =
@@ -83,6 +92,7 @@ export interface NormalizedJob {
     readonly InstanceType: string;
     readonly InstanceCount: number;
     readonly VolumeKmsKeyId?: string;
+    readonly TransformAmiVersion?: string;
   };
   readonly DataProcessing: {
     readonly InputFilter: string;
@@ -91,6 +101,8 @@ export interface NormalizedJob {
   };
   readonly Tags: ReadonlyArray<{ readonly Key: string; readonly Value: string }>;
   readonly Extensions: JobExtensions;
+  /** Request fields accepted but ignored here, each with the reason (absent when none). */
+  readonly IgnoredFields?: ReadonlyArray<{ readonly path: string; readonly message: string }>;
   /** Resolved from the instance catalog and the deployment's enabled capacity. */
   readonly Capacity: Capacity;
 }

@@ -1,4 +1,5 @@
 import { isUtf8 } from 'node:buffer';
+import type { SliceEnd } from '../contract/job';
 import type { ContentKind } from '../job/content-types';
 import { csvFieldBounds, pickCsvFields, withoutCR } from './csv';
 import { DataError } from './errors';
@@ -17,12 +18,13 @@ export function compileFilter(
   path: string | undefined,
   kind: ContentKind,
   field: 'InputFilter' | 'OutputFilter',
+  sliceEnd: SliceEnd = 'Inclusive',
 ): RecordFilter | undefined {
   if (path === undefined || path === '' || path === '$') return undefined;
   if (kind === 'other') {
     throw new Error(`${field} applies to text/csv, application/json or application/jsonlines records`);
   }
-  const parsed = parseJsonPath(path, { csv: kind === 'csv' });
+  const parsed = parseJsonPath(path, { csv: kind === 'csv', sliceEnd });
   if (parsed.identity) return undefined;
   const fail = (offset: number, what: string) =>
     new DataError(`${field} ${path} cannot apply to the record at byte offset ${offset}: ${what}`, offset);

@@ -41,7 +41,7 @@ export function packsSourceChunks(opts: DataPlaneOptions): boolean {
     opts.splitType === 'Line' &&
     opts.compressionType !== 'Gzip' &&
     !streamsWholeObject(opts) &&
-    !compileFilter(opts.inputFilter, contentKind(opts.contentType), 'InputFilter')
+    !compileFilter(opts.inputFilter, contentKind(opts.contentType), 'InputFilter', opts.jsonPathSliceEnd)
   );
 }
 
@@ -83,7 +83,12 @@ export async function* readMiniBatchGroups(
   }
 
   const maxBytes = opts.maxPayloadInMB === 0 ? Number.POSITIVE_INFINITY : opts.maxPayloadInMB * MIB;
-  const inputFilter = compileFilter(opts.inputFilter, contentKind(opts.contentType), 'InputFilter');
+  const inputFilter = compileFilter(
+    opts.inputFilter,
+    contentKind(opts.contentType),
+    'InputFilter',
+    opts.jsonPathSliceEnd,
+  );
   const csvHeader = opts.csvHeader ?? 'None';
 
   if (opts.splitType === 'Line' && !inputFilter) {

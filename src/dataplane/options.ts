@@ -8,6 +8,7 @@ import type {
   CsvHeaderMode,
   JoinSource,
   NormalizedJob,
+  SliceEnd,
   SplitType,
 } from '../contract/job';
 
@@ -31,6 +32,8 @@ export interface DataPlaneOptions {
   readonly csvHeader?: CsvHeaderMode;
   /** MultiRecord mini-batches close at multiples of this many bytes, where shards may be cut (`shardGridBytes`). */
   readonly batchGridBytes?: number;
+  /** How filters read slice ends. @default 'Inclusive' (SageMaker's developer guide) */
+  readonly jsonPathSliceEnd?: SliceEnd;
 }
 
 /**
@@ -55,6 +58,7 @@ export function dataPlaneOptions(
     assembleWith: job.TransformOutput.AssembleWith,
     csvQuotedNewlines: job.Extensions.CsvQuotedNewlines,
     csvHeader: job.Extensions.CsvHeader,
+    jsonPathSliceEnd: job.Extensions.JsonPathSliceEnd,
     batchGridBytes: shardGridBytes({
       splitType: input.SplitType,
       compressionType: input.CompressionType,

@@ -72,18 +72,20 @@ export function createOutputProcessor(opts: DataPlaneOptions): OutputProcessor {
 
   let perRecord: (batch: MiniBatch, i: number, output: Buffer) => Buffer;
   if (!join) {
-    const filter = compileFilter(opts.outputFilter, outKind, 'OutputFilter');
+    const filter = compileFilter(opts.outputFilter, outKind, 'OutputFilter', opts.jsonPathSliceEnd);
     perRecord = (batch, i, output) => (filter ? filter(output, batch.recordOffset(i)) : output);
   } else if (inKind === 'csv') {
     // CSV join: the output is appended to the input row; the OutputFilter then picks columns of both.
-    const filter = compileFilter(opts.outputFilter, 'csv', 'OutputFilter');
+    const filter = compileFilter(opts.outputFilter, 'csv', 'OutputFilter', opts.jsonPathSliceEnd);
     perRecord = (batch, i, output) => {
       const joined = Buffer.concat([withoutCR(batch.input(i)), COMMA, output]);
       return filter ? filter(joined, batch.recordOffset(i)) : joined;
     };
   } else if (inKind === 'json' || inKind === 'jsonlines') {
     const selector = hasFilter
-      ? new JsonTextSelector(parseJsonPath(opts.outputFilter!, { csv: false }))
+      ? new JsonTextSelector(
+          parseJsonPath(opts.outputFilter!, { csv: false, sliceEnd: opts.jsonPathSliceEnd }),
+        )
       : undefined;
     const joiner = new JsonJoiner(outKind === 'json' || outKind === 'jsonlines');
     perRecord = (batch, i, output) => {

@@ -58,6 +58,7 @@ export const ExtensionsSchema = z.strictObject({
   MaxFailedRecordsPercent: z.number().min(0).max(100).optional(),
   ShardMinSizeInMB: int(0, 1024 * 1024).optional(),
   ModelStartupTimeoutInSeconds: int(1, 3600).optional(),
+  JsonPathSliceEnd: z.enum(['Inclusive', 'Exclusive']).optional(),
 });
 
 export const TransformJobRequestSchema = z.strictObject({
@@ -94,6 +95,13 @@ export const TransformJobRequestSchema = z.strictObject({
     InstanceType: z.string().regex(INSTANCE_TYPE),
     InstanceCount: int(1),
     VolumeKmsKeyId: text(LIMITS.kmsKeyIdMaxLength).optional(),
+    /**
+     * SageMaker's documented values (API reference, TransformResources): NVIDIA driver 470 or 535 on
+     * Amazon Linux 2. Accepted and ignored: GPU tasks run on the deployment's ECS GPU-optimized AMI.
+     */
+    TransformAmiVersion: z
+      .enum(['al2-ami-sagemaker-batch-gpu-470', 'al2-ami-sagemaker-batch-gpu-535'])
+      .optional(),
   }),
   DataProcessing: z
     .strictObject({

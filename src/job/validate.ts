@@ -1,7 +1,7 @@
 import { parameterProblems, parseBatchStrategy } from '../contract/parameters';
 import type { z } from 'zod';
 import { parseJsonPath } from '../jsonpath/jsonpath';
-import { locationProblem, locationsOverlap } from '../storage/uri';
+import { locationProblem, locationsOverlap, normalizeLocationUri } from '../storage/uri';
 import { contentKind } from './content-types';
 import { CapacityError, resolveCapacity } from './instances';
 import type { Capacity, NormalizedJob } from '../contract/job';
@@ -29,6 +29,7 @@ export const EXTENSION_DEFAULTS = {
   // SageMaker's container start-up health check may be given up to 3600 s
   // (ContainerStartupHealthCheckTimeoutInSeconds, 60–3600); a large model may need it.
   ModelStartupTimeoutInSeconds: 3600,
+  JsonPathSliceEnd: 'Inclusive',
 } as const;
 
 /** Validates a CreateTransformJob request and returns the normalized job, or throws JobValidationError with every problem. */
@@ -38,7 +39,43 @@ export function validateRequest(input: unknown, ctx: ValidationContext = {}): No
   return result.job;
 }
 
-export type CheckResult = { ok: true; job: NormalizedJob } | { ok: false; problems: Problem[] };
+/**
+ * A valid request, and the fields it sets that are accepted (so a request copied from SageMaker
+ * validates unchanged) but change nothing here: `validate` warns about them, and the normalized job
+ * lists them in `IgnoredFields`.
+ */
+export type CheckResult =
+  | { ok: true; job: NormalizedJob; warnings: Problem[] }
+  | { ok: false; problems: Problem[] };
+
+/** Fields accepted and ignored, with the reason (docs/JOB.md, "Every request field"). */
+const IGNORED_FIELDS: ReadonlyArray<readonly [path: string, reason: string]> = [
+  [
+    'TransformResources.VolumeKmsKeyId',
+    'tasks keep their scratch on storage the platform encrypts, not with this key: Fargate encrypts task ephemeral storage with a Fargate-managed key; EC2 capacity uses the volumes of the deployment launch template',
+  ],
+  [
+    'TransformResources.TransformAmiVersion',
+    "GPU tasks run on the deployment's ECS GPU-optimized AMI, whose NVIDIA driver the deployment chooses",
+  ],
+  ['ExperimentConfig', 'SageMaker Experiments has no counterpart here'],
+  [
+    'Tags',
+    "not yet applied to the job's tasks (SageMaker's DescribeTransformJob does not return tags either)",
+  ],
+  ['DataCaptureConfig', 'batch data capture is not implemented yet'],
+];
+
+function ignoredFields(r: Record<string, unknown>): Problem[] {
+  const out: Problem[] = [];
+  for (const [path, reason] of IGNORED_FIELDS) {
+    let v: unknown = r;
+    for (const k of path.split('.')) v = isObject(v) ? v[k] : undefined;
+    if (v !== undefined && !(Array.isArray(v) && v.length === 0))
+      out.push({ path, message: `accepted and ignored: ${reason}` });
+  }
+  return out;
+}
 
 export function checkRequest(input: unknown, ctx: ValidationContext = {}): CheckResult {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
@@ -56,7 +93,9 @@ export function checkRequest(input: unknown, ctx: ValidationContext = {}): Check
   // Cross-field rules run on whatever parsed, so a request with five problems reports all five.
   const capacity = crossFieldProblems(input as Partial<TransformJobRequest>, ctx, problems);
   if (problems.length > 0 || !parsed.success || !capacity) return { ok: false, problems: dedupe(problems) };
-  return { ok: true, job: normalize(parsed.data, capacity) };
+  const warnings = ignoredFields(input as Record<string, unknown>);
+  const job = normalize(parsed.data, capacity);
+  return { ok: true, job: warnings.length > 0 ? { ...job, IgnoredFields: warnings } : job, warnings };
 }
 
 function normalize(r: TransformJobRequest, capacity: Capacity): NormalizedJob {
@@ -74,13 +113,18 @@ function normalize(r: TransformJobRequest, capacity: Capacity): NormalizedJob {
       InvocationsMaxRetries: r.ModelClientConfig?.InvocationsMaxRetries ?? 3,
     },
     TransformInput: {
-      DataSource: { S3DataSource: { ...r.TransformInput.DataSource.S3DataSource } },
+      DataSource: {
+        S3DataSource: {
+          ...r.TransformInput.DataSource.S3DataSource,
+          S3Uri: normalizeLocationUri(r.TransformInput.DataSource.S3DataSource.S3Uri),
+        },
+      },
       ...(r.TransformInput.ContentType !== undefined ? { ContentType: r.TransformInput.ContentType } : {}),
       CompressionType: r.TransformInput.CompressionType ?? 'None',
       SplitType: r.TransformInput.SplitType ?? 'None',
     },
     TransformOutput: {
-      S3OutputPath: r.TransformOutput.S3OutputPath,
+      S3OutputPath: normalizeLocationUri(r.TransformOutput.S3OutputPath),
       ...(r.TransformOutput.Accept !== undefined ? { Accept: r.TransformOutput.Accept } : {}),
       AssembleWith: r.TransformOutput.AssembleWith ?? 'None',
       ...(r.TransformOutput.KmsKeyId ? { KmsKeyId: r.TransformOutput.KmsKeyId } : {}),
@@ -125,6 +169,21 @@ function crossFieldProblems(
     add(
       'MaxPayloadInMB',
       `0 (no payload limit: the whole object is streamed in one request) needs TransformInput.SplitType None; got SplitType ${split}`,
+    );
+  }
+
+  const filtered = ['InputFilter', 'OutputFilter'].filter((f) => {
+    const v = str(processing[f as 'InputFilter']);
+    return v !== undefined && v !== '' && v !== '$';
+  });
+  if (payload === 0 && (filtered.length > 0 || processing.JoinSource === 'Input')) {
+    const what = [
+      ...filtered.map((f) => `DataProcessing.${f}`),
+      ...(processing.JoinSource === 'Input' ? ['DataProcessing.JoinSource Input'] : []),
+    ].join(' and ');
+    add(
+      'MaxPayloadInMB',
+      `0 (no payload limit) streams each object to the model without reading it whole, so it cannot be used with ${what}, which need each record in memory; set MaxPayloadInMB to 1–100`,
     );
   }
 

@@ -9,9 +9,11 @@
  *   [0,2]  [1:]  [0:2,5:]  [::2]
  *                        elements by index and slice, in the order listed; several ranges allowed
  *
- * Slices are half-open like Python's and RFC 9535's: [0:2] is elements 0 and 1. SageMaker's guide
- * describes inclusive ends, which nothing confirms and no other JSONPath dialect uses; we keep the one
- * meaning users of JSONPath and Python already know (docs/DATA-PLANE.md). A selection that names an
+ * Slice ends are inclusive by default, as SageMaker's developer guide describes them ("`$[1:4]`
+ * specifies the second through fifth columns",
+ * https://docs.aws.amazon.com/sagemaker/latest/dg/batch-transform-data-processing.html): [0:2] is
+ * elements 0, 1 and 2. `sliceEnd: 'Exclusive'` (Extensions.JsonPathSliceEnd) reads them half-open,
+ * as Python and RFC 9535 do (docs/DATA-PLANE.md). The parsed form always holds exclusive ends. A selection that names an
  * index or key that is not there is an error (SageMaker: "If you specify indexes that aren't within
  * the dimension size of the joined dataset, you get an error"); slices clamp like Python's.
  *
@@ -47,8 +49,11 @@ const NAME_CHAR = /[A-Za-z0-9_-]/;
  * Parses a filter. Throws an Error whose message says what is wrong and where (without repeating the
  * path, which the caller shows). With `csv`, only index forms in one bracket are accepted.
  */
-export function parseJsonPath(path: string, opts: { readonly csv: boolean }): ParsedPath {
-  const p = new Parser(path);
+export function parseJsonPath(
+  path: string,
+  opts: { readonly csv: boolean; readonly sliceEnd?: 'Inclusive' | 'Exclusive' },
+): ParsedPath {
+  const p = new Parser(path, (opts.sliceEnd ?? 'Inclusive') === 'Inclusive');
   const segments = p.parse();
   if (opts.csv) {
     if (segments.length > 1) {
@@ -69,7 +74,11 @@ export function parseJsonPath(path: string, opts: { readonly csv: boolean }): Pa
 class Parser {
   private i = 0;
 
-  constructor(private readonly s: string) {}
+  constructor(
+    private readonly s: string,
+    /** Slice ends count the element they name (SageMaker's reading); stored as exclusive ends. */
+    private readonly inclusiveEnds: boolean,
+  ) {}
 
   parse(): Segment[] {
     const s = this.s;
@@ -167,7 +176,9 @@ class Parser {
         step = st;
       }
     }
-    return { kind: 'slice', start, end, step };
+    // An inclusive end e is the exclusive end e + 1; -1 (the last element) is then "to the end".
+    const exclusiveEnd = end === undefined || !this.inclusiveEnds ? end : end === -1 ? undefined : end + 1;
+    return { kind: 'slice', start, end: exclusiveEnd, step };
   }
 
   private int(): number | undefined {

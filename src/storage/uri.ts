@@ -1,6 +1,12 @@
 /**
  * Storage locations. The job contract speaks of S3 URIs (`s3://bucket/key-prefix`); local runs may
  * also use `file:///absolute/path`. This is the one parser for both; everything else imports it.
+ *
+ * SageMaker's `S3Uri` pattern is `^(https|s3)://([^/]+)/?(.*)$` (API reference, TransformS3DataSource
+ * and TransformOutput), so `https://` S3 URLs are accepted too, virtual-hosted
+ * (`https://bucket.s3.us-east-1.amazonaws.com/key`) and path-style
+ * (`https://s3.us-east-1.amazonaws.com/bucket/key`), and read as the `s3://bucket/key` they name
+ * (`normalizeLocationUri`). Their keys are URL-encoded, as S3 writes them.
  */
 
 export type Location =
@@ -24,7 +30,42 @@ export function locationProblem(uri: string, opts: { allowFile?: boolean } = {})
   }
 }
 
+/** An S3 endpoint host: `s3.amazonaws.com`, `s3.us-east-1.amazonaws.com`, `s3-us-west-2…`, dualstack, China. */
+const S3_HOST = /^s3(?:[.-][a-z0-9-]+)*\.amazonaws\.com(?:\.cn)?$/;
+/** A virtual-hosted S3 host: `<bucket>.` then an S3 endpoint host. */
+const S3_VIRTUAL_HOST = /^(.+?)\.(s3(?:[.-][a-z0-9-]+)*\.amazonaws\.com(?:\.cn)?)$/;
+
+/** The `s3://bucket/key` an `https://` S3 URL names, or why it names none. */
+function httpsToS3(uri: string): string {
+  const rest = uri.slice('https://'.length);
+  const slash = rest.indexOf('/');
+  const host = (slash === -1 ? rest : rest.slice(0, slash)).toLowerCase();
+  const path = slash === -1 ? '' : rest.slice(slash + 1);
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(path);
+  } catch {
+    throw new LocationError('the path of an https:// S3 URL must be URL-encoded');
+  }
+  if (S3_HOST.test(host)) {
+    if (decoded === '')
+      throw new LocationError('a path-style https:// S3 URL must name a bucket after the host');
+    return `s3://${decoded}`;
+  }
+  const m = S3_VIRTUAL_HOST.exec(host);
+  if (m) return `s3://${m[1]}/${decoded}`;
+  throw new LocationError(
+    `an https:// location must be an S3 URL (https://bucket.s3.region.amazonaws.com/key or https://s3.region.amazonaws.com/bucket/key); got host "${host}"`,
+  );
+}
+
+/** A location as this project writes it: an `https://` S3 URL becomes `s3://bucket/key`; others are unchanged. */
+export function normalizeLocationUri(uri: string): string {
+  return uri.startsWith('https://') ? httpsToS3(uri) : uri;
+}
+
 export function parseLocation(uri: string, opts: { allowFile?: boolean } = {}): Location {
+  if (uri.startsWith('https://')) uri = httpsToS3(uri);
   if (uri.startsWith('s3://')) {
     const rest = uri.slice(5);
     const slash = rest.indexOf('/');
@@ -44,7 +85,7 @@ export function parseLocation(uri: string, opts: { allowFile?: boolean } = {}): 
     return { scheme: 'file', path };
   }
   throw new LocationError(
-    `expected an s3://bucket/prefix URI${opts.allowFile === false ? '' : ' or file:///path'}`,
+    `expected an s3://bucket/prefix URI (or an https:// S3 URL)${opts.allowFile === false ? '' : ' or file:///path'}`,
   );
 }
 

@@ -40,7 +40,7 @@ describe('BatchTransform props', () => {
     [
       'ModelDataUrl outside S3',
       { models: { iris: { image, modelDataUrl: 'https://example.com/m.tar.gz' } } },
-      /expected an s3:\/\/bucket\/prefix URI/,
+      /an https:\/\/ location must be an S3 URL .*got host "example.com"/,
     ],
     [
       'an environment variable name',

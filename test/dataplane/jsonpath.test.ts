@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { compileFilter } from '../../src/dataplane/filter';
 import { JsonTextSelector, parseJsonPath, selectIndexes } from '../../src/jsonpath/jsonpath';
 
 const selectJson = (path: string, text: string) =>
@@ -65,8 +66,8 @@ describe('JsonTextSelector', () => {
     ['$.features', [1, 2, 3, 4, 5]],
     ['$.features[1]', 2],
     ['$.features[-1]', 5],
-    ['$.features[1:3]', [2, 3]],
-    ['$.features[0:2,4:]', [1, 2, 5]],
+    ['$.features[1:3]', [2, 3, 4]],
+    ['$.features[0:1,4:]', [1, 2, 5]],
     ['$.features[-2:]', [4, 5]],
     ['$.features[3,0]', [4, 1]],
     ['$.features[::2]', [1, 3, 5]],
@@ -94,11 +95,50 @@ describe('JsonTextSelector', () => {
     expect(selectJson("$['__proto__','b']", '{"__proto__": 1, "b": 2}')).toBe('{"__proto__":1,"b":2}');
   });
 
-  it('selects CSV field positions with half-open slices', () => {
+  it('selects CSV field positions', () => {
     const seg = (p: string) => parseJsonPath(p, { csv: true }).segments[0]!;
-    expect(selectIndexes(seg('$[0:2]'), 5)).toEqual([0, 1]);
+    expect(selectIndexes(seg('$[0:2]'), 5)).toEqual([0, 1, 2]);
     expect(selectIndexes(seg('$[1:]'), 5)).toEqual([1, 2, 3, 4]);
     expect(selectIndexes(seg('$[0,-1]'), 5)).toEqual([0, 4]);
     expect(() => selectIndexes(seg('$[7]'), 5, 'fields')).toThrow('index 7 is out of range for 5 fields');
+  });
+});
+
+/**
+ * SageMaker's developer guide, "Example: Output an ID Column with Results and Exclude the ID Column
+ * from the Input (CSV)" (https://docs.aws.amazon.com/sagemaker/latest/dg/batch-transform-data-processing.html),
+ * verbatim: "The first column is index 0, the second column is index 1, and the sixth column is index
+ * 5." "The colon (:) tells SageMaker to include all of the elements between two values, inclusive.
+ * For example, $[1:4] specifies the second through fifth columns." "If you omit the number after the
+ * colon, for example, [5:], the subset includes all columns from the 6th column through the last
+ * column. If you omit the number before the colon, for example, [:5], the subset includes all columns
+ * from the first column (index 0) through the sixth column."
+ */
+describe("slice ends: SageMaker's own examples, verbatim", () => {
+  const row = Buffer.from('first,second,third,fourth,fifth,sixth,seventh,eighth');
+  const pick = (path: string, sliceEnd?: 'Inclusive' | 'Exclusive') =>
+    compileFilter(path, 'csv', 'InputFilter', sliceEnd)!(row, 0).toString();
+
+  it.each([
+    ['$[1:4]', 'second,third,fourth,fifth'],
+    ['$[5:]', 'sixth,seventh,eighth'],
+    ['$[:5]', 'first,second,third,fourth,fifth,sixth'],
+    ['$[1:]', 'second,third,fourth,fifth,sixth,seventh,eighth'],
+    ['$[0,5:]', 'first,sixth,seventh,eighth'],
+    ['$[0]', 'first'],
+  ])('%s selects %s', (path, expected) => {
+    expect(pick(path)).toBe(expected);
+  });
+
+  it('Extensions.JsonPathSliceEnd Exclusive reads them half-open, as Python and RFC 9535 do', () => {
+    expect(pick('$[1:4]', 'Exclusive')).toBe('second,third,fourth');
+    expect(pick('$[:5]', 'Exclusive')).toBe('first,second,third,fourth,fifth');
+    expect(pick('$[5:]', 'Exclusive')).toBe('sixth,seventh,eighth');
+  });
+
+  it('an inclusive end of -1 is the last element; a step counts from the start', () => {
+    expect(pick('$[5:-1]')).toBe('sixth,seventh,eighth');
+    expect(pick('$[5:-2]')).toBe('sixth,seventh');
+    expect(pick('$[0:4:2]')).toBe('first,third,fifth');
   });
 });

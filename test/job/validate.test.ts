@@ -59,6 +59,7 @@ describe('a SageMaker CreateTransformJob request', () => {
       MaxFailedRecordsPercent: 0,
       ShardMinSizeInMB: 64,
       ModelStartupTimeoutInSeconds: 3600,
+      JsonPathSliceEnd: 'Inclusive',
     });
   });
 
@@ -271,11 +272,25 @@ const INVALID: ReadonlyArray<readonly [string, string, unknown, string, RegExp]>
     /required/,
   ],
   [
-    'S3Uri not s3://',
+    'S3Uri an https:// URL that is not S3',
     'TransformInput.DataSource.S3DataSource.S3Uri',
     'https://bucket/x',
     'TransformInput.DataSource.S3DataSource.S3Uri',
-    /s3:\/\/bucket/,
+    /must be an S3 URL .* got host "bucket"/,
+  ],
+  [
+    'S3Uri neither s3:// nor https://',
+    'TransformInput.DataSource.S3DataSource.S3Uri',
+    'ftp://bucket/x',
+    'TransformInput.DataSource.S3DataSource.S3Uri',
+    /expected an s3:\/\/bucket\/prefix URI/,
+  ],
+  [
+    'TransformAmiVersion not one SageMaker documents',
+    'TransformResources.TransformAmiVersion',
+    'al2-ami-sagemaker-batch-gpu-999',
+    'TransformResources.TransformAmiVersion',
+    /must be one of al2-ami-sagemaker-batch-gpu-470, al2-ami-sagemaker-batch-gpu-535/,
   ],
   [
     'S3Uri with bad bucket',
@@ -646,5 +661,88 @@ describe('the instance catalog', () => {
     ]) {
       expect(families.has(f), f).toBe(true);
     }
+  });
+});
+
+describe('SageMaker request fields honoured or clearly refused (issue 13 §4)', () => {
+  it.each([
+    [
+      'virtual-hosted',
+      'https://my-ml-bucket.s3.us-east-1.amazonaws.com/batch-input/',
+      's3://my-ml-bucket/batch-input/',
+    ],
+    [
+      'virtual-hosted, global endpoint',
+      'https://my-ml-bucket.s3.amazonaws.com/in/a%20b/',
+      's3://my-ml-bucket/in/a b/',
+    ],
+    [
+      'path-style',
+      'https://s3.eu-west-1.amazonaws.com/my-ml-bucket/batch-input/',
+      's3://my-ml-bucket/batch-input/',
+    ],
+    [
+      'path-style, legacy dash region',
+      'https://s3-us-west-2.amazonaws.com/my.dotted.bucket/x',
+      's3://my.dotted.bucket/x',
+    ],
+  ])('an https:// S3 URI (%s) is accepted and normalized to s3://', (_, uri, expected) => {
+    const job = validateRequest(withField('TransformInput.DataSource.S3DataSource.S3Uri', uri), ctx);
+    expect(job.TransformInput.DataSource.S3DataSource.S3Uri).toBe(expected);
+    const out = validateRequest(
+      withField('TransformOutput.S3OutputPath', uri.replace('input', 'output')),
+      ctx,
+    );
+    expect(out.TransformOutput.S3OutputPath).toBe(expected.replace('input', 'output'));
+  });
+
+  it('an https:// output that overlaps the input is refused like its s3:// form', () => {
+    const problems = problemsOf(
+      withField('TransformOutput.S3OutputPath', 'https://my-ml-bucket.s3.amazonaws.com/batch-input/out/'),
+    );
+    expect(problems.map((p) => p.path)).toEqual(['TransformOutput.S3OutputPath']);
+    expect(problems[0]!.message).toMatch(/must not overlap the input prefix/);
+  });
+
+  it.each(['al2-ami-sagemaker-batch-gpu-470', 'al2-ami-sagemaker-batch-gpu-535'])(
+    'TransformResources.TransformAmiVersion %s is accepted, kept, and warned about as ignored',
+    (ami) => {
+      const r = checkRequest(withField('TransformResources.TransformAmiVersion', ami), ctx);
+      if (!r.ok) throw new Error(JSON.stringify(r.problems));
+      expect(r.job.TransformResources.TransformAmiVersion).toBe(ami);
+      expect(r.warnings.map((w) => w.path)).toEqual(['TransformResources.TransformAmiVersion']);
+      expect(r.warnings[0]!.message).toMatch(/^accepted and ignored: .*GPU-optimized AMI/);
+    },
+  );
+
+  it('fields accepted and ignored are named in warnings and in the normalized job', () => {
+    const req = withField('TransformResources.VolumeKmsKeyId', 'alias/volumes');
+    req.ExperimentConfig = { ExperimentName: 'e' };
+    req.DataCaptureConfig = { DestinationS3Uri: 's3://cap/' };
+    req.Tags = [{ Key: 'team', Value: 'ml' }];
+    const r = checkRequest(req, ctx);
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    const paths = ['TransformResources.VolumeKmsKeyId', 'ExperimentConfig', 'Tags', 'DataCaptureConfig'];
+    expect(r.warnings.map((w) => w.path)).toEqual(paths);
+    expect(r.job.IgnoredFields?.map((w) => w.path)).toEqual(paths);
+    const plain = checkRequest(seed, ctx);
+    expect(plain.ok && plain.warnings).toEqual([]);
+    expect(plain.ok && plain.job).not.toHaveProperty('IgnoredFields');
+  });
+
+  it.each([
+    ['an InputFilter', { InputFilter: '$.features' }, /DataProcessing\.InputFilter/],
+    ['an OutputFilter', { OutputFilter: '$.x' }, /DataProcessing\.OutputFilter/],
+    ['JoinSource Input', { JoinSource: 'Input' }, /DataProcessing\.JoinSource Input/],
+  ])('MaxPayloadInMB 0 with %s is refused at validation', (_, processing, names) => {
+    const req = withField('MaxPayloadInMB', 0);
+    (req.TransformInput as Record<string, unknown>).SplitType = 'None';
+    (req.TransformInput as Record<string, unknown>).ContentType = 'application/json';
+    req.MaxConcurrentTransforms = 1;
+    req.DataProcessing = processing;
+    const problems = problemsOf(req);
+    expect(problems.map((p) => p.path)).toEqual(['MaxPayloadInMB']);
+    expect(problems[0]!.message).toMatch(names);
+    expect(problems[0]!.message).toMatch(/cannot be used with/);
   });
 });
