@@ -3,7 +3,7 @@ import type { TransformJobDescription } from '../contract/description';
 import { mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { StoredJob } from '../contract/job';
+import type { NormalizedJob, StoredJob } from '../contract/job';
 import { jobWorkUri } from '../contract/layout';
 import { JobValidationError } from '../job/problems';
 import { checkRequest } from '../job/validate';
@@ -55,6 +55,21 @@ export interface LocalRunResult {
   readonly warnings: readonly string[];
 }
 
+/** What a local run allows: file:// locations, any catalog instance type, no deployed models. */
+const LOCAL_CONTEXT = { models: {}, enabledInstanceTypes: [], maxInstanceCount: 100, local: true } as const;
+
+/**
+ * The request checked as a local run checks it, before anything reads its fields: the normalized
+ * job, or a JobValidationError listing every problem with its field path.
+ */
+export function checkLocalRequest(request: unknown, cwd: string = process.cwd()): NormalizedJob {
+  const resolved = resolveRelativeFileUris(request, cwd);
+  const checked = checkRequest(resolved, LOCAL_CONTEXT);
+  if (checked.ok) return checked.job;
+  const name = (request as { TransformJobName?: unknown } | null)?.TransformJobName;
+  throw new JobValidationError(checked.problems, typeof name === 'string' ? name : undefined);
+}
+
 /**
  * Where a local run keeps what only this machine needs: `logs/`, `model/` (extracted ModelDataUrl)
  * and `staging/` (file:// outputs being written). With a file:// work root that is the job's own
@@ -84,14 +99,9 @@ export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
   const cwd = o.cwd ?? process.cwd();
   const workRoot = o.workRoot ?? `file://${join(tmpdir(), 'batch-transform', 'work')}/`;
   const request = resolveRelativeFileUris(o.request, cwd);
-  const ctx = { models: {}, enabledInstanceTypes: [], maxInstanceCount: 100, workRoot, local: true };
+  const ctx = { ...LOCAL_CONTEXT, workRoot };
   // Checked before anything is written: the name is claimed before its work location is touched.
-  const checked = checkRequest(request, ctx);
-  if (!checked.ok) {
-    const name = (request as { TransformJobName?: unknown } | null)?.TransformJobName;
-    throw new JobValidationError(checked.problems, typeof name === 'string' ? name : undefined);
-  }
-  const jobName = checked.job.TransformJobName;
+  const jobName = checkLocalRequest(o.request, cwd).TransformJobName;
   const paths = localRunPaths(workRoot, jobName);
   const lock = await lockJobName(paths.lock, jobName);
   const warnings: string[] = [];
