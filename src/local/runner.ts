@@ -19,7 +19,7 @@ import type { Counters } from '../contract/results';
 import { Storages } from '../storage/index';
 import { readJsonIfExists } from '../storage/json';
 import type { Storage } from '../storage/storage';
-import { joinUri, parseLocation } from '../storage/uri';
+import { joinUri, locationsOverlap, parseLocation } from '../storage/uri';
 import { lockJobName } from './job-name-lock';
 import { type ModelSource, startWorker, type WorkerHandle } from './worker';
 
@@ -71,6 +71,24 @@ export function checkLocalRequest(request: unknown, cwd: string = process.cwd())
 }
 
 /**
+ * The work location may not lie inside the input (the job would read its own job.json and plan) nor
+ * overlap the output (plan, progress and summary would land among the outputs): the same rule the
+ * request applies between its input and its output.
+ */
+function refuseOverlappingWorkLocation(job: NormalizedJob, workUri: string): void {
+  const problems = [
+    ['TransformInput.DataSource.S3DataSource.S3Uri', job.TransformInput.DataSource.S3DataSource.S3Uri],
+    ['TransformOutput.S3OutputPath', job.TransformOutput.S3OutputPath],
+  ]
+    .filter(([, uri]) => locationsOverlap(workUri, uri!))
+    .map(([path, uri]) => ({
+      path: path!,
+      message: `${uri} overlaps the job's work location ${workUri} (--work-dir); choose a work location outside the job's input and output`,
+    }));
+  if (problems.length > 0) throw new JobValidationError(problems, job.TransformJobName);
+}
+
+/**
  * Where a local run keeps what only this machine needs: `logs/`, `model/` (extracted ModelDataUrl)
  * and `staging/` (file:// outputs being written). With a file:// work root that is the job's own
  * work location; with an s3:// one, a folder per job name under the system temp folder. The job
@@ -101,7 +119,9 @@ export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
   const request = resolveRelativeFileUris(o.request, cwd);
   const ctx = { ...LOCAL_CONTEXT, workRoot };
   // Checked before anything is written: the name is claimed before its work location is touched.
-  const jobName = checkLocalRequest(o.request, cwd).TransformJobName;
+  const checkedJob = checkLocalRequest(o.request, cwd);
+  const jobName = checkedJob.TransformJobName;
+  refuseOverlappingWorkLocation(checkedJob, jobWorkUri(workRoot, jobName));
   const paths = localRunPaths(workRoot, jobName);
   const lock = await lockJobName(paths.lock, jobName);
   const warnings: string[] = [];
@@ -163,7 +183,16 @@ async function transform(
   }
   if (plan && !isStopped()) {
     await mkdir(paths.modelDir, { recursive: true });
-    if (o.modelSpec?.modelDataUrl) await fetchModelData(storage, o.modelSpec.modelDataUrl, paths.modelDir);
+    if (o.modelSpec?.modelDataUrl) {
+      try {
+        await fetchModelData(storage, o.modelSpec.modelDataUrl, paths.modelDir);
+      } catch (e) {
+        // As in SageMaker, model artifacts that cannot be fetched fail the job, saying why.
+        failure = { Error: 'ModelDataError', Cause: (e as Error).message };
+      }
+    }
+  }
+  if (plan && !isStopped() && !failure) {
     o.onPhase?.('transforming');
     const p = plan;
     const workers = await Promise.all(

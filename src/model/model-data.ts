@@ -15,23 +15,36 @@ export async function fetchModelData(
 ): Promise<{ files: number }> {
   await mkdir(dir, { recursive: true });
   let files = 0;
-  const body = await storage.read(modelDataUrl);
+  let refused: string | undefined;
   try {
+    const body = await storage.read(modelDataUrl);
     await pipeline(
       body,
       extract({
         cwd: dir,
         strict: true,
-        // Entries that would land outside `dir` (absolute paths, `..`) are refused by tar's defaults.
+        // Entries that would land outside `dir` (absolute paths, `..`) are refused: the archive is
+        // refused with them, rather than extracted in part.
+        filter: (path) => {
+          if (path.startsWith('/') || path.split('/').includes('..')) refused ??= path;
+          return refused === undefined;
+        },
         onReadEntry: () => {
           files++;
         },
       }),
     );
   } catch (e) {
+    const why = (e as Error).message;
     throw new Error(
-      `cannot extract model artifacts from ${modelDataUrl} (expected a .tar.gz): ${(e as Error).message}`,
+      /not found|no object/i.test(why)
+        ? `model artifacts ${modelDataUrl} not found: ${why}`
+        : `cannot extract model artifacts from ${modelDataUrl} (expected a .tar.gz): ${why}`,
     );
   }
+  if (refused !== undefined)
+    throw new Error(
+      `model artifacts ${modelDataUrl} hold an entry outside the model directory ("${refused}"); refusing the archive`,
+    );
   return { files };
 }
