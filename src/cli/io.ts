@@ -9,6 +9,8 @@ export class CliError extends Error {
   constructor(
     message: string,
     readonly exitCode: number = EXIT.invalid,
+    /** The field path (or option) it is about, as problems name them: `''` for the request document. */
+    readonly path?: string,
   ) {
     super(message);
   }
@@ -21,16 +23,29 @@ export async function readJsonInput(source: string): Promise<unknown> {
     text = source === '-' ? await readStdin() : await readFile(source, 'utf8');
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    throw new CliError(
-      err.code === 'ENOENT' ? `cannot read ${source}: no such file` : `cannot read ${source}: ${err.message}`,
-    );
+    const why =
+      err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'it is a directory' : err.message;
+    throw new CliError(`cannot read ${source}: ${why}`, EXIT.invalid, '');
   }
+  const name = source === '-' ? 'standard input' : source;
+  if (text.trim() === '') throw new CliError(`${name} is empty; expected a JSON request`, EXIT.invalid, '');
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new CliError(
-      `${source === '-' ? 'standard input' : source} is not valid JSON: ${(e as Error).message}`,
-    );
+    throw new CliError(`${name} is not valid JSON: ${(e as Error).message}`, EXIT.invalid, '');
+  }
+}
+
+/**
+ * `readJsonInput` for verbs whose --json output is a problem list: with --json, an unreadable request
+ * is reported as one more problem on standard output (and as a message on standard error).
+ */
+export async function readRequestReportingJson(source: string, json: boolean | undefined): Promise<unknown> {
+  try {
+    return await readJsonInput(source);
+  } catch (e) {
+    if (json && e instanceof CliError) printJson([{ path: e.path ?? '', message: e.message }]);
+    throw e;
   }
 }
 

@@ -33,6 +33,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
 
 /** Runs the CLI and returns the exit code (0 ok, 1 job failed or stopped, 2 invalid request or usage). */
 export async function main(argv: readonly string[]): Promise<number> {
+  endQuietlyOnClosedStdout();
   let code: number = EXIT.ok;
   const program = buildProgram((c) => {
     code = c;
@@ -51,6 +52,21 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     throw e;
   }
+}
+
+let watchingStdout = false;
+
+/**
+ * `batch-transform submit --help | head`: once the reader has gone, further output cannot be read
+ * and the command ends at once, quietly, as Unix tools do on EPIPE (SIGPIPE is ignored by Node).
+ */
+function endQuietlyOnClosedStdout(): void {
+  if (watchingStdout) return;
+  watchingStdout = true;
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
 }
 
 function packageVersion(): string {

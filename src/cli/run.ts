@@ -1,13 +1,15 @@
 import type { TransformJobDescription } from '../contract/description';
+import type { NormalizedJob } from '../contract/job';
 import { resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { JobValidationError } from '../job/problems';
 import { JobNameInUseError } from '../local/job-name-lock';
-import { runLocalJob } from '../local/runner';
+import { checkLocalRequest, runLocalJob } from '../local/runner';
 import { modelUrlProblem } from '../model/model-url';
 import type { ModelSource } from '../local/worker';
 import { Storages } from '../storage/index';
+import { LocationError } from '../storage/uri';
 import { CliError, EXIT, readJsonInput } from './io';
 import { exampleModelSource, exampleModelNames } from './models';
 
@@ -57,62 +59,9 @@ export function registerRun(program: Command, setExit: (code: number) => void): 
       '\nExit codes: 0 Completed, 1 Failed or Stopped, 2 invalid request.\n\nExample:\n  npx batch-transform run examples/iris/job.json --local',
     )
     .action(async (file: string, opts: RunOptions) => {
-      if (!opts.local)
-        throw new CliError('`run` needs --local (to run a job on a deployed stack use `submit --wait`)');
-      const request = await readJsonInput(file);
-      const model = chooseModel(opts, request);
-      if (opts.endpointUrl) process.env.AWS_ENDPOINT_URL_S3 = opts.endpointUrl;
-      const storage = new Storages();
-      const abort = new AbortController();
-      // Ctrl-C, `kill` and a closed terminal all stop the job the same way: workers stopped, open
-      // uploads aborted, the job reported Stopped. Further signals while it stops are ignored.
-      const onSignal = (signal: NodeJS.Signals) => {
-        if (!abort.signal.aborted) process.stderr.write(`batch-transform: ${signal}: stopping the job\n`);
-        abort.abort(signal);
-      };
-      for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
-      const bar = !opts.json && process.stderr.isTTY ? newProgressBar() : undefined;
-      const started = Date.now();
       try {
-        const { description, logDir, warnings } = await runLocalJob({
-          request,
-          storage,
-          model,
-          ...(opts.modelData ? { modelSpec: { modelDataUrl: resolveFileUri(opts.modelData) } } : {}),
-          ...(opts.workDir
-            ? { workRoot: resolveFileUri(opts.workDir.endsWith('/') ? opts.workDir : `${opts.workDir}/`) }
-            : {}),
-          sidecarEnv: opts.endpointUrl ? { AWS_ENDPOINT_URL_S3: opts.endpointUrl } : {},
-          signal: abort.signal,
-          onPhase: (phase, detail) => {
-            if (phase === 'planned' && bar) {
-              const plan = detail as { totalBytes: number; objectCount: number; partitions: unknown[] };
-              bar.start(Math.max(1, plan.totalBytes), 0, {
-                objects: `0/${plan.objectCount}`,
-                records: 0,
-                mb: '0.0',
-                rate: '0.0',
-              });
-            }
-          },
-          onProgress: ({ counters, totalBytes, objectCount }) => {
-            if (!bar) return;
-            const secs = Math.max(0.001, (Date.now() - started) / 1000);
-            bar.setTotal(Math.max(1, totalBytes));
-            bar.update(Math.min(counters.bytesIn, totalBytes), {
-              objects: `${counters.objectsCompleted + counters.objectsFailed}/${objectCount}`,
-              records: counters.records,
-              mb: (counters.bytesIn / 1048576).toFixed(1),
-              rate: (counters.bytesIn / 1048576 / secs).toFixed(1),
-            });
-          },
-        });
-        bar?.stop();
-        for (const w of warnings) process.stderr.write(`batch-transform: warning: ${w}\n`);
-        report(description, logDir, opts.json === true);
-        setExit(description.TransformJobStatus === 'Completed' ? EXIT.ok : EXIT.failed);
+        await runAction(file, opts, setExit);
       } catch (e) {
-        bar?.stop();
         if (e instanceof JobValidationError) {
           if (opts.json)
             process.stdout.write(
@@ -122,16 +71,101 @@ export function registerRun(program: Command, setExit: (code: number) => void): 
           setExit(EXIT.invalid);
           return;
         }
-        if (e instanceof JobNameInUseError) throw new CliError(e.message);
-        throw e;
-      } finally {
-        for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
-        storage.destroy();
+        // Every outcome is one clear message, and with --json one JSON line last: never a stack trace.
+        const err = asCliError(e);
+        if (opts.json) {
+          const outcome =
+            err.exitCode === EXIT.invalid
+              ? { TransformJobStatus: 'Invalid', Problems: [{ path: err.path ?? '', message: err.message }] }
+              : { TransformJobStatus: 'Failed', FailureReason: err.message };
+          process.stdout.write(`${JSON.stringify(outcome)}\n`);
+        }
+        throw err;
       }
     });
 }
 
-function chooseModel(opts: RunOptions, request: unknown): ModelSource {
+async function runAction(file: string, opts: RunOptions, setExit: (code: number) => void): Promise<void> {
+  if (!opts.local)
+    throw new CliError('`run` needs --local (to run a job on a deployed stack use `submit --wait`)');
+  const request = await readJsonInput(file);
+  // The request's problems come first, with their paths, before anything reads its fields.
+  const job = checkLocalRequest(request);
+  const model = chooseModel(opts, job);
+  if (opts.endpointUrl) process.env.AWS_ENDPOINT_URL_S3 = opts.endpointUrl;
+  const storage = new Storages();
+  const abort = new AbortController();
+  // Ctrl-C, `kill` and a closed terminal all stop the job the same way: workers stopped, open
+  // uploads aborted, the job reported Stopped. Further signals while it stops are ignored.
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (!abort.signal.aborted) process.stderr.write(`batch-transform: ${signal}: stopping the job\n`);
+    abort.abort(signal);
+  };
+  for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
+  const bar = !opts.json && process.stderr.isTTY ? newProgressBar() : undefined;
+  const started = Date.now();
+  try {
+    const { description, logDir, warnings } = await runLocalJob({
+      request,
+      storage,
+      model,
+      ...(opts.modelData ? { modelSpec: { modelDataUrl: resolveFileUri(opts.modelData) } } : {}),
+      ...(opts.workDir
+        ? { workRoot: resolveFileUri(opts.workDir.endsWith('/') ? opts.workDir : `${opts.workDir}/`) }
+        : {}),
+      sidecarEnv: opts.endpointUrl ? { AWS_ENDPOINT_URL_S3: opts.endpointUrl } : {},
+      signal: abort.signal,
+      onPhase: (phase, detail) => {
+        if (phase === 'planned' && bar) {
+          const plan = detail as { totalBytes: number; objectCount: number; partitions: unknown[] };
+          bar.start(Math.max(1, plan.totalBytes), 0, {
+            objects: `0/${plan.objectCount}`,
+            records: 0,
+            mb: '0.0',
+            rate: '0.0',
+          });
+        }
+      },
+      onProgress: ({ counters, totalBytes, objectCount }) => {
+        if (!bar) return;
+        const secs = Math.max(0.001, (Date.now() - started) / 1000);
+        bar.setTotal(Math.max(1, totalBytes));
+        bar.update(Math.min(counters.bytesIn, totalBytes), {
+          objects: `${counters.objectsCompleted + counters.objectsFailed}/${objectCount}`,
+          records: counters.records,
+          mb: (counters.bytesIn / 1048576).toFixed(1),
+          rate: (counters.bytesIn / 1048576 / secs).toFixed(1),
+        });
+      },
+    });
+    bar?.stop();
+    for (const w of warnings) process.stderr.write(`batch-transform: warning: ${w}\n`);
+    report(description, logDir, opts.json === true);
+    setExit(description.TransformJobStatus === 'Completed' ? EXIT.ok : EXIT.failed);
+  } catch (e) {
+    bar?.stop();
+    throw e;
+  } finally {
+    for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
+    storage.destroy();
+  }
+}
+
+/** The failure as the one-line error the CLI prints: exit 2 for what the user can fix before a run. */
+function asCliError(e: unknown): CliError {
+  if (e instanceof CliError) return e;
+  if (e instanceof JobNameInUseError) return new CliError(e.message, EXIT.invalid, 'TransformJobName');
+  if (e instanceof LocationError) return new CliError(e.message, EXIT.invalid);
+  const message = e instanceof Error ? e.message : String(e);
+  // The AWS SDK's words when no region is configured for an s3:// location.
+  if (/region is missing/i.test(message))
+    return new CliError(
+      's3:// locations need an AWS region: set AWS_REGION (any region name for an S3-compatible server given with --endpoint-url)',
+    );
+  return new CliError(message, EXIT.failed);
+}
+
+function chooseModel(opts: RunOptions, job: NormalizedJob): ModelSource {
   const given = [opts.model, opts.modelCommand, opts.modelUrl].filter(Boolean).length;
   if (given > 1) throw new CliError('give only one of --model, --model-command and --model-url');
   if (opts.modelCommand) return { kind: 'command', command: opts.modelCommand };
@@ -141,8 +175,8 @@ function chooseModel(opts: RunOptions, request: unknown): ModelSource {
     if (why) throw new CliError(`--model-url ${why}`);
     return { kind: 'url', url };
   }
-  const name = opts.model ?? (request as { ModelName?: unknown } | null)?.ModelName;
-  const example = typeof name === 'string' ? exampleModelSource(name) : undefined;
+  const name = opts.model ?? job.ModelName;
+  const example = exampleModelSource(name);
   if (example) return example;
   if (opts.model)
     throw new CliError(`no example model named "${opts.model}"; examples: ${exampleModelNames().join(', ')}`);

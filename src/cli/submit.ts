@@ -9,7 +9,7 @@ import {
   parseSeconds,
   withTransformer,
 } from './deployed';
-import { EXIT, printJson, readJsonInput } from './io';
+import { EXIT, printJson, readRequestReportingJson } from './io';
 import { waitAndReport } from './wait';
 
 interface SubmitCliOptions extends DeploymentOptions {
@@ -43,7 +43,7 @@ export function registerSubmit(program: Command, setExit: (code: number) => void
       `\nExit codes: 0 started (with --wait: Completed), 1 with --wait: Failed or Stopped,\n2 invalid request, a job of that name exists, or no deployment found.\n${DEPLOYMENT_HELP}\n\nExample:\n  batch-transform submit examples/iris/job.json --wait`,
     )
     .action(async (file: string, opts: SubmitCliOptions) => {
-      const request = (await readJsonInput(file)) as TransformJobRequest;
+      const request = (await readRequestReportingJson(file, opts.json)) as TransformJobRequest;
       await withTransformer(opts, async (t) => {
         let job: Awaited<ReturnType<typeof t.transform>>;
         try {

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { INSTANCE_CATALOG } from '../job/instances';
 import { formatProblems } from '../job/problems';
 import { checkRequest } from '../job/validate';
-import { EXIT, printJson, readJsonInput } from './io';
+import { EXIT, printJson, readRequestReportingJson } from './io';
 
 export function registerValidate(program: Command, setExit: (code: number) => void): void {
   program
@@ -32,7 +32,7 @@ export function registerValidate(program: Command, setExit: (code: number) => vo
         file: string,
         opts: { json?: boolean; local?: boolean; enabledInstanceTypes?: string; maxInstanceCount: number },
       ) => {
-        const request = await readJsonInput(file);
+        const request = await readRequestReportingJson(file, opts.json);
         const result = checkRequest(request, {
           local: opts.local === true,
           maxInstanceCount: opts.maxInstanceCount,

@@ -100,8 +100,10 @@ export async function listInput(
 }
 
 /**
- * A manifest is a JSON array: `[{"prefix": "s3://bucket/p/"}, "key1", "sub/key2", …]`, keys relative
- * to the prefix. Every listed object must exist; missing ones are named in the error.
+ * A manifest is a JSON array: `[{"prefix": "s3://bucket/p/"}, "key1", "sub/key2", …]`; each object is
+ * the prefix and the entry concatenated as strings, as in SageMaker's TransformS3DataSource.S3Uri docs
+ * (research/sagemaker.md Q10): `s3://b/in` + `a.csv` is `s3://b/ina.csv`. Every listed object must
+ * exist; missing ones are named in the error.
  */
 async function listManifest(job: NormalizedJob, storage: Storage) {
   const manifestUri = job.TransformInput.DataSource.S3DataSource.S3Uri;
@@ -137,7 +139,8 @@ async function listManifest(job: NormalizedJob, storage: Storage) {
   const worker = async () => {
     while (next < keys.length) {
       const i = next++;
-      const uri = joinUri(prefix, keys[i] as string);
+      // SageMaker's manifest names `prefix` + entry, concatenated as strings (no `/` inserted).
+      const uri = prefix + (keys[i] as string);
       const found = await storage.head(uri);
       if (!found) missing.push(uri);
       else objects[i] = { uri, size: found.size, relativeKey: keys[i] as string };

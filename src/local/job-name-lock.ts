@@ -1,4 +1,4 @@
-import { mkdir, open, readFile, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 /**
@@ -55,13 +55,26 @@ export async function lockJobName(lockPath: string, jobName: string): Promise<Jo
     }
     const holder = await readHolder(lockPath);
     if (holder === 'missing') continue;
-    // A lock being written right now reads empty: its process is alive, so the name is in use.
-    if (holder === undefined || processAlive(holder)) throw new JobNameInUseError(jobName, holder ?? 0);
+    // A lock being written right now reads empty: its process is alive, so the name is in use;
+    // one still empty after EMPTY_LOCK_STALE_MS was left by a process that died while writing it.
+    if (holder === undefined ? !(await emptyForLong(lockPath)) : processAlive(holder))
+      throw new JobNameInUseError(jobName, holder ?? 0);
     await unlink(lockPath).catch(() => {});
     tookOver = true;
   }
   const holder = await readHolder(lockPath);
   throw new JobNameInUseError(jobName, typeof holder === 'number' ? holder : 0);
+}
+
+/** Far longer than writing a PID into a file just created takes. */
+const EMPTY_LOCK_STALE_MS = 10_000;
+
+async function emptyForLong(path: string): Promise<boolean> {
+  try {
+    return Date.now() - (await stat(path)).mtimeMs > EMPTY_LOCK_STALE_MS;
+  } catch {
+    return true;
+  }
 }
 
 /** The PID in a lock file; undefined while it is being written, 'missing' when there is none. */

@@ -3,7 +3,7 @@ import type { TransformJobDescription } from '../contract/description';
 import { mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { StoredJob } from '../contract/job';
+import type { NormalizedJob, StoredJob } from '../contract/job';
 import { jobWorkUri } from '../contract/layout';
 import { JobValidationError } from '../job/problems';
 import { checkRequest } from '../job/validate';
@@ -19,7 +19,7 @@ import type { Counters } from '../contract/results';
 import { Storages } from '../storage/index';
 import { readJsonIfExists } from '../storage/json';
 import type { Storage } from '../storage/storage';
-import { joinUri, parseLocation } from '../storage/uri';
+import { joinUri, locationsOverlap, parseLocation } from '../storage/uri';
 import { lockJobName } from './job-name-lock';
 import { type ModelSource, startWorker, type WorkerHandle } from './worker';
 
@@ -55,6 +55,39 @@ export interface LocalRunResult {
   readonly warnings: readonly string[];
 }
 
+/** What a local run allows: file:// locations, any catalog instance type, no deployed models. */
+const LOCAL_CONTEXT = { models: {}, enabledInstanceTypes: [], maxInstanceCount: 100, local: true } as const;
+
+/**
+ * The request checked as a local run checks it, before anything reads its fields: the normalized
+ * job, or a JobValidationError listing every problem with its field path.
+ */
+export function checkLocalRequest(request: unknown, cwd: string = process.cwd()): NormalizedJob {
+  const resolved = resolveRelativeFileUris(request, cwd);
+  const checked = checkRequest(resolved, LOCAL_CONTEXT);
+  if (checked.ok) return checked.job;
+  const name = (request as { TransformJobName?: unknown } | null)?.TransformJobName;
+  throw new JobValidationError(checked.problems, typeof name === 'string' ? name : undefined);
+}
+
+/**
+ * The work location may not lie inside the input (the job would read its own job.json and plan) nor
+ * overlap the output (plan, progress and summary would land among the outputs): the same rule the
+ * request applies between its input and its output.
+ */
+function refuseOverlappingWorkLocation(job: NormalizedJob, workUri: string): void {
+  const problems = [
+    ['TransformInput.DataSource.S3DataSource.S3Uri', job.TransformInput.DataSource.S3DataSource.S3Uri],
+    ['TransformOutput.S3OutputPath', job.TransformOutput.S3OutputPath],
+  ]
+    .filter(([, uri]) => locationsOverlap(workUri, uri!))
+    .map(([path, uri]) => ({
+      path: path!,
+      message: `${uri} overlaps the job's work location ${workUri} (--work-dir); choose a work location outside the job's input and output`,
+    }));
+  if (problems.length > 0) throw new JobValidationError(problems, job.TransformJobName);
+}
+
 /**
  * Where a local run keeps what only this machine needs: `logs/`, `model/` (extracted ModelDataUrl)
  * and `staging/` (file:// outputs being written). With a file:// work root that is the job's own
@@ -87,14 +120,11 @@ export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
   // The model's own environment goes under the job's, as a deployment's declared model's does.
   const modelName = (request as { ModelName?: unknown } | null)?.ModelName;
   const models = o.modelSpec && typeof modelName === 'string' ? { [modelName]: o.modelSpec } : {};
-  const ctx = { models, enabledInstanceTypes: [], maxInstanceCount: 100, workRoot, local: true };
+  const ctx = { ...LOCAL_CONTEXT, models, workRoot };
   // Checked before anything is written: the name is claimed before its work location is touched.
-  const checked = checkRequest(request, ctx);
-  if (!checked.ok) {
-    const name = (request as { TransformJobName?: unknown } | null)?.TransformJobName;
-    throw new JobValidationError(checked.problems, typeof name === 'string' ? name : undefined);
-  }
-  const jobName = checked.job.TransformJobName;
+  const checkedJob = checkLocalRequest(o.request, cwd);
+  const jobName = checkedJob.TransformJobName;
+  refuseOverlappingWorkLocation(checkedJob, jobWorkUri(workRoot, jobName));
   const paths = localRunPaths(workRoot, jobName);
   const lock = await lockJobName(paths.lock, jobName);
   const warnings: string[] = [];
@@ -156,7 +186,16 @@ async function transform(
   }
   if (plan && !isStopped()) {
     await mkdir(paths.modelDir, { recursive: true });
-    if (o.modelSpec?.modelDataUrl) await fetchModelData(storage, o.modelSpec.modelDataUrl, paths.modelDir);
+    if (o.modelSpec?.modelDataUrl) {
+      try {
+        await fetchModelData(storage, o.modelSpec.modelDataUrl, paths.modelDir);
+      } catch (e) {
+        // As in SageMaker, model artifacts that cannot be fetched fail the job, saying why.
+        failure = { Error: 'ModelDataError', Cause: (e as Error).message };
+      }
+    }
+  }
+  if (plan && !isStopped() && !failure) {
     o.onPhase?.('transforming');
     const p = plan;
     const workers = await Promise.all(

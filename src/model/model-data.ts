@@ -22,16 +22,16 @@ export async function fetchModelData(
   let files = 0;
   const fail = (e: unknown): never => {
     const err = e as NodeJS.ErrnoException & { tarCode?: string };
+    if (/not found|no object|NoSuchKey/i.test(err.message) && !err.syscall)
+      throw new Error(`model artifacts ${modelDataUrl} not found: ${err.message}`, { cause: e });
     const format = isFormatError(err) ? ' (not a gzip-compressed tar archive)' : '';
-    throw new Error(
-      `cannot extract model artifacts from ${modelDataUrl} into ${dir}${format}: ${err.message}`,
-      {
-        cause: e,
-      },
-    );
+    throw new Error(`cannot extract model artifacts from ${modelDataUrl} into ${dir}${format}: ${err.message}`, {
+      cause: e,
+    });
   };
+  let refused: string | undefined;
   await mkdir(dir, { recursive: true }).catch(fail);
-  const body = await storage.read(modelDataUrl);
+  const body = await storage.read(modelDataUrl).catch(fail);
   await pipeline(
     body,
     extract({
@@ -39,12 +39,21 @@ export async function fetchModelData(
       strict: true,
       // As root, tar would otherwise give each file the archive's uid/gid (e.g. 501 from a Mac).
       preserveOwner: false,
-      // Entries that would land outside `dir` (absolute paths, `..`) are refused by tar's defaults.
+      // Entries that would land outside `dir` (absolute paths, `..`) are refused: the archive is
+      // refused with them, rather than extracted in part.
+      filter: (path) => {
+        if (path.startsWith('/') || path.split('/').includes('..')) refused ??= path;
+        return refused === undefined;
+      },
       onReadEntry: () => {
         files++;
       },
     }),
   ).catch(fail);
+  if (refused !== undefined)
+    throw new Error(
+      `model artifacts ${modelDataUrl} hold an entry outside the model directory ("${refused}"); refusing the archive`,
+    );
   await readableByAll(dir).catch(fail);
   return { files };
 }

@@ -80,7 +80,10 @@ export function parseLocation(uri: string, opts: { allowFile?: boolean } = {}): 
   }
   if (uri.startsWith('file://')) {
     if (opts.allowFile === false) throw new LocationError('file:// locations are only allowed in local runs');
-    const path = decodeURIComponent(uri.slice(7));
+    // The path as written, never percent-decoded: a file:// location names a file the way an s3://
+    // URI names a key, so a listed name (`a%20b.csv`, `pct%zz.csv`) maps back to that same file, and
+    // `a b.csv` and `a%20b.csv` stay two objects. formatLocation writes paths the same way.
+    const path = uri.slice(7);
     if (!path.startsWith('/')) throw new LocationError('a file:// location must be absolute (file:///path)');
     return { scheme: 'file', path };
   }

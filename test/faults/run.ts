@@ -13,6 +13,7 @@
  * duplicated, uploads and scratch objects left) and writes it into docs/RELIABILITY.md between the
  * faults markers. Exits 1 if any run broke an invariant.
  */
+import { LOCAL_CLI_KINDS, type LocalCliKind, type LocalCliReport, runLocalCliScenario } from './local-cli';
 import { markdownTable, replaceSection } from './report';
 import { KINDS, type Kind } from './scenarios';
 import { FaultSession, type Mode, type RunReport, summarize } from './session';
@@ -27,6 +28,8 @@ interface Args {
   only?: Kind[];
   modes: Mode[];
   doc: boolean;
+  /** Only the local-mode slice on the CLI itself (local-cli.ts). */
+  localCliOnly: boolean;
 }
 
 /** The state machine part of --quick: the faults its retries and Catch paths handle differently. */
@@ -39,6 +42,7 @@ function parseArgs(argv: readonly string[]): Args {
     repeat: 3,
     modes: ['local', 'sfn'],
     doc: true,
+    localCliOnly: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -60,9 +64,10 @@ function parseArgs(argv: readonly string[]): Args {
       if (m !== 'local' && m !== 'sfn') throw new Error('--mode is local or sfn');
       args.modes = [m];
     } else if (a === '--no-doc') args.doc = false;
+    else if (a === '--local-cli-only') args.localCliOnly = true;
     else
       throw new Error(
-        `unknown option ${a}; options: --quick --seed N --repeat N --only kind,kind --mode local|sfn --no-doc`,
+        `unknown option ${a}; options: --quick --seed N --repeat N --only kind,kind --mode local|sfn --no-doc --local-cli-only`,
       );
   }
   if (args.quick) args.repeat = 1;
@@ -73,6 +78,8 @@ function parseArgs(argv: readonly string[]): Args {
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
+  const cliFailures = args.modes.includes('local') && !args.only ? await localCliSlice(args) : 0;
+  if (args.localCliOnly) return cliFailures > 0 ? 1 : 0;
   const kinds = (Object.keys(KINDS) as Kind[]).filter((k) => !args.only || args.only.includes(k));
   const plan: Array<{ kind: Kind; mode: Mode }> = [];
   for (const mode of args.modes) {
@@ -163,7 +170,69 @@ async function main(): Promise<number> {
     );
     console.log('wrote the table into docs/RELIABILITY.md');
   }
-  return failed.length > 0 ? 1 : 0;
+  return failed.length > 0 || cliFailures > 0 ? 1 : 0;
+}
+
+/** The local-mode slice: signals to the CLI and same-name runs (local-cli.ts). Returns the failed runs. */
+async function localCliSlice(args: Args): Promise<number> {
+  if (process.platform !== 'linux') {
+    console.log('local-cli slice: skipped (processes are found in /proc, Linux only)');
+    return 0;
+  }
+  const started = Date.now();
+  const reports: LocalCliReport[] = [];
+  const kinds = Object.keys(LOCAL_CLI_KINDS) as LocalCliKind[];
+  for (let round = 0; round < args.repeat; round++) {
+    for (const [k, kind] of kinds.entries()) {
+      const report = await runLocalCliScenario(kind, args.seed * 100 + round * kinds.length + k + 1);
+      reports.push(report);
+      console.log(
+        `${report.correct ? '✓' : '✗'} local-cli ${kind.padEnd(16)} ${(report.ms / 1000).toFixed(1).padStart(5)} s  ${report.problems.join('; ')}`,
+      );
+    }
+  }
+  const rows = kinds.map((kind) => {
+    const of = reports.filter((r) => r.kind === kind);
+    const ms = of.map((r) => r.ms).sort((a, b) => a - b);
+    return [
+      LOCAL_CLI_KINDS[kind],
+      of.length,
+      `${of.filter((r) => r.correct).length} / ${of.length}`,
+      `${(ms[Math.floor((ms.length - 1) / 2)]! / 1000).toFixed(1)} s (max ${(ms.at(-1)! / 1000).toFixed(1)} s)`,
+      of.reduce((n, r) => n + r.processesLeft, 0),
+      of.reduce((n, r) => n + r.partialsLeft, 0),
+    ];
+  });
+  const table = markdownTable(
+    [
+      'what happens to the CLI',
+      'runs',
+      'ended correctly',
+      'time, median',
+      'processes left',
+      'partial files left',
+    ],
+    rows,
+    ['l', 'r', 'r', 'r', 'r', 'r'],
+  );
+  const minutes = ((Date.now() - started) / 60_000).toFixed(1);
+  console.log(`\n${table}\n`);
+  const failed = reports.filter((r) => !r.correct).length;
+  if (args.doc) {
+    const command = `npm run faults -- --local-cli-only${args.repeat !== 3 ? ` --repeat ${args.repeat}` : ''} --seed ${args.seed}`;
+    await replaceSection(
+      'local-cli',
+      [
+        `\`${command}\` (${new Date().toISOString().slice(0, 10)}, Node ${process.versions.node}, ${reports.length} runs in ${minutes} min):`,
+        '',
+        table,
+        ...reports
+          .filter((r) => !r.correct)
+          .map((r) => `- \`${r.kind}\`: ${withoutPaths(r.problems.join('; ')).slice(0, 400)}`),
+      ].join('\n'),
+    );
+  }
+  return failed;
 }
 
 /** Problems quote reasons and stack traces; the committed report keeps no path of the machine it ran on. */

@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobNameInUseError, lockJobName } from '../../src/local/job-name-lock';
@@ -46,6 +46,18 @@ describe('the job name lock', () => {
     expect(await readFile(path, 'utf8')).toBe(`${process.pid}\n`);
     await lock.release();
     expect(existsSync(path)).toBe(false);
+  });
+
+  it('waits out an empty lock (being written), and takes it over once it has stayed empty too long', async () => {
+    const path = join(dir.path, 'locks', 'empty.lock');
+    await mkdir(join(dir.path, 'locks'), { recursive: true });
+    await writeFile(path, '');
+    await expect(lockJobName(path, 'empty')).rejects.toThrow(JobNameInUseError);
+    const old = new Date(Date.now() - 60_000);
+    await utimes(path, old, old);
+    const lock = await lockJobName(path, 'empty');
+    expect(lock.tookOverFromDeadRun).toBe(true);
+    await lock.release();
   });
 });
 

@@ -320,7 +320,7 @@ describe('run --local', () => {
 
   it('exits 2 naming the problem for a --model-url that is not plain http://host:port', async () => {
     const file = join(dir, 'model-url.json');
-    await writeFile(file, JSON.stringify(job('model-url', 'file:///nowhere/', 'file:///nowhere/out/')));
+    await writeFile(file, JSON.stringify(job('model-url', 'file:///nowhere/in/', 'file:///nowhere/out/')));
     const https = await runLocal(['run', file, '--local', '--model-url', 'https://127.0.0.1:8443']);
     expect(https.code).toBe(2);
     expect(https.stderr).toMatch(/--model-url "https:\/\/127\.0\.0\.1:8443" is not http:\/\/host:port/);

@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, ROOT, runCli } from '../support/cli';
+import { partialFiles, processesOfRun, RUN_MARKER, waitFor } from '../support/run-processes';
 import { makeTempDir, type TempDir } from '../support/tmp';
 
 /**
@@ -14,44 +15,7 @@ import { makeTempDir, type TempDir } from '../support/tmp';
  */
 
 const TEST_MODEL = 'node --import tsx test/fixtures/models/test-model.ts';
-const MARK = 'BT_SIGNAL_TEST_RUN';
-
-/** PIDs of live processes whose environment holds `MARK=<marker>`. */
-async function processesOfRun(marker: string): Promise<number[]> {
-  const needle = Buffer.from(`\0${MARK}=${marker}\0`);
-  const pids: number[] = [];
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const env = await readFile(`/proc/${name}/environ`);
-      const stat = await readFile(`/proc/${name}/stat`, 'utf8');
-      // A zombie (state Z) has ended; only its parent has not collected it yet.
-      if (Buffer.concat([Buffer.from([0]), env]).includes(needle) && !/\) Z /.test(stat)) pids.push(+name);
-    } catch {
-      // gone while we looked, or not ours to read
-    }
-  }
-  return pids;
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/** Every file under `dir` whose name says it is a partial write (of an output, when `outputs`). */
-async function partialFiles(dir: string, outputs = false): Promise<string[]> {
-  if (!existsSync(dir)) return [];
-  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries
-    .filter((e) => e.isFile() && e.name.includes(outputs ? '.out.partial-' : '.partial-'))
-    .map((e) => join(e.parentPath, e.name));
-}
+const MARK = RUN_MARKER;
 
 function rows(object: number, count: number): string {
   let s = '';

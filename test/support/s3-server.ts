@@ -80,10 +80,12 @@ export interface FaultRequest {
 }
 
 /**
- * What to do to one request: answer with an S3 error (500 InternalError / 503 SlowDown unless `code`
+ * What to do to one request: answer with an S3 error (500 InternalError / 503 SlowDown / 501 NotImplemented unless `code`
  * says otherwise), or hold it `stallMs` before serving it normally.
  */
-export type Fault = { readonly status: 500 | 503; readonly code?: string } | { readonly stallMs: number };
+export type Fault =
+  | { readonly status: 500 | 501 | 503; readonly code?: string }
+  | { readonly stallMs: number };
 export type FaultRule = (request: FaultRequest) => Fault | undefined;
 
 export interface FaultControl {
@@ -364,7 +366,10 @@ class Front {
     if (fault && 'status' in fault) {
       this.#counts.status++;
       await drain(req);
-      const code = fault.code ?? (fault.status === 503 ? 'SlowDown' : 'InternalError');
+      const code =
+        fault.code ??
+        ({ 501: 'NotImplemented', 503: 'SlowDown' } as const)[fault.status as 501] ??
+        'InternalError';
       sendError(res, fault.status, code, `fault injected by the test harness into ${operation}`);
       return;
     }
