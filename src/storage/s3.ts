@@ -4,6 +4,7 @@ import {
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
@@ -50,6 +51,9 @@ export const MIN_UPLOAD_PART_SIZE = 8 * MiB;
  * thousands of requests and S3 sheds load with 503 SlowDown when a prefix gets hot.
  */
 export const DEFAULT_MAX_ATTEMPTS = 4;
+
+/** Keys per DeleteObjects request (S3's limit). */
+const DELETE_OBJECTS_LIMIT = 1000;
 
 /** Tries of a conditional write that S3 answers with 409 ConditionalRequestConflict. */
 const CONDITIONAL_WRITE_ATTEMPTS = 5;
@@ -478,6 +482,32 @@ export class S3Storage implements Storage {
   async delete(uri: string): Promise<void> {
     const { bucket, key } = s3Location(uri);
     await this.client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+  }
+
+  /** DeleteObjects, 1,000 keys a request (its limit); a key S3 could not delete fails the call. */
+  async deleteMany(uris: readonly string[]): Promise<void> {
+    const byBucket = new Map<string, string[]>();
+    for (const uri of uris) {
+      const { bucket, key } = s3Location(uri);
+      byBucket.set(bucket, [...(byBucket.get(bucket) ?? []), key]);
+    }
+    for (const [bucket, keys] of byBucket) {
+      for (let i = 0; i < keys.length; i += DELETE_OBJECTS_LIMIT) {
+        const out = await this.client.send(
+          new DeleteObjectsCommand({
+            Bucket: bucket,
+            Delete: { Objects: keys.slice(i, i + DELETE_OBJECTS_LIMIT).map((Key) => ({ Key })), Quiet: true },
+          }),
+        );
+        const failed = out.Errors ?? [];
+        if (failed.length > 0) {
+          const first = failed[0]!;
+          throw new Error(
+            `could not delete ${failed.length} object(s) from s3://${bucket}/, first ${first.Key}: ${first.Code} ${first.Message ?? ''}`.trim(),
+          );
+        }
+      }
+    }
   }
 
   async *listIncompleteUploads(prefixUri: string): AsyncIterable<IncompleteUpload> {

@@ -438,6 +438,20 @@ describe('S3Storage against it', () => {
     expect(listed).toEqual([...keys].sort(compareKeys).map((k) => [k, keys.indexOf(k)]));
   });
 
+  it('deletes 2,500 objects with deleteMany in three DeleteObjects requests; missing keys are no error', async () => {
+    s3.seed(
+      BUCKET,
+      Array.from({ length: 2_500 }, (_, i) => [`dm/${i}`, 'x'] as const),
+    );
+    const before = s3.requests.get('DeleteObjects') ?? 0;
+    const uris = Array.from({ length: 2_500 }, (_, i) => `s3://${BUCKET}/dm/${i}`);
+    await s3.storage.deleteMany([...uris, `s3://${BUCKET}/dm/never-there`]);
+    expect((s3.requests.get('DeleteObjects') ?? 0) - before).toBe(3);
+    expect(await s3.client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'dm/' }))).toMatchObject({
+      KeyCount: 0,
+    });
+  });
+
   it('injects faults per request, and the SDK retries them', async () => {
     s3.faults.set(faultTimes(2, (r) => r.operation === 'GetObject', { status: 503 }));
     await s3.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'flaky', Body: 'ok' }));

@@ -42,7 +42,10 @@ export async function startMemoryS3Process(buckets: readonly string[]): Promise<
     child.once('exit', (code) => reject(new Error(`memory S3 process exited (code ${code})`)));
     child.on('message', (m: { endpoint?: string; id?: number; value?: unknown }) => {
       if (m.endpoint) resolve(m.endpoint);
-      else if (m.id !== undefined) pending.get(m.id)?.(m.value), pending.delete(m.id);
+      else if (m.id !== undefined) {
+        pending.get(m.id)?.(m.value);
+        pending.delete(m.id);
+      }
     });
   });
   const call = (message: object) =>
