@@ -18,6 +18,7 @@
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { CreateMultipartUploadCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
+import { PLAN_HEAP_MIB } from '../../lib/lifecycle';
 import { cleanupStage } from '../../src/lifecycle/cleanup';
 import { planStage } from '../../src/lifecycle/plan';
 import { validateStage } from '../../src/lifecycle/validate';
@@ -27,12 +28,12 @@ import { stateMachineDefinition } from '../cdk/definition';
 import { runPartitionsAtScale } from '../cdk/partitions-at-scale';
 import { exampleProps, synthesize } from '../cdk/synth';
 import { type MemoryS3Process, startMemoryS3Process } from '../support/memory-s3-child';
+import { markdownTable, replaceSection } from './report';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 const SELF = fileURLToPath(import.meta.url);
 const PARTITIONS = 100;
-const PLAN_HEAP_MIB = 768;
 
 export interface ControlPlaneFigures {
   planSecondsPer1MObjects: number;
@@ -253,6 +254,33 @@ export async function controlPlaneFigures(
       cleanupSecondsFor10kObjects: round(cleanup.seconds),
     };
   }
+}
+
+/** Goals from the control-plane scale issue; a figure without one is reported as measured. */
+const GOALS: Partial<Record<keyof ControlPlaneFigures, string>> = {
+  planSecondsPer1MObjects: '≤ 60 s',
+  planPeakRssMiB: '≤ 1,024 MiB',
+  maxConcurrentPartitions: '100 (InstanceCount, no waves)',
+  historyEventsFor100Partitions: '< 25,000 per execution',
+  largestChildHistoryFor100Partitions: '< 25,000 per execution',
+  cleanupSecondsFor10kObjects: 'within one Lambda (900 s)',
+};
+
+/** Writes the figures into docs/RELIABILITY.md between the control-plane markers. */
+export async function writeControlPlaneDoc(figures: ControlPlaneFigures, load: string): Promise<void> {
+  const rows = Object.entries(figures).map(([k, v]) => [
+    `\`${k}\``,
+    String(v),
+    GOALS[k as keyof ControlPlaneFigures] ?? '',
+  ]);
+  await replaceSection(
+    'control-plane',
+    [
+      `\`npm run scale\` (${new Date().toISOString().slice(0, 10)}, Node ${process.versions.node}, 2 CPU cores shared with other work; load average ${load} during the run):`,
+      '',
+      markdownTable(['figure', 'measured', 'goal'], rows),
+    ].join('\n'),
+  );
 }
 
 if (process.argv[2] === '--plan-child') {

@@ -19,7 +19,8 @@ import { Storages } from '../../src/storage/index';
 import { REPO_ROOT, TEST_MODEL_COMMAND } from '../fixtures/models/start';
 import { type S3Harness, startS3Server } from '../support/s3-server';
 import { makeTempDir } from '../support/tmp';
-import { controlPlaneFigures } from './control-plane-scale';
+import { loadavg } from 'node:os';
+import { controlPlaneFigures, writeControlPlaneDoc } from './control-plane-scale';
 import { runProcesses } from './harness';
 import { replaceSection } from './report';
 
@@ -269,6 +270,15 @@ async function main(): Promise<number> {
 
 async function controlPlane(): Promise<number> {
   const figures = await controlPlaneFigures((line) => console.log(line));
+  if (!process.argv.includes('--no-doc')) {
+    await writeControlPlaneDoc(
+      figures,
+      loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' / '),
+    );
+    console.log('wrote the figures into docs/RELIABILITY.md');
+  }
   console.log(JSON.stringify(figures));
   return 0;
 }
