@@ -255,6 +255,10 @@ export class FileStorage implements Storage {
     return concatStreamed(this, sources, target, opts);
   }
 
+  async deleteMany(uris: readonly string[]): Promise<void> {
+    for (const uri of uris) await this.delete(uri);
+  }
+
   async delete(uri: string): Promise<void> {
     try {
       await unlink(filePath(uri));

@@ -108,6 +108,15 @@ export class Storages implements Storage {
     return this.for(uri).delete(uri);
   }
 
+  async deleteMany(uris: readonly string[]): Promise<void> {
+    const byBackend = new Map<Storage, string[]>();
+    for (const uri of uris) {
+      const backend = this.for(uri);
+      byBackend.set(backend, [...(byBackend.get(backend) ?? []), uri]);
+    }
+    await Promise.all([...byBackend].map(([backend, some]) => backend.deleteMany(some)));
+  }
+
   listIncompleteUploads(prefixUri: string): AsyncIterable<IncompleteUpload> {
     return this.for(prefixUri).listIncompleteUploads(prefixUri);
   }

@@ -55,6 +55,10 @@ export class LazyStorage implements Storage {
     return (await this.backend()).putIfAbsent(uri, body, opts);
   }
 
+  async deleteMany(uris: readonly string[]): Promise<void> {
+    return (await this.backend()).deleteMany(uris);
+  }
+
   createWriter(uri: string, opts?: WriterOptions): ObjectWriter {
     if (this.#loaded) return this.#loaded.createWriter(uri, opts);
     return new LazyWriter(

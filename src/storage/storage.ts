@@ -94,6 +94,8 @@ export interface Storage {
   /** Server-side copy of whole objects concatenated in order into `target` (assemble step). */
   concat(sources: readonly string[], target: string, opts?: WriterOptions): Promise<void>;
   delete(uri: string): Promise<void>;
+  /** Deletes many objects (missing ones are no error): S3 takes up to 1,000 in one DeleteObjects. */
+  deleteMany(uris: readonly string[]): Promise<void>;
   /** Uploads begun under `prefixUri` and never completed or aborted. */
   listIncompleteUploads(prefixUri: string): AsyncIterable<IncompleteUpload>;
   abortIncompleteUpload(upload: IncompleteUpload): Promise<void>;

@@ -1,13 +1,16 @@
 /**
- * The scale run: 10,000 small objects holding 1,000,000 records in all, through local mode (the real
+ * `npm run scale`: the control plane's scale figures (control-plane-scale.ts), printed as the keys
+ * of a JSON last line. `npm run scale -- --throughput` runs the data-plane scale run below instead.
+ *
+ * The throughput run: 10,000 small objects holding 1,000,000 records in all, through local mode (the real
  * runner in this process, a real sidecar and test-model process per worker), then every output
  * checked record for record. Reports plan time, throughput and peak memory (resident set) of the
  * runner, the sidecars and the models, and writes the figures into docs/RELIABILITY.md (between the
  * scale markers) unless `--no-doc`.
  *
- *   npm run scale                              file:// input and output, 2 workers
- *   npm run scale -- --s3                      the same on the loopback S3 server
- *   npm run scale -- --objects 1000 --records 100000 --workers 2 --concurrency 8
+ *   npm run scale -- --throughput              file:// input and output, 2 workers
+ *   npm run scale -- --throughput --s3         the same on the loopback S3 server
+ *   npm run scale -- --throughput --objects 1000 --records 100000 --workers 2 --concurrency 8
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -16,6 +19,8 @@ import { Storages } from '../../src/storage/index';
 import { REPO_ROOT, TEST_MODEL_COMMAND } from '../fixtures/models/start';
 import { type S3Harness, startS3Server } from '../support/s3-server';
 import { makeTempDir } from '../support/tmp';
+import { loadavg } from 'node:os';
+import { controlPlaneFigures, writeControlPlaneDoc } from './control-plane-scale';
 import { runProcesses } from './harness';
 import { replaceSection } from './report';
 
@@ -245,7 +250,7 @@ async function main(): Promise<number> {
     ];
     for (const [k, v] of figures) console.log(`${k.padEnd(48)} ${v}`);
     if (args.doc) {
-      const flags = process.argv.slice(2).filter((f) => f !== '--no-doc');
+      const flags = ['--throughput', ...process.argv.slice(2).filter((f) => f !== '--no-doc')];
       const table = [
         `\`npm run scale${flags.length ? ` -- ${flags.join(' ')}` : ''}\` (${new Date().toISOString().slice(0, 10)}, Node ${process.versions.node}, 2 CPU cores shared with other work):`,
         '',
@@ -263,4 +268,21 @@ async function main(): Promise<number> {
   }
 }
 
-process.exitCode = await main();
+async function controlPlane(): Promise<number> {
+  const figures = await controlPlaneFigures((line) => console.log(line));
+  if (!process.argv.includes('--no-doc')) {
+    await writeControlPlaneDoc(
+      figures,
+      loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' / '),
+    );
+    console.log('wrote the figures into docs/RELIABILITY.md');
+  }
+  console.log(JSON.stringify(figures));
+  return 0;
+}
+
+const throughput = process.argv.indexOf('--throughput');
+if (throughput >= 0) process.argv.splice(throughput, 1);
+process.exitCode = throughput >= 0 ? await main() : await controlPlane();

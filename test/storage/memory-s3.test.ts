@@ -23,6 +23,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { S3Storage, scanListPage } from '../../src/storage/s3';
 import { compareKeys, faultTimes, type MemoryS3, startMemoryS3 } from '../support/memory-s3';
 
 const BUCKET = 'memory';
@@ -424,11 +425,52 @@ describe('S3Storage against it', () => {
     expect(s3.incompleteUploads(BUCKET, 'st/')).toBe(0);
   });
 
+  it('lists keys with XML entities, astral characters and spaces through its page scanner, across pages', async () => {
+    const keys = ['sc/a & b <c>', 'sc/d\'e"f', 'sc/g h', 'sc/😀', 'sc/\uFFFD'];
+    s3.seed(
+      BUCKET,
+      keys.map((k, i) => [k, 'x'.repeat(i)] as const),
+    );
+    const small = new S3Storage({ client: s3.client, pageSize: 2 });
+    const listed = [];
+    for await (const o of small.list(`s3://${BUCKET}/sc/`))
+      listed.push([o.uri.slice(`s3://${BUCKET}/`.length), o.size]);
+    expect(listed).toEqual([...keys].sort(compareKeys).map((k) => [k, keys.indexOf(k)]));
+  });
+
+  it('deletes 2,500 objects with deleteMany in three DeleteObjects requests; missing keys are no error', async () => {
+    s3.seed(
+      BUCKET,
+      Array.from({ length: 2_500 }, (_, i) => [`dm/${i}`, 'x'] as const),
+    );
+    const before = s3.requests.get('DeleteObjects') ?? 0;
+    const uris = Array.from({ length: 2_500 }, (_, i) => `s3://${BUCKET}/dm/${i}`);
+    await s3.storage.deleteMany([...uris, `s3://${BUCKET}/dm/never-there`]);
+    expect((s3.requests.get('DeleteObjects') ?? 0) - before).toBe(3);
+    expect(await s3.client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'dm/' }))).toMatchObject({
+      KeyCount: 0,
+    });
+  });
+
   it('injects faults per request, and the SDK retries them', async () => {
     s3.faults.set(faultTimes(2, (r) => r.operation === 'GetObject', { status: 503 }));
     await s3.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'flaky', Body: 'ok' }));
     expect(await text('flaky')).toBe('ok');
     expect(s3.faults.injected.status).toBe(2);
     s3.faults.clear();
+  });
+});
+
+describe('scanListPage', () => {
+  it('reads keys and sizes, decodes entities and URL encoding, and leaves the rest for the SDK', () => {
+    const page = (encoding: string, key: string) =>
+      `<ListBucketResult>${encoding}<IsTruncated>true</IsTruncated><Contents><Key>${key}</Key><Size>12</Size></Contents><NextContinuationToken>t</NextContinuationToken></ListBucketResult>`;
+    expect(scanListPage(page('', 'a &amp; b&#x1F600;'))).toEqual({
+      entries: [['a & b😀', 12]],
+      rest: '<ListBucketResult><IsTruncated>true</IsTruncated><NextContinuationToken>t</NextContinuationToken></ListBucketResult>',
+    });
+    expect(scanListPage(page('<EncodingType>url</EncodingType>', 'a+%26+b/%F0%9F%98%80')).entries).toEqual([
+      ['a & b/😀', 12],
+    ]);
   });
 });

@@ -617,9 +617,7 @@ class MemoryS3Server {
         i = pastPrefix(keys, common);
         continue;
       }
-      contents.push(
-        `<Contents>${el('Key', enc(key))}${el('LastModified', object.lastModified.toISOString())}${el('ETag', object.etag)}${el('Size', object.size)}<StorageClass>STANDARD</StorageClass></Contents>`,
-      );
+      contents.push(`<Contents>${el('Key', enc(key))}${contentsTail(object)}`);
       last = key;
       lastIsPrefix = false;
       i++;
@@ -930,6 +928,20 @@ class MemoryS3Server {
       `<CompleteMultipartUploadResult xmlns="${NS}">${el('Location', `/${upload.bucket}/${upload.key}`)}${el('Bucket', upload.bucket)}${el('Key', upload.key)}${el('ETag', etag)}</CompleteMultipartUploadResult>`,
     );
   }
+}
+
+/**
+ * What follows the key in a listing entry. Cached per stored object: seeded objects share one, so a
+ * page of a million-key listing formats one date, not a thousand.
+ */
+const tails = new WeakMap<StoredObject, string>();
+function contentsTail(object: StoredObject): string {
+  let tail = tails.get(object);
+  if (tail === undefined) {
+    tail = `${el('LastModified', object.lastModified.toISOString())}${el('ETag', object.etag)}${el('Size', object.size)}<StorageClass>STANDARD</StorageClass></Contents>`;
+    tails.set(object, tail);
+  }
+  return tail;
 }
 
 function partNumberOf(query: URLSearchParams): number {

@@ -5,7 +5,8 @@ import { modelUrlProblem } from '../../../src/model/model-url';
  * runner. Everything else (the job, the plan) is read from storage.
  *
  *   JOB_URI            the normalized job (`<work>/job.json`)
- *   PLAN_URI           the partition plan (`<work>/plan.json`)
+ *   PLAN_URI           the partition plan (`<work>/plan.json`); the sidecar reads only its own
+ *                      partition's document beside it (`<work>/partitions/<index>.json`)
  *   PARTITION_INDEX    which partition of the plan this worker runs
  *   MODEL_URL          the model server, default http://127.0.0.1:8080 (same task, awsvpc networking)
  *   PROGRESS_INTERVAL_MS  how often progress is written, default 10000
