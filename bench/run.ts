@@ -345,7 +345,8 @@ async function measureScenarios(
           s3.getLatency(0);
           // A perfect sidecar: every slot busy from the first request to the last.
           const ideal = Math.ceil(run.invocations / mct) * latency;
-          (out.modelSaturation[`${latency}-${where}`] ??= []).push(ideal / run.invocationSpanMs);
+          const key = `${latency}-${where}`;
+          out.modelSaturation[key] = [...(out.modelSaturation[key] ?? []), ideal / run.invocationSpanMs];
         }
       }
       for (const size of ['small', 'large'] as const) {
