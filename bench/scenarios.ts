@@ -84,9 +84,11 @@ export function csvJobRun(
     modelUrl: string;
     maxPayloadInMB: number;
     s3?: { readonly bench: BenchS3; readonly inputUri: string };
+    cpuProfileDir?: string;
   },
 ): Promise<PipelineRun> {
   return runPipeline({
+    ...(o.cpuProfileDir ? { cpuProfileDir: o.cpuProfileDir } : {}),
     name: o.name,
     scratchDir: c.scratchDir,
     modelUrl: o.modelUrl,
