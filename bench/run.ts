@@ -13,6 +13,9 @@
  *                large input
  *   file I/O     the CPU of reading the large input and writing it back with nothing else, the
  *                part of the pipeline's cost the echo ceiling does not pay (bench/io-floor.ts)
+ *   job shapes   (bench/scenarios.ts) 1,000 small JSON Lines objects against a 20 ms model and the
+ *                echo model; latency-bound models (50 and 200 ms) on file:// and on the loopback S3
+ *                server with 30 ms per GET; the pipeline on S3; a one-record `run --local` job
  *
  * Options:
  *   --quick            3 runs, smaller inputs (under a minute)
