@@ -1,5 +1,5 @@
 import { createWriteStream } from 'node:fs';
-import { mkdir, rename, stat } from 'node:fs/promises';
+import { mkdir, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { csvRows } from './kernels';
@@ -30,4 +30,49 @@ export async function csvInput(root: string, mb: number): Promise<{ dir: string;
   await once(out, 'finish');
   await rename(temp, file);
   return { dir, bytes: (await stat(file)).size };
+}
+
+/**
+ * `count` JSON Lines objects of `records` records each (~60-byte records), one file per object:
+ * many small objects, the most common shape of real input (a file per day, per customer).
+ */
+export async function jsonLinesObjects(
+  root: string,
+  count: number,
+  records: number,
+): Promise<{ dir: string; bytes: number; objects: number }> {
+  const dir = join(root, `jsonl-${count}x${records}`);
+  const done = `${dir}.complete`; // beside the folder: a job reads everything in it
+  const objectText = (o: number) =>
+    Array.from(
+      { length: records },
+      (_, r) => `${JSON.stringify({ id: `${o}-${r}`, features: [o % 7, r, 0.5] })}\n`,
+    ).join('');
+  if (!(await stat(done).catch(() => undefined))) {
+    await mkdir(dir, { recursive: true });
+    for (let o = 0; o < count; o++)
+      await writeFile(join(dir, `part-${String(o).padStart(5, '0')}.jsonl`), objectText(o));
+    await writeFile(done, '');
+  }
+  let bytes = 0;
+  for (let o = 0; o < count; o++) bytes += Buffer.byteLength(objectText(o));
+  return { dir, bytes, objects: count };
+}
+
+/** `count` CSV objects of `mb` MB each (~100-byte rows), one folder for the set. */
+export async function csvObjects(
+  root: string,
+  count: number,
+  mb: number,
+): Promise<{ dir: string; bytes: number; objects: number }> {
+  const dir = join(root, `csv-${count}x${mb}MB`);
+  const done = `${dir}.complete`; // beside the folder: a job reads everything in it
+  const block = csvRows(mb * 1_000_000);
+  if (!(await stat(done).catch(() => undefined))) {
+    await mkdir(dir, { recursive: true });
+    for (let o = 0; o < count; o++)
+      await writeFile(join(dir, `part-${String(o).padStart(3, '0')}.csv`), block);
+    await writeFile(done, '');
+  }
+  return { dir, bytes: block.length * count, objects: count };
 }

@@ -14,6 +14,7 @@ import { runLocalJob } from '../src/local/runner';
 import { resultUri } from '../src/contract/layout';
 import type { PartitionResult } from '../src/contract/results';
 import { FileStorage } from '../src/storage/file';
+import type { Storage } from '../src/storage/storage';
 
 const PROBE = fileURLToPath(new URL('./sidecar-probe.mjs', import.meta.url));
 const DOCKERFILE = fileURLToPath(new URL('../containers/sidecar/Dockerfile', import.meta.url));
@@ -50,7 +51,17 @@ export interface PipelineOptions {
   /** Job name (unique per run: the work location is named after it). */
   readonly name: string;
   /** Folder holding the input object(s). */
-  readonly inputDir: string;
+  readonly inputDir?: string;
+  /** The input prefix instead of `inputDir` (an s3:// location on the loopback S3 server). */
+  readonly inputUri?: string;
+  /** Where outputs go, instead of `<scratchDir>/output/` (removed after the run either way). */
+  readonly outputRoot?: string;
+  /** Storage for the lifecycle stages (one that serves every location the job names). */
+  readonly storage?: Storage;
+  /** More environment for the sidecar (the S3 endpoint). */
+  readonly env?: Readonly<Record<string, string>>;
+  /** @default 'text/csv' */
+  readonly contentType?: string;
   /** Scratch folder for the output and the work location (the output is removed after the run). */
   readonly scratchDir: string;
   readonly modelUrl: string;
@@ -69,6 +80,11 @@ export interface PipelineRun {
   readonly invocations: number;
   /** Sum of the partition's work items' durations: read, split, invoke, write and complete the output. */
   readonly transformMs: number;
+  /** The partition's own wall time in the sidecar: read the job and plan, wait for the model, every item. */
+  readonly partitionMs: number;
+  /** From the first POST /invocations to the partition's end (its last output completed). */
+  readonly invocationSpanMs: number;
+  readonly objects: number;
   /** The job end to end, validate to cleanup, including starting the sidecar process. */
   readonly jobMs: number;
   /** The sidecar's CPU time (user + system, every thread) over its whole life. */
@@ -85,6 +101,7 @@ interface ProbeReport {
   vmHwmKiB: number;
   cpuUs: number;
   firstInvocationCpuUs: number | null;
+  firstInvocationAtMs: number | null;
   atPeak?: NodeJS.MemoryUsage;
 }
 
@@ -94,8 +111,11 @@ interface ProbeReport {
  * come from a probe preloaded into it. Throws unless the job completes.
  */
 export async function runPipeline(o: PipelineOptions): Promise<PipelineRun> {
-  const storage = new FileStorage();
+  const storage = o.storage ?? new FileStorage();
   const outDir = join(o.scratchDir, 'output', o.name);
+  const outputUri = o.outputRoot ? `${o.outputRoot}${o.name}/` : `file://${outDir}/`;
+  const inputUri = o.inputUri ?? `file://${o.inputDir}/`;
+  const contentType = o.contentType ?? 'text/csv';
   const workRoot = `file://${join(o.scratchDir, 'work')}/`;
   const probeFile = join(o.scratchDir, `${o.name}.probe.json`);
   await mkdir(o.scratchDir, { recursive: true });
@@ -108,17 +128,18 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineRun> {
     MaxPayloadInMB: o.maxPayloadInMB,
     BatchStrategy: 'MultiRecord',
     TransformInput: {
-      DataSource: { S3DataSource: { S3DataType: 'S3Prefix', S3Uri: `file://${o.inputDir}/` } },
-      ContentType: 'text/csv',
+      DataSource: { S3DataSource: { S3DataType: 'S3Prefix', S3Uri: inputUri } },
+      ContentType: contentType,
       SplitType: 'Line',
       CompressionType: 'None',
     },
-    TransformOutput: { S3OutputPath: `file://${outDir}/`, Accept: 'text/csv', AssembleWith: 'Line' },
+    TransformOutput: { S3OutputPath: outputUri, Accept: contentType, AssembleWith: 'Line' },
     TransformResources: { InstanceType: 'ml.m5.large', InstanceCount: 1 },
   };
   const sidecarEnv: Record<string, string> = {
     NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import ${PROBE}`.trim(),
     BENCH_PROBE_FILE: probeFile,
+    ...o.env,
     ...(o.memorySampleMs ? { BENCH_PROBE_SAMPLE_MS: String(o.memorySampleMs) } : {}),
   };
 
@@ -164,6 +185,12 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineRun> {
         1,
         result.items.reduce((n, i) => n + i.durationMs, 0),
       ),
+      partitionMs: Math.max(1, Date.parse(result.endedAt) - Date.parse(result.startedAt)),
+      invocationSpanMs: Math.max(
+        1,
+        Date.parse(result.endedAt) - (probe.firstInvocationAtMs ?? Date.parse(result.startedAt)),
+      ),
+      objects: result.items.length,
       jobMs,
       cpuSeconds,
       transformCpuSeconds:
@@ -174,6 +201,9 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineRun> {
   } finally {
     await rm(outDir, { recursive: true, force: true });
     await rm(probeFile, { force: true });
+    if (o.outputRoot?.startsWith('s3://')) {
+      for await (const object of storage.list(outputUri)) await storage.delete(object.uri);
+    }
   }
 }
 
@@ -185,7 +215,7 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineRun> {
 async function runWithSidecar(
   argv: readonly string[],
   request: unknown,
-  storage: FileStorage,
+  storage: Storage,
   workRoot: string,
   modelUrl: string,
   env: Record<string, string>,

@@ -3,8 +3,9 @@
  * code is unchanged. When the process exits it writes to BENCH_PROBE_FILE:
  *  - its peak resident set (VmHWM) and CPU time (user + system, every thread), read from inside at
  *    exit, so nothing is lost between samples;
- *  - its CPU time when the first POST /invocations started (the model client's diagnostics channel), so
- *    the CPU of the transform can be told from the CPU of starting Node and loading the bundle.
+ *  - its CPU time and the clock when the first POST /invocations started (the model client's
+ *    diagnostics channel), so the CPU of the transform can be told from the CPU of starting Node and
+ *    loading the bundle, and the invocations' span from the partition's start-up.
  * With BENCH_PROBE_SAMPLE_MS it also keeps the memory breakdown (V8 heap, ArrayBuffers) of the
  * moment RSS was highest, to tell what the peak is made of.
  */
@@ -20,9 +21,11 @@ const cpuUs = () => {
 
 if (file) {
   let firstInvocationCpuUs;
+  let firstInvocationAtMs;
   // INVOCATION_CHANNEL in containers/sidecar/src/model-client.ts.
   subscribe('batch-transform:invocation:start', () => {
     firstInvocationCpuUs ??= cpuUs();
+    firstInvocationAtMs ??= Date.now();
   });
 
   let atPeak;
@@ -44,6 +47,7 @@ if (file) {
         vmHwmKiB: kib('VmHWM'),
         cpuUs: cpuUs(),
         firstInvocationCpuUs: firstInvocationCpuUs ?? null,
+        firstInvocationAtMs: firstInvocationAtMs ?? null,
         ...(atPeak ? { atPeak } : {}),
       }),
     );

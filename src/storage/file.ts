@@ -333,8 +333,9 @@ class PooledFileRead implements PooledRead {
     signal?.throwIfAborted();
     const file = await open(this.path, 'r');
     const readAt = async (at: number) => {
-      const buffer = this.#free.pop() ?? Buffer.allocUnsafeSlow(READ_CHUNK);
-      const { bytesRead } = await file.read(buffer, 0, Math.min(READ_CHUNK, end - at), at);
+      // A small object gets a buffer its size: a partition may open thousands of them.
+      const buffer = this.#free.pop() ?? Buffer.allocUnsafeSlow(Math.min(READ_CHUNK, Math.max(1, end - at)));
+      const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, end - at), at);
       return { buffer, bytesRead };
     };
     let next: ReturnType<typeof readAt> | undefined;

@@ -206,7 +206,8 @@ export async function runProcesses(runId: string): Promise<RunProcess[]> {
       const script = (name: string) => argv.some((a) => a === name || a.endsWith(`/${name}`));
       const role = !node
         ? 'other'
-        : script('containers/sidecar/src/main.ts')
+        : // The TypeScript entry, or the bundle a local run starts (src/local/sidecar-bundle.ts).
+          script('containers/sidecar/src/main.ts') || script('sidecar.mjs')
           ? 'sidecar'
           : script('test/fixtures/models/test-model.ts')
             ? 'model'

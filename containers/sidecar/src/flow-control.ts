@@ -110,6 +110,12 @@ export interface PartitionFlow {
   readonly payloadBytes: number;
   /** Objects open at once. */
   readonly objects: number;
+  /**
+   * Objects larger than one mini-batch open at once: ceil(MCT / 2). Each has an upload whose part
+   * buffers (lib-storage's, on S3) sit outside the budget, so many small objects may be open but
+   * only a few large ones; a large object has mini-batches enough to keep slots busy by itself.
+   */
+  readonly largeObjects: Semaphore;
   /** Mini-batches packed and not yet written (or given up), in all objects. */
   readonly packed: Gauge;
 }
@@ -118,8 +124,9 @@ export interface PartitionFlow {
  * The flow control of one partition. MaxConcurrentTransforms invocation slots; a memory budget of
  * 2 × MaxConcurrentTransforms × MaxPayloadInMB (MiB) for mini-batches packed and not yet written, a
  * body and its response each (the formula docs/PERFORMANCE.md holds the sidecar's peak RSS to); and
- * up to 2 × MaxConcurrentTransforms objects open at once, so that while one object opens, waits for
- * its last output or completes its upload, others have mini-batches packed and waiting for a slot.
+ * up to 2 × MaxConcurrentTransforms objects open at once (ceil(MCT / 2) of them larger than one
+ * mini-batch), so that while one object opens, waits for its last output or completes its upload,
+ * others have mini-batches packed and waiting for a slot.
  */
 export function partitionFlow(o: { maxConcurrentTransforms: number; payloadBytes: number }): PartitionFlow {
   const mct = o.maxConcurrentTransforms;
@@ -128,6 +135,7 @@ export function partitionFlow(o: { maxConcurrentTransforms: number; payloadBytes
     budget: new MemoryBudget(2 * mct * o.payloadBytes),
     payloadBytes: o.payloadBytes,
     objects: 2 * mct,
+    largeObjects: new Semaphore(Math.ceil(mct / 2)),
     packed: new Gauge(),
   };
 }

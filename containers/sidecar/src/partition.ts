@@ -115,6 +115,8 @@ export async function runPartition(config: SidecarConfig, deps: PartitionDeps): 
     const lane = async () => {
       for (let item = queue.shift(); item && !inner.signal.aborted; item = queue.shift()) {
         const object = item.target;
+        const large = (item.range ? item.range.end - item.range.start : object.size) > flow.payloadBytes;
+        if (large) await flow.largeObjects.acquire();
         const result = await processItem({
           job,
           plan,
@@ -127,6 +129,8 @@ export async function runPartition(config: SidecarConfig, deps: PartitionDeps): 
           counters,
           signal: inner.signal,
           modelExited: deps.modelExited,
+        }).finally(() => {
+          if (large) flow.largeObjects.release();
         });
         if (result.fatal !== undefined) {
           fatal ??= result.fatal;
