@@ -3,7 +3,7 @@ import type { Plan } from '../contract/plan';
 import { partitionItemsUri, partitionWorkUri, planUri } from '../contract/layout';
 import { buildPlan, partitionWorkOf } from '../plan/planner';
 import type { Storage, StoredObject } from '../storage/storage';
-import { joinUri, locationProblem, locationsOverlap, parseLocation, prefixBase } from '../storage/uri';
+import { locationProblem, locationsOverlap, parseLocation, prefixBase } from '../storage/uri';
 import { readStoredJob, writeCompactJson } from '../storage/json';
 import type { JobRef, PlanRef } from '../contract/state';
 

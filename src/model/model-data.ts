@@ -25,9 +25,12 @@ export async function fetchModelData(
     if (/not found|no object|NoSuchKey/i.test(err.message) && !err.syscall)
       throw new Error(`model artifacts ${modelDataUrl} not found: ${err.message}`, { cause: e });
     const format = isFormatError(err) ? ' (not a gzip-compressed tar archive)' : '';
-    throw new Error(`cannot extract model artifacts from ${modelDataUrl} into ${dir}${format}: ${err.message}`, {
-      cause: e,
-    });
+    throw new Error(
+      `cannot extract model artifacts from ${modelDataUrl} into ${dir}${format}: ${err.message}`,
+      {
+        cause: e,
+      },
+    );
   };
   let refused: string | undefined;
   await mkdir(dir, { recursive: true }).catch(fail);
