@@ -26,7 +26,14 @@ export async function readReports(storage: Storage, workUri: string): Promise<Jo
       plan.partitions.map(async (p) => {
         const [r, g] = await Promise.all([
           readJsonIfExists<PartitionResult>(storage, resultUri(workUri, p.index)),
-          readJsonIfExists<PartitionProgress>(storage, progressUri(workUri, p.index)),
+          // Progress is a hint (which object a partition was on), rewritten while the sidecar runs: a
+          // document its writer was killed in the middle of (a loopback S3 server or a disk keeps the
+          // torn bytes; S3 itself never does) is read as no progress, so the reason still names the
+          // partition's objects from the plan rather than the parse error.
+          readJsonIfExists<PartitionProgress>(storage, progressUri(workUri, p.index)).catch((e: Error) => {
+            if (e.message.includes('is not valid JSON')) return undefined;
+            throw e;
+          }),
         ]);
         if (r) results.set(p.index, r);
         if (g) progress.set(p.index, g);

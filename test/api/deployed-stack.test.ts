@@ -77,10 +77,16 @@ describe.skipIf(missingBoto3 !== undefined)(
         AWS_ENDPOINT_URL_ECS: localEcs.endpoint,
         ...S3RVER_KEYS,
       });
-      sfn = new LocalStepFunctions(STATE_MACHINE_ARN, definition, {
-        ...lambdas,
-        [S.runPartition]: localEcs.runTaskSync,
-      });
+      sfn = new LocalStepFunctions(
+        STATE_MACHINE_ARN,
+        definition,
+        {
+          ...lambdas,
+          [S.runPartition]: localEcs.runTaskSync,
+        },
+        // The Distributed Map's ItemReader: the same GetObject of the plan's partition items.
+        async ({ Bucket, Key }) => JSON.parse((await s3.storage.readAll(`s3://${Bucket}/${Key}`)).toString()),
+      );
       const jobs = await DeployedTransformJobs.open(
         new Transformer({ stateMachineArn: STATE_MACHINE_ARN, clients: { sfn } }),
       );

@@ -1,7 +1,7 @@
 import { SFNServiceException } from '@aws-sdk/client-sfn';
 import type { CommandSender } from '../../src/client/aws';
 import type { Asl } from '../cdk/definition';
-import { type LocalHandler, runLocally } from '../cdk/local-execution';
+import { type ItemReaderStandIn, type LocalHandler, runLocally } from '../cdk/local-execution';
 
 /**
  * TEST ONLY. A Step Functions client (the SDK's `send(command)`) whose executions are the synthesized
@@ -17,6 +17,8 @@ export class LocalStepFunctions implements CommandSender {
     readonly stateMachineArn: string,
     readonly definition: Asl,
     readonly handlers: Readonly<Record<string, LocalHandler>>,
+    /** What the Distributed Map's ItemReader would read from S3. */
+    readonly readItems?: ItemReaderStandIn,
   ) {}
 
   async send(command: { input: Record<string, unknown>; constructor: { name: string } }): Promise<unknown> {
@@ -60,19 +62,20 @@ export class LocalStepFunctions implements CommandSender {
     };
     this.#executions.set(name, execution);
     this.#running.push(
-      runLocally(this.definition, JSON.parse(input), this.handlers, { executionName: name }).then(
-        (outcome) => {
-          execution.stopDate = new Date();
-          if (outcome.status === 'SUCCEEDED') {
-            execution.status = 'SUCCEEDED';
-            execution.output = JSON.stringify(outcome.output);
-          } else {
-            execution.status = 'FAILED';
-            execution.error = outcome.error;
-            execution.cause = outcome.cause;
-          }
-        },
-      ),
+      runLocally(this.definition, JSON.parse(input), this.handlers, {
+        executionName: name,
+        readItems: this.readItems,
+      }).then((outcome) => {
+        execution.stopDate = new Date();
+        if (outcome.status === 'SUCCEEDED') {
+          execution.status = 'SUCCEEDED';
+          execution.output = JSON.stringify(outcome.output);
+        } else {
+          execution.status = 'FAILED';
+          execution.error = outcome.error;
+          execution.cause = outcome.cause;
+        }
+      }),
     );
     return { executionArn: execution.executionArn, startDate: execution.startDate };
   }

@@ -186,7 +186,7 @@ describe('the lifecycle, executed locally', () => {
       runs.push(index);
       throw new NamedError('States.TaskFailed', stopped(index === '2' ? 1 : 0));
     };
-    const outcome = await runLocally(definition, request, handlers, { executionName: 'job-1' });
+    const outcome = await runLocally(definition, request, handlers, { executionName: 'job-1', readItems });
 
     // Partitions 0 and 1 ran once and are done; partition 2's sidecar failed: three attempts, then the job fails.
     expect(runs.sort()).toEqual(['0', '1', '2', '2', '2']);
@@ -207,7 +207,7 @@ describe('the lifecycle, executed locally', () => {
         );
       return run(input);
     };
-    const outcome = await runLocally(definition, request, handlers, { executionName: 'job-1' });
+    const outcome = await runLocally(definition, request, handlers, { executionName: 'job-1', readItems });
     expect(outcome.status).toBe('SUCCEEDED');
     expect(calls[S.finalizeFailure]).toBeUndefined();
   });
@@ -223,7 +223,7 @@ describe('the lifecycle, executed locally', () => {
       runs++;
       throw new NamedError('States.TaskFailed', cause);
     };
-    const outcome = await runLocally(definition, request, handlers, { executionName: 'job-1' });
+    const outcome = await runLocally(definition, request, handlers, { executionName: 'job-1', readItems });
 
     expect(outcome).toMatchObject({ status: 'FAILED', error: 'States.TaskFailed' });
     expect(runs).toBeGreaterThanOrEqual(3);
@@ -360,8 +360,10 @@ describe('partitions at scale (Distributed Map)', () => {
     expect(run.status).toBe('SUCCEEDED');
     expect(run.runTaskCalls).toBe(300);
     expect(run.history.children).toBe(100);
-    // Child: started, entered, 3 attempts × (scheduled, started, submitted, failed/succeeded), exited, ended.
-    expect(run.history.largestChild).toBe(2 + 2 + 3 * 4);
+    // Child: started and ended (2); the partition's Parallel (4) and its 2 retries (2 each); 3 attempts
+    // of the task (entered, scheduled, started, submitted, failed/succeeded, exited: 6 each); after each
+    // of the 2 failures, the judgement: ReadPartitionTask (2), IsPartitionTask (2), PartitionFailed (1).
+    expect(run.history.largestChild).toBe(2 + 4 + 2 * 2 + 3 * 6 + 2 * (2 + 2 + 1));
     // The parent grows by the Map run's few events, not by the partitions.
     expect(run.history.parent).toBeLessThan(60);
     expect(run.history.parentIfInline).toBeGreaterThan(100 * 16);

@@ -136,13 +136,22 @@ export interface HistoryFigures {
  *   each item runs as a child execution with a history of its own;
  * - an inline Map: the same 4 map-state events, plus MapIterationStarted and
  *   MapIterationSucceeded/Failed per iteration (2) and the iteration's state events, all in the parent;
+ * - a Parallel state: ParallelStateEntered, ParallelStateStarted, ParallelStateSucceeded/Failed,
+ *   ParallelStateExited (4), and per retry another ParallelStateStarted and ParallelStateFailed (2);
+ *   its branches' states count as states of the execution it runs in;
+ * - a Fail state: FailStateEntered (1), the execution or branch then fails;
  * - any other state: its Entered and Exited events (2).
  */
 export function historyOf(definition: Asl, events: readonly EventLog[]): HistoryFigures {
   const top = definition.States as Record<string, Asl>;
   const inner: Record<string, Asl> = {};
+  // A Map's item processor, with the states of any Parallel branches inside it.
+  const addInner = (states: Record<string, Asl>) => {
+    Object.assign(inner, states);
+    for (const state of Object.values(states)) for (const b of state.Branches ?? []) addInner(b.States);
+  };
   for (const state of Object.values(top)) {
-    if (state.ItemProcessor) Object.assign(inner, state.ItemProcessor.States);
+    if (state.ItemProcessor) addInner(state.ItemProcessor.States);
   }
   const sync = (state: Asl) => typeof state.Resource === 'string' && state.Resource.endsWith('.sync');
   let parent = 2;
@@ -158,11 +167,13 @@ export function historyOf(definition: Asl, events: readonly EventLog[]): History
     if (!state) continue;
     let n = 0;
     if (e.type === 'StateEntered') {
-      n = state.Type === 'Map' ? 6 : 2;
+      n = state.Type === 'Map' ? 6 : state.Type === 'Parallel' ? 4 : state.Type === 'Fail' ? 1 : 2;
       if (state.Type === 'Map') mapStates++;
       if (state.Type === 'Task') n += sync(state) ? 4 : 3;
     } else if (e.type === 'StateRetried' && state.Type === 'Task') {
       n = sync(state) ? 4 : 3;
+    } else if (e.type === 'StateRetried' && state.Type === 'Parallel') {
+      n = 2;
     }
     if (inItem) child.set(e.index!, (child.get(e.index!) ?? 2) + n);
     else parent += n;

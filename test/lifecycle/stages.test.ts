@@ -9,7 +9,8 @@ import { PlanError, planStage } from '../../src/lifecycle/plan';
 import type { DeploymentContext } from '../../src/contract/deployment';
 import { modelEnvironmentFor, validateStage } from '../../src/lifecycle/validate';
 import { validateRequest } from '../../src/job/validate';
-import { resultUri } from '../../src/contract/layout';
+import { progressUri, resultUri } from '../../src/contract/layout';
+import { readReports } from '../../src/lifecycle/reports';
 import type { Plan } from '../../src/contract/plan';
 import { emptyCounters, type PartitionResult } from '../../src/contract/results';
 import { FileStorage } from '../../src/storage/file';
@@ -281,6 +282,19 @@ describe('the finalize stage', () => {
       bytesIn: 4,
     });
     expect(d.FailureReason!.length).toBeLessThanOrEqual(1024);
+  });
+
+  it('reads a torn progress document (its writer killed mid-write) as no progress, not as the failure', async () => {
+    await writeFile(join(dir.path, 'in', 'a.csv'), '1\n');
+    const ref = await validateStage({ request: request('torn') }, { ...deployed(), local: true }, storage);
+    await planStage(ref, storage);
+    await storage.put(progressUri(ref.workUri, 0), '{"partition": 0, "object');
+    const reports = await readReports(storage, ref.workUri);
+    expect(reports.plan?.objects).toHaveLength(1);
+    expect(reports.progress.size).toBe(0);
+    const d = await finalizeStage(ref, storage);
+    expect(d.FailureReason).not.toMatch(/not valid JSON/);
+    expect(d.FailureReason).toMatch(/a\.csv/);
   });
 
   it.each([

@@ -150,7 +150,7 @@ describe('model artifacts that cannot be used fail the job, saying why', () => {
         await writeFile(join(d, 'plain.tar.gz'), 'just text');
         return `file://${d}/plain.tar.gz`;
       },
-      'expected a .tar.gz',
+      'not a gzip-compressed tar archive',
     ],
     [
       'holding a `..` entry',
