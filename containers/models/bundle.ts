@@ -5,16 +5,17 @@
  *
  * The bundle needs nothing but Node 20: no node_modules, no tsx.
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
-import { findExampleModel } from '../../src/local/example-models';
 
 const MODELS_DIR = fileURLToPath(new URL('.', import.meta.url));
 
 export async function bundleModel(name: string, outdir: string): Promise<string> {
-  if (!findExampleModel(name)) throw new Error(`no example model "${name}"`);
+  // A model is a folder here with a serve.ts; the catalog in src/ is not in the image's build context.
+  if (!existsSync(join(MODELS_DIR, name, 'serve.ts'))) throw new Error(`no example model "${name}"`);
   const outfile = join(outdir, 'serve.mjs');
   await build({
     entryPoints: [join(MODELS_DIR, name, 'serve.ts')],
