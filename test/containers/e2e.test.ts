@@ -151,7 +151,13 @@ async function execute(
     definition,
     request(name, model, extra),
     { ...lambdas, [S.runPartition]: runner.runTaskSync },
-    { executionName: name },
+    {
+      executionName: name,
+      // The Distributed Map's ItemReader, which aws-local-stepfunctions does not run: the same
+      // GetObject of the plan's partition items, from the loopback S3.
+      readItems: async ({ Bucket, Key }) =>
+        JSON.parse((await s3.storage.readAll(`s3://${Bucket}/${Key}`)).toString()),
+    },
   );
   return outcome;
 }
