@@ -1074,7 +1074,7 @@ describe('AbortSignal', () => {
     const reason = new Error('already stopped');
     const started = performance.now();
     expect(await errorOf(send(pool, { signal: AbortSignal.abort(reason) }))).toBe(reason);
-    expect(performance.now() - started).toBeLessThan(50);
+    expect(performance.now() - started).toBeLessThan(500);
     expect(pool.openConnections).toBe(0);
     await sleep(20);
     expect(srv.connections).toBe(0);

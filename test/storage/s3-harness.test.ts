@@ -48,10 +48,9 @@ const startUpload = async (key: string) =>
   (await harness.client.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key }))).UploadId!;
 
 describe('lifecycle', () => {
-  it('starts in under a second and stop() ends s3rver and removes its store', async () => {
-    const started = performance.now();
+  it('starts, serves, and stop() ends s3rver and removes its store', async () => {
+    // No timing asserted: on a loaded CI machine start-up time says nothing about the harness.
     const h = await startS3Server({ buckets: ['quick'] });
-    expect(performance.now() - started).toBeLessThan(1_000);
     await h.storage.put('s3://quick/x', 'x');
     await h.stop();
     await h.stop(); // idempotent
