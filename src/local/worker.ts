@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { JobRef, PlanRef } from '../contract/state';
+import { type ModelContainer, startModelContainer } from './docker-model';
 import { freePort, type ManagedProcess, startProcess } from './processes';
 import { sidecarArgv } from './sidecar-bundle';
 
@@ -10,7 +11,9 @@ export type ModelSource =
   /** Start this shell command once per worker, on the port in SAGEMAKER_BIND_TO_PORT. */
   | { readonly kind: 'command'; readonly command: string }
   /** A server that is already running; every worker shares it. */
-  | { readonly kind: 'url'; readonly url: string };
+  | { readonly kind: 'url'; readonly url: string }
+  /** A SageMaker inference image, run in Docker once per worker (docker-model.ts). */
+  | { readonly kind: 'image'; readonly image: string };
 
 export { SIDECAR_ENTRY } from './sidecar-bundle';
 
@@ -22,6 +25,10 @@ export interface WorkerOptions {
   /** Directory the model is told about (SM_MODEL_DIR), holding extracted ModelDataUrl artifacts. */
   readonly modelDir: string;
   readonly logDir: string;
+  /** The run's local folder: labels a model image's containers with their run. */
+  readonly runDir: string;
+  /** Whether `modelDir` holds ModelDataUrl's artifacts (mounted into a model image only then). */
+  readonly modelData?: boolean;
   /** Extra environment for the sidecar (storage endpoint settings). */
   readonly env: NodeJS.ProcessEnv;
   readonly progressIntervalMs?: number;
@@ -43,9 +50,22 @@ export interface WorkerHandle {
 export async function startWorker(o: WorkerOptions): Promise<WorkerHandle> {
   const name = `worker-${String(o.partition).padStart(3, '0')}`;
   let model: ManagedProcess | undefined;
+  let container: ModelContainer | undefined;
   let modelUrl: string;
   if (o.model.kind === 'url') {
     modelUrl = o.model.url;
+  } else if (o.model.kind === 'image') {
+    container = await startModelContainer({
+      image: o.model.image,
+      worker: name,
+      jobName: o.ref.jobName,
+      runDir: o.runDir,
+      ...(o.modelData ? { modelDir: o.modelDir } : {}),
+      environment: Object.fromEntries(o.ref.modelEnvironment.map((e) => [e.Name, e.Value])),
+      logFile: join(o.logDir, `${name}.model.log`),
+    });
+    model = container.process;
+    modelUrl = container.url;
   } else {
     const port = await freePort();
     modelUrl = `http://127.0.0.1:${port}`;
@@ -85,21 +105,23 @@ export async function startWorker(o: WorkerOptions): Promise<WorkerHandle> {
     // The sidecar ends itself, and its model, when this process dies (PARENT_PIPE, see its main).
     parentPipe: true,
   });
+  const stopModel = () => (container ? container.stop() : model?.stop());
   const done = (async () => {
     const { code } = await sidecar.exited;
     const modelReason = model?.exitReason();
-    await model?.stop();
+    await stopModel();
     if (code === 0) return { code };
+    const what = container ? `model container (${container.name})` : 'model process';
     return {
       code,
-      reason: `${name} sidecar ${sidecar.exitReason()}${modelReason ? `; its model process ${modelReason}` : ''} (logs: ${o.logDir})`,
+      reason: `${name} sidecar ${sidecar.exitReason()}${modelReason ? `; its ${what} ${modelReason}` : ''} (logs: ${o.logDir})`,
     };
   })();
   return {
     partition: o.partition,
     done,
     async stop() {
-      await Promise.all([sidecar.stop(), model?.stop()]);
+      await Promise.all([sidecar.stop(), stopModel()]);
     },
   };
 }
