@@ -152,6 +152,7 @@ export interface ModelContainer {
   readonly process: ManagedProcess;
   readonly url: string;
   readonly name: string;
+  readonly image: string;
   /** Stops the container as ECS stops a task's (SIGTERM, SIGKILL after `graceMs`), then removes it. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -213,6 +214,7 @@ export async function startModelContainer(o: ModelContainerOptions): Promise<Mod
     process: client,
     url: `http://127.0.0.1:${hostPort}`,
     name,
+    image: o.image,
     async stop(graceMs = 5000) {
       if (client.exitReason() === undefined)
         await docker(['stop', '--time', String(Math.ceil(graceMs / 1000)), name], graceMs + 30_000);

@@ -49,6 +49,9 @@ export interface WorkerHandle {
  */
 export async function startWorker(o: WorkerOptions): Promise<WorkerHandle> {
   const name = `worker-${String(o.partition).padStart(3, '0')}`;
+  // Before the model starts: building the sidecar bundle can take seconds, and a model (a container
+  // above all) started before its sidecar outlives a runner killed in that gap.
+  const sidecarArgs = await sidecarArgv();
   let model: ManagedProcess | undefined;
   let container: ModelContainer | undefined;
   let modelUrl: string;
@@ -86,7 +89,7 @@ export async function startWorker(o: WorkerOptions): Promise<WorkerHandle> {
             logFile,
           });
   }
-  const sidecar = startProcess(`${name} sidecar`, process.execPath, [...(await sidecarArgv()), 'run'], {
+  const sidecar = startProcess(`${name} sidecar`, process.execPath, [...sidecarArgs, 'run'], {
     env: {
       ...process.env,
       ...o.env,
@@ -111,11 +114,13 @@ export async function startWorker(o: WorkerOptions): Promise<WorkerHandle> {
     const modelReason = model?.exitReason();
     await stopModel();
     if (code === 0) return { code };
-    const what = container ? `model container (${container.name})` : 'model process';
-    return {
-      code,
-      reason: `${name} sidecar ${sidecar.exitReason()}${modelReason ? `; its ${what} ${modelReason}` : ''} (logs: ${o.logDir})`,
-    };
+    // A container is named even while it runs: the sidecar's reason only knows its loopback URL.
+    const modelPart = container
+      ? `; its model container ${container.name} (image ${container.image})${modelReason ? ` ${modelReason}` : ''}`
+      : modelReason
+        ? `; its model process ${modelReason}`
+        : '';
+    return { code, reason: `${name} sidecar ${sidecar.exitReason()}${modelPart} (logs: ${o.logDir})` };
   })();
   return {
     partition: o.partition,
