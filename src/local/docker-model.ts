@@ -82,10 +82,12 @@ export async function checkDocker(): Promise<void> {
     );
   if (r.spawnError)
     throw new DockerUnavailableError(`the docker CLI could not be started: ${r.spawnError.message}`);
-  if (r.code !== 0 || !r.stdout.trim())
+  if (r.code !== 0 || !r.stdout.trim()) {
+    const said = r.code === null ? 'no answer within 20 s' : lastLine(r.stderr) || `exit code ${r.code}`;
     throw new DockerUnavailableError(
-      `a model image needs Docker, and the Docker engine does not answer (docker version: ${lastLine(r.stderr) || `exit code ${r.code}`}): start it, or check DOCKER_HOST and your permission on its socket`,
+      `a model image needs Docker, and the Docker engine does not answer (docker version: ${said}): start it, or check DOCKER_HOST and your permission on its socket`,
     );
+  }
 }
 
 /** Whether the image is on this machine's engine. */
