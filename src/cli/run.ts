@@ -99,7 +99,10 @@ async function runAction(file: string, opts: RunOptions, setExit: (code: number)
   const job = checkLocalRequest(request);
   const model = chooseModel(opts, job);
   // Docker and the image are checked before anything runs: a missing engine is a usage error.
-  if (model.kind === 'image') await prepareModelImage(model.image);
+  if (model.kind === 'image')
+    await prepareModelImage(model.image, {
+      onPull: () => process.stderr.write(`batch-transform: pulling ${model.image}\n`),
+    });
   if (opts.endpointUrl) process.env.AWS_ENDPOINT_URL_S3 = opts.endpointUrl;
   const storage = new Storages();
   const abort = new AbortController();

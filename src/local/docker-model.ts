@@ -100,11 +100,15 @@ export async function imagePresent(image: string): Promise<boolean> {
  * local mode does). The pull happens here, before any worker starts, so it never eats into the
  * model's start-up budget.
  */
-export async function prepareModelImage(image: string, opts: { pull?: boolean } = {}): Promise<void> {
+export async function prepareModelImage(
+  image: string,
+  opts: { pull?: boolean; onPull?: () => void } = {},
+): Promise<void> {
   await checkDocker();
   if (await imagePresent(image)) return;
   if (opts.pull === false)
     throw new ModelImageError(`the image ${image} is not on this machine (docker pull ${image})`);
+  opts.onPull?.();
   // Large inference images take minutes to pull; an hour bounds a stalled one.
   const pulled = await docker(['pull', '--quiet', image], 3_600_000);
   if (pulled.code !== 0)

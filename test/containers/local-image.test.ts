@@ -385,6 +385,23 @@ describe('run --local --model-image', () => {
   });
 });
 
+describe('run --local --model-image, refused before anything runs', () => {
+  it('an image neither on this machine nor pullable: exit 2, naming the image and what the pull said', async () => {
+    const name = 'missing-image';
+    const file = await echoJob(name);
+    const image = `batch-transform-no-such-image-${process.pid}:test`;
+    const r = await runCli(['run', file, '--local', '--model-image', image, '--work-dir', work(name)], {
+      timeoutMs: 120_000,
+    });
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain(`batch-transform: pulling ${image}`);
+    expect(r.stderr).toMatch(
+      new RegExp(`the image ${image} is not on this machine and could not be pulled: \\S`),
+    );
+    expect(await containersOf(name)).toEqual([]);
+  });
+});
+
 describe('api --local', () => {
   it("runs a created model's image in Docker when the engine holds it, with its ModelDataUrl", async () => {
     const api = await startApi([]);
