@@ -6,6 +6,7 @@ import type { EffectiveParameters } from '../contract/parameters';
 import type { JobRef } from '../contract/state';
 import { JobValidationError } from '../job/problems';
 import { readReports } from '../lifecycle/reports';
+import { DockerUnavailableError, ModelImageError, prepareModelImage } from '../local/docker-model';
 import { exampleModelSource } from '../local/example-models';
 import { runLocalJob } from '../local/runner';
 import type { ModelSource } from '../local/worker';
@@ -70,7 +71,6 @@ export class LocalTransformJobs implements TransformJobs {
   async create(request: Record<string, unknown>): Promise<void> {
     const name = typeof request.TransformJobName === 'string' ? request.TransformJobName : undefined;
     if (name !== undefined && this.#jobs.has(name)) throw nameInUse(this.identity, name);
-    const { model, modelSpec } = this.#modelFor(request.ModelName);
 
     const now = new Date().toISOString();
     const entry: LocalJob = {
@@ -83,6 +83,14 @@ export class LocalTransformJobs implements TransformJobs {
     };
     // Claimed before the first await, so two requests with one name cannot both start.
     if (name !== undefined) this.#jobs.set(name, entry);
+    let chosen: { model: ModelSource; modelSpec?: ModelSpec };
+    try {
+      chosen = await this.#modelFor(request.ModelName);
+    } catch (e) {
+      if (name !== undefined) this.#jobs.delete(name);
+      throw e;
+    }
+    const { model, modelSpec } = chosen;
 
     let onValidated!: (ref: JobRef) => void;
     const validated = new Promise<JobRef>((resolve) => {
@@ -150,34 +158,47 @@ export class LocalTransformJobs implements TransformJobs {
   }
 
   /**
-   * Which server a job's model runs on: an example model named by the created model's image or by
-   * the ModelName, else `--model-command`. A created model's artifacts and environment come along.
+   * Which server a job's model runs on: an example model named by the created model's image; the
+   * created model's image in Docker when the engine holds it; `--model-command`; an example model
+   * named by the ModelName. A created model's artifacts and environment come along.
    */
-  #modelFor(modelName: unknown): { model: ModelSource; modelSpec?: ModelSpec } {
+  async #modelFor(modelName: unknown): Promise<{ model: ModelSource; modelSpec?: ModelSpec }> {
     if (typeof modelName !== 'string') return { model: { kind: 'command', command: 'false' } }; // validation will refuse
     const created = this.#o.models.get(modelName);
     const modelSpec = created ? modelSpecOf(created) : undefined;
     const command = this.#o.modelCommand
       ? ({ kind: 'command', command: this.#o.modelCommand } as const)
       : undefined;
-    const model =
-      (modelSpec?.image ? exampleModelSource(modelSpec.image) : undefined) ??
-      (created ? command : undefined) ??
-      exampleModelSource(modelName) ??
-      command;
+    const withSpec = (model: ModelSource) => ({ model, ...(modelSpec ? { modelSpec } : {}) });
+    const image = modelSpec?.image;
+    const example = image ? exampleModelSource(image) : undefined;
+    if (example) return withSpec(example);
+    // An image runs where this machine can run it: never pulled here, so a registry's image that
+    // needs credentials (ECR) does not stall CreateTransformJob; `--model-command` serves it instead.
+    let whyNotDocker: string | undefined;
+    if (created && image) {
+      try {
+        await prepareModelImage(image, { pull: false });
+        return withSpec({ kind: 'image', image });
+      } catch (e) {
+        if (!(e instanceof DockerUnavailableError || e instanceof ModelImageError)) throw e;
+        whyNotDocker = e.message;
+      }
+    }
+    const model = (created ? command : undefined) ?? exampleModelSource(modelName) ?? command;
     if (!model) {
       if (!created) throw this.#o.models.notFound(modelName);
       throw validationError(
         [
           {
             path: 'ModelName',
-            message: `model "${modelName}" has the image ${JSON.stringify(modelSpec?.image ?? '')}, which cannot run on this machine; start \`batch-transform api --local\` with --model-command "<command that serves it>"`,
+            message: `model "${modelName}" has the image ${JSON.stringify(image ?? '')}, which cannot run on this machine${whyNotDocker ? ` (${whyNotDocker})` : ''}; start \`batch-transform api --local\` with --model-command "<command that serves it>"`,
           },
         ],
         `Transform job`,
       );
     }
-    return { model, ...(modelSpec ? { modelSpec } : {}) };
+    return withSpec(model);
   }
 
   async get(name: string): Promise<JobView | undefined> {
@@ -242,5 +263,7 @@ function summaryOf(v: JobView) {
 }
 
 function describeSource(m: ModelSource): string {
-  return m.kind === 'argv' ? m.label : m.kind === 'command' ? `command: ${m.command}` : m.url;
+  if (m.kind === 'argv') return m.label;
+  if (m.kind === 'command') return `command: ${m.command}`;
+  return m.kind === 'image' ? `image in Docker: ${m.image}` : m.url;
 }

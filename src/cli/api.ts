@@ -43,7 +43,7 @@ export function registerApi(program: Command, setExit: (code: number) => void): 
     .option('--port <n>', 'port to listen on (0: any free port)', parsePort, 8080)
     .option(
       '--model-command <cmd>',
-      'with --local: a shell command that serves (on $SAGEMAKER_BIND_TO_PORT) any model whose image cannot run here',
+      "with --local: a shell command that serves (on $SAGEMAKER_BIND_TO_PORT) any model whose image cannot run here (a created model's image that the local Docker engine holds runs in Docker)",
     )
     .option(
       '--endpoint-url <url>',

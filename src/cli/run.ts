@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { JobValidationError } from '../job/problems';
+import { DockerUnavailableError, ModelImageError, prepareModelImage } from '../local/docker-model';
 import { JobNameInUseError } from '../local/job-name-lock';
 import { checkLocalRequest, runLocalJob } from '../local/runner';
 import { modelUrlProblem } from '../model/model-url';
@@ -21,6 +22,7 @@ interface RunOptions {
   model?: string;
   modelCommand?: string;
   modelUrl?: string;
+  modelImage?: string;
   modelData?: string;
   endpointUrl?: string;
   workDir?: string;
@@ -31,7 +33,7 @@ export function registerRun(program: Command, setExit: (code: number) => void): 
   program
     .command('run')
     .description(
-      'Run a transform job end to end. With --local: on this machine, one sidecar and one model process per instance.',
+      'Run a transform job end to end. With --local: on this machine, one sidecar and one model process (or container) per instance.',
     )
     .argument('<job>', 'CreateTransformJob request JSON file, or - for standard input')
     .option('--local', 'run on this machine (the only mode of `run`; use `submit` for a deployed stack)')
@@ -46,6 +48,10 @@ export function registerRun(program: Command, setExit: (code: number) => void): 
     .option(
       '--model-url <url>',
       'http://host:port of a SageMaker-compatible server that is already running (shared by every instance)',
+    )
+    .option(
+      '--model-image <image>',
+      'a SageMaker inference image, run in Docker once per instance (`serve`, port 8080, artifacts at /opt/ml/model); pulled when missing',
     )
     .option(
       '--model-data <url>',
@@ -92,6 +98,11 @@ async function runAction(file: string, opts: RunOptions, setExit: (code: number)
   // The request's problems come first, with their paths, before anything reads its fields.
   const job = checkLocalRequest(request);
   const model = chooseModel(opts, job);
+  // Docker and the image are checked before anything runs: a missing engine is a usage error.
+  if (model.kind === 'image')
+    await prepareModelImage(model.image, {
+      onPull: () => process.stderr.write(`batch-transform: pulling ${model.image}\n`),
+    });
   if (opts.endpointUrl) process.env.AWS_ENDPOINT_URL_S3 = opts.endpointUrl;
   const storage = new Storages();
   const abort = new AbortController();
@@ -156,6 +167,8 @@ function asCliError(e: unknown): CliError {
   if (e instanceof CliError) return e;
   if (e instanceof JobNameInUseError) return new CliError(e.message, EXIT.invalid, 'TransformJobName');
   if (e instanceof LocationError) return new CliError(e.message, EXIT.invalid);
+  if (e instanceof DockerUnavailableError || e instanceof ModelImageError)
+    return new CliError(e.message, EXIT.invalid, '--model-image');
   const message = e instanceof Error ? e.message : String(e);
   // The AWS SDK's words when no region is configured for an s3:// location.
   if (/region is missing/i.test(message))
@@ -166,8 +179,10 @@ function asCliError(e: unknown): CliError {
 }
 
 function chooseModel(opts: RunOptions, job: NormalizedJob): ModelSource {
-  const given = [opts.model, opts.modelCommand, opts.modelUrl].filter(Boolean).length;
-  if (given > 1) throw new CliError('give only one of --model, --model-command and --model-url');
+  const given = [opts.model, opts.modelCommand, opts.modelUrl, opts.modelImage].filter(Boolean).length;
+  if (given > 1)
+    throw new CliError('give only one of --model, --model-command, --model-url and --model-image');
+  if (opts.modelImage) return { kind: 'image', image: opts.modelImage };
   if (opts.modelCommand) return { kind: 'command', command: opts.modelCommand };
   if (opts.modelUrl) {
     const url = opts.modelUrl.replace(/\/+$/, '');
@@ -181,7 +196,7 @@ function chooseModel(opts: RunOptions, job: NormalizedJob): ModelSource {
   if (opts.model)
     throw new CliError(`no example model named "${opts.model}"; examples: ${exampleModelNames().join(', ')}`);
   throw new CliError(
-    `the job's ModelName ${JSON.stringify(name)} is not an example model; pass --model-command "<cmd>", --model-url <url> or --model <${exampleModelNames().join('|')}>`,
+    `the job's ModelName ${JSON.stringify(name)} is not an example model; pass --model-image <image>, --model-command "<cmd>", --model-url <url> or --model <${exampleModelNames().join('|')}>`,
   );
 }
 

@@ -20,6 +20,7 @@ import { Storages } from '../storage/index';
 import { readJsonIfExists } from '../storage/json';
 import type { Storage } from '../storage/storage';
 import { joinUri, locationsOverlap, parseLocation } from '../storage/uri';
+import { removeRunContainers } from './docker-model';
 import { lockJobName } from './job-name-lock';
 import { type ModelSource, startWorker, type WorkerHandle } from './worker';
 
@@ -143,6 +144,8 @@ export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
     // What an earlier run of this name left (a dead run's partial uploads and scratch, a finished
     // run's plan and reports) must not mix with this run's.
     await clearEarlierRun(storage, jobWorkUri(workRoot, jobName), paths.runDir, warnings);
+    // A dead run's model containers (it could not remove them) go with the rest of what it left.
+    if (o.model.kind === 'image') await removeRunContainers(paths.runDir);
     ref = await validateStage({ request }, ctx, storage);
     o.onPhase?.('validated', ref);
     const description = await transform(
@@ -160,6 +163,8 @@ export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
   } finally {
     o.signal?.removeEventListener('abort', onAbort);
     if (ref) await cleanUp(storage, ref, warnings);
+    // Workers remove their own containers; this covers a worker that failed to start beside them.
+    if (o.model.kind === 'image') await removeRunContainers(paths.runDir);
     await rm(paths.modelDir, { recursive: true, force: true });
     await rm(paths.stagingDir, { recursive: true, force: true });
     await lock.release();
@@ -206,6 +211,8 @@ async function transform(
           partition: index,
           model: o.model,
           modelDir: paths.modelDir,
+          modelData: Boolean(o.modelSpec?.modelDataUrl),
+          runDir: paths.runDir,
           logDir: paths.logDir,
           env: { ...(o.sidecarEnv ?? {}), FILE_STAGING_DIR: paths.stagingDir },
           progressIntervalMs: o.progressIntervalMs ?? 500,

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { JobRef, PlanRef } from '../contract/state';
+import { type ModelContainer, startModelContainer } from './docker-model';
 import { freePort, type ManagedProcess, startProcess } from './processes';
 import { sidecarArgv } from './sidecar-bundle';
 
@@ -10,7 +11,9 @@ export type ModelSource =
   /** Start this shell command once per worker, on the port in SAGEMAKER_BIND_TO_PORT. */
   | { readonly kind: 'command'; readonly command: string }
   /** A server that is already running; every worker shares it. */
-  | { readonly kind: 'url'; readonly url: string };
+  | { readonly kind: 'url'; readonly url: string }
+  /** A SageMaker inference image, run in Docker once per worker (docker-model.ts). */
+  | { readonly kind: 'image'; readonly image: string };
 
 export { SIDECAR_ENTRY } from './sidecar-bundle';
 
@@ -22,6 +25,10 @@ export interface WorkerOptions {
   /** Directory the model is told about (SM_MODEL_DIR), holding extracted ModelDataUrl artifacts. */
   readonly modelDir: string;
   readonly logDir: string;
+  /** The run's local folder: labels a model image's containers with their run. */
+  readonly runDir: string;
+  /** Whether `modelDir` holds ModelDataUrl's artifacts (mounted into a model image only then). */
+  readonly modelData?: boolean;
   /** Extra environment for the sidecar (storage endpoint settings). */
   readonly env: NodeJS.ProcessEnv;
   readonly progressIntervalMs?: number;
@@ -42,10 +49,26 @@ export interface WorkerHandle {
  */
 export async function startWorker(o: WorkerOptions): Promise<WorkerHandle> {
   const name = `worker-${String(o.partition).padStart(3, '0')}`;
+  // Before the model starts: building the sidecar bundle can take seconds, and a model (a container
+  // above all) started before its sidecar outlives a runner killed in that gap.
+  const sidecarArgs = await sidecarArgv();
   let model: ManagedProcess | undefined;
+  let container: ModelContainer | undefined;
   let modelUrl: string;
   if (o.model.kind === 'url') {
     modelUrl = o.model.url;
+  } else if (o.model.kind === 'image') {
+    container = await startModelContainer({
+      image: o.model.image,
+      worker: name,
+      jobName: o.ref.jobName,
+      runDir: o.runDir,
+      ...(o.modelData ? { modelDir: o.modelDir } : {}),
+      environment: Object.fromEntries(o.ref.modelEnvironment.map((e) => [e.Name, e.Value])),
+      logFile: join(o.logDir, `${name}.model.log`),
+    });
+    model = container.process;
+    modelUrl = container.url;
   } else {
     const port = await freePort();
     modelUrl = `http://127.0.0.1:${port}`;
@@ -66,7 +89,7 @@ export async function startWorker(o: WorkerOptions): Promise<WorkerHandle> {
             logFile,
           });
   }
-  const sidecar = startProcess(`${name} sidecar`, process.execPath, [...(await sidecarArgv()), 'run'], {
+  const sidecar = startProcess(`${name} sidecar`, process.execPath, [...sidecarArgs, 'run'], {
     env: {
       ...process.env,
       ...o.env,
@@ -85,21 +108,25 @@ export async function startWorker(o: WorkerOptions): Promise<WorkerHandle> {
     // The sidecar ends itself, and its model, when this process dies (PARENT_PIPE, see its main).
     parentPipe: true,
   });
+  const stopModel = () => (container ? container.stop() : model?.stop());
   const done = (async () => {
     const { code } = await sidecar.exited;
     const modelReason = model?.exitReason();
-    await model?.stop();
+    await stopModel();
     if (code === 0) return { code };
-    return {
-      code,
-      reason: `${name} sidecar ${sidecar.exitReason()}${modelReason ? `; its model process ${modelReason}` : ''} (logs: ${o.logDir})`,
-    };
+    // A container is named even while it runs: the sidecar's reason only knows its loopback URL.
+    const modelPart = container
+      ? `; its model container ${container.name} (image ${container.image})${modelReason ? ` ${modelReason}` : ''}`
+      : modelReason
+        ? `; its model process ${modelReason}`
+        : '';
+    return { code, reason: `${name} sidecar ${sidecar.exitReason()}${modelPart} (logs: ${o.logDir})` };
   })();
   return {
     partition: o.partition,
     done,
     async stop() {
-      await Promise.all([sidecar.stop(), model?.stop()]);
+      await Promise.all([sidecar.stop(), stopModel()]);
     },
   };
 }
