@@ -6,6 +6,7 @@ import type { Storage, StoredObject } from '../storage/storage';
 import { locationProblem, locationsOverlap, parseLocation, prefixBase } from '../storage/uri';
 import { readStoredJob, writeCompactJson } from '../storage/json';
 import type { JobRef, PlanRef } from '../contract/state';
+import { objectsCompletedEarlier } from './resume';
 
 /** A job whose input cannot be planned (nothing to read, a bad manifest, missing objects). */
 export class PlanError extends Error {
@@ -20,7 +21,7 @@ const MANIFEST_HEAD_CONCURRENCY = 16;
  * writes `<work>/plan.json` and returns only a small reference (state payloads are capped at 256 KB).
  */
 export async function planStage(ref: JobRef, storage: Storage): Promise<PlanRef> {
-  const { job } = await readStoredJob(storage, ref.jobUri);
+  const { job, resumeFrom } = await readStoredJob(storage, ref.jobUri);
   const { objects, skipped } = await listInput(job, storage);
   if (objects.length === 0) {
     const where = job.TransformInput.DataSource.S3DataSource.S3Uri;
@@ -28,7 +29,16 @@ export async function planStage(ref: JobRef, storage: Storage): Promise<PlanRef>
       `Transform job "${job.TransformJobName}" has no input: ${where} ${skipped.length ? `holds only ${skipped.length} object(s) that cannot be processed (${skipped[0]!.reason})` : 'matched no objects'}`,
     );
   }
-  const plan = buildPlan({ job, objects, workUri: ref.workUri, skipped });
+  const completedEarlier = resumeFrom
+    ? await objectsCompletedEarlier(storage, resumeFrom.workUri, job.TransformOutput.S3OutputPath, objects)
+    : undefined;
+  const plan = buildPlan({
+    job,
+    objects,
+    workUri: ref.workUri,
+    skipped,
+    ...(resumeFrom ? { completedEarlier, resumeFrom: resumeFrom.jobName } : {}),
+  });
   return writePlan(storage, plan);
 }
 
@@ -70,6 +80,9 @@ export function summarize(plan: Plan, uri: string): PlanRef {
     planUri: uri,
     partitions: plan.partitions.map((p) => ({ index: p.index })),
     objectCount: plan.objects.length,
+    ...(plan.resumeFrom !== undefined
+      ? { completedEarlierCount: plan.objects.filter((o) => o.completedEarlier).length }
+      : {}),
     shardedObjectCount: plan.objects.filter((o) => o.shardCount > 1).length,
     totalBytes: plan.totalBytes,
   };
