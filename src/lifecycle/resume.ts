@@ -158,7 +158,8 @@ export async function objectsCompletedEarlier(
     });
   });
   const sought = candidates.flatMap((c) => (c.errors ? [c.out, c.errors] : [c.out]));
-  const found = await findObjects(storage, sought, outputPath);
+  // Listed only: the deployed Plan stage may list the output locations but not read them.
+  const found = await findObjects(storage, sought, outputPath, { listOnly: true });
   for (const c of candidates) {
     const out = found.get(c.out);
     if (!out || (c.outBytes !== undefined && out.size !== c.outBytes)) continue;

@@ -17,27 +17,38 @@ const LISTED_AT_LEAST = 10_000;
  * can confirm them: up to HEAD_AT_MOST locations are HEADed; more are matched against a listing of
  * their longest common prefix (every one starts with `within`, whose own listing is the widest
  * made), which stops once all are found. If the listing runs past its budget (the prefix holds many
- * objects not sought), the locations still unconfirmed are HEADed. At 100,000 manifest entries this
+ * objects not sought), the locations still unconfirmed are HEADed. Locations not returned do not
+ * exist (or, with `listOnly`, were not listed). At 100,000 manifest entries this
  * is 100 listing pages instead of 100,000 HEADs (`npm run scale`, manifestPlanSecondsPer100kEntries).
  */
 export async function findObjects(
   storage: Storage,
   uris: Iterable<string>,
   within: string,
+  opts: {
+    /**
+     * Only list (every location, however few, and the whole common prefix if need be); never HEAD.
+     * For a caller allowed to list a location but not to read its objects.
+     */
+    readonly listOnly?: boolean;
+  } = {},
 ): Promise<Map<string, StoredObject>> {
   const sought = new Set(uris);
   const found = new Map<string, StoredObject>();
-  if (sought.size > HEAD_AT_MOST) {
-    const prefix = commonPrefix(sought);
-    if (prefix.startsWith(within)) {
-      const budget = Math.max(LISTED_AT_LEAST, LISTED_PER_SOUGHT * sought.size);
-      let listed = 0;
-      for await (const o of storage.list(prefix)) {
-        if (sought.has(o.uri)) found.set(o.uri, o);
-        if (found.size === sought.size || ++listed >= budget) break;
-      }
+  if (sought.size === 0) return found;
+  if (sought.size > HEAD_AT_MOST || opts.listOnly) {
+    const common = commonPrefix(sought);
+    const prefix = common.startsWith(within) ? common : within;
+    const budget = opts.listOnly
+      ? Number.POSITIVE_INFINITY
+      : Math.max(LISTED_AT_LEAST, LISTED_PER_SOUGHT * sought.size);
+    let listed = 0;
+    for await (const o of storage.list(prefix)) {
+      if (sought.has(o.uri)) found.set(o.uri, o);
+      if (found.size === sought.size || ++listed >= budget) break;
     }
   }
+  if (opts.listOnly) return found;
   const rest = [...sought].filter((u) => !found.has(u));
   let next = 0;
   const worker = async () => {
