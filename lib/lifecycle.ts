@@ -460,6 +460,8 @@ export class TransformLifecycle extends Construct {
     storage.grantWork(f.validate.role, 'read', 'write', 'list');
     storage.grant(f.validate.role, [storage.jobNames], 'read', 'write');
     storage.grant(f.plan.role, storage.inputs, 'read', 'list');
+    // Extensions.ResumeFrom: the earlier job's outputs are confirmed from a listing (src/lifecycle/resume.ts).
+    storage.grant(f.plan.role, storage.outputs, 'list');
     storage.grantWork(f.plan.role, 'read', 'write', 'list');
     storage.grantWork(f.assemble.role, 'read', 'list');
     storage.grant(f.assemble.role, storage.outputs, 'write');

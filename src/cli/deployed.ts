@@ -5,7 +5,7 @@ import { type AwsClients, BatchTransformError } from '../client/aws';
 import { DEFAULT_STACK_NAME, STATE_MACHINE_ARN_ENV } from '../client/deployment';
 import type { JobDescription } from '../client/describe';
 import { Transformer } from '../client/transformer';
-import { CliError, EXIT } from './io';
+import { CliError, EXIT, earlier } from './io';
 
 /** The options every verb on a deployed stack takes. */
 export interface DeploymentOptions {
@@ -86,7 +86,7 @@ export function formatDescription(d: JobDescription): string {
   if (p) {
     const of = p.totalBytes ? ` of ${(p.totalBytes / MB).toFixed(2)} MB` : '';
     lines.push(
-      `  objects:   ${p.objectsCompleted} completed, ${p.objectsFailed} failed, ${p.skippedObjects} skipped, of ${p.objectsTotal}`,
+      `  objects:   ${p.objectsCompleted} completed, ${p.objectsFailed} failed, ${p.skippedObjects} skipped,${earlier(p)} of ${p.objectsTotal}`,
       `  records:   ${p.records} (${p.failedRecords} isolated as errors); ${(p.bytesIn / MB).toFixed(2)} MB in${of}, ${(p.bytesOut / MB).toFixed(2)} MB out`,
     );
   } else if (d.ProgressUnavailable) {

@@ -58,3 +58,8 @@ async function readStdin(): Promise<string> {
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
+
+/** ` N completed earlier (kept),` for a resumed job (`Extensions.ResumeFrom`), else nothing. */
+export function earlier(p: { objectsCompletedEarlier?: number }): string {
+  return p.objectsCompletedEarlier ? ` ${p.objectsCompletedEarlier} completed earlier (kept),` : '';
+}

@@ -11,7 +11,7 @@ import { modelUrlProblem } from '../model/model-url';
 import type { ModelSource } from '../local/worker';
 import { Storages } from '../storage/index';
 import { LocationError } from '../storage/uri';
-import { CliError, EXIT, readJsonInput } from './io';
+import { CliError, EXIT, earlier, readJsonInput } from './io';
 import { exampleModelSource, exampleModelNames } from './models';
 
 /** Signals that stop a local run cleanly (SIGINT: Ctrl-C; SIGTERM: `kill`; SIGHUP: the terminal closed). */
@@ -142,7 +142,7 @@ async function runAction(file: string, opts: RunOptions, setExit: (code: number)
         const secs = Math.max(0.001, (Date.now() - started) / 1000);
         bar.setTotal(Math.max(1, totalBytes));
         bar.update(Math.min(counters.bytesIn, totalBytes), {
-          objects: `${counters.objectsCompleted + counters.objectsFailed}/${objectCount}`,
+          objects: `${counters.objectsCompleted + counters.objectsFailed + counters.objectsCompletedEarlier}/${objectCount}`,
           records: counters.records,
           mb: (counters.bytesIn / 1048576).toFixed(1),
           rate: (counters.bytesIn / 1048576 / secs).toFixed(1),
@@ -225,7 +225,7 @@ function report(d: TransformJobDescription, logDir: string, json: boolean): void
   const p = d.Progress;
   const lines = [
     `Transform job ${d.TransformJobName}: ${d.TransformJobStatus}`,
-    `  objects: ${p.objectsCompleted} completed, ${p.objectsFailed} failed, ${p.skippedObjects} skipped, of ${p.objectsTotal}`,
+    `  objects: ${p.objectsCompleted} completed, ${p.objectsFailed} failed, ${p.skippedObjects} skipped,${earlier(p)} of ${p.objectsTotal}`,
     `  records: ${p.records} (${p.failedRecords} isolated as errors); ${formatBytes(p.bytesIn)} in, ${formatBytes(p.bytesOut)} out`,
     `  outputs: ${d.TransformOutput?.S3OutputPath}`,
     ...(d.FailureReason ? [`  reason:  ${d.FailureReason}`] : []),

@@ -36,6 +36,11 @@ export interface JobExtensions {
    * the second through fourth). @default 'Inclusive'
    */
   readonly JsonPathSliceEnd: SliceEnd;
+  /**
+   * The name of an earlier job of this deployment whose completed outputs this job keeps instead of
+   * recomputing (docs/JOB.md, "Resuming a job"). @default - none: every object is processed
+   */
+  readonly ResumeFrom?: string;
 }
 
 /** How a JSONPath slice's end is read (docs/DATA-PLANE.md, "Slice ends"). */
@@ -113,4 +118,6 @@ export interface StoredJob {
   /** The Step Functions execution (or local run) that owns this job name. */
   readonly executionName?: string;
   readonly creationTime: string;
+  /** The earlier job named by `Extensions.ResumeFrom`, checked by the validate stage: where its work is. */
+  readonly resumeFrom?: { readonly jobName: string; readonly workUri: string };
 }

@@ -20,6 +20,11 @@ export interface PlannedObject {
   readonly size: number;
   /** Number of shards; 1 means processed whole. */
   readonly shardCount: number;
+  /**
+   * Set when the job named by `Plan.resumeFrom` completed this object and its output is in place:
+   * no partition processes it, and it counts as done.
+   */
+  readonly completedEarlier?: true;
 }
 
 /** One unit of work for a sidecar: a whole object or one shard of it. */
@@ -66,4 +71,6 @@ export interface Plan {
   readonly totalBytes: number;
   /** Objects the listing found but the job does not process, each with the reason (nothing is skipped silently). */
   readonly skipped: ReadonlyArray<{ readonly uri: string; readonly reason: string }>;
+  /** The earlier job (`Extensions.ResumeFrom`) whose completed objects this plan does not redo. */
+  readonly resumeFrom?: string;
 }

@@ -27,6 +27,8 @@ export interface Counters {
   objectsTotal: number;
   objectsCompleted: number;
   objectsFailed: number;
+  /** Objects the job named by `Extensions.ResumeFrom` completed, kept rather than processed again. */
+  objectsCompletedEarlier: number;
   records: number;
   failedRecords: number;
   bytesIn: number;
@@ -42,6 +44,7 @@ export const emptyCounters = (): Counters => ({
   objectsTotal: 0,
   objectsCompleted: 0,
   objectsFailed: 0,
+  objectsCompletedEarlier: 0,
   records: 0,
   failedRecords: 0,
   bytesIn: 0,

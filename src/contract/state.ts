@@ -32,6 +32,8 @@ export interface PlanRef {
    */
   readonly partitionItemsKey?: string;
   readonly objectCount: number;
+  /** Of objectCount, those the job named by `Extensions.ResumeFrom` completed (no partition has them). */
+  readonly completedEarlierCount?: number;
   readonly shardedObjectCount: number;
   readonly totalBytes: number;
 }

@@ -30,6 +30,8 @@ export const EXTENSION_DEFAULTS = {
   // (ContainerStartupHealthCheckTimeoutInSeconds, 60–3600); a large model may need it.
   ModelStartupTimeoutInSeconds: 3600,
   JsonPathSliceEnd: 'Inclusive',
+  // No earlier job: every object is processed (the lifecycle's validate stage checks a named one).
+  ResumeFrom: undefined,
 } as const;
 
 /** Validates a CreateTransformJob request and returns the normalized job, or throws JobValidationError with every problem. */
@@ -275,6 +277,13 @@ function crossFieldProblems(
         `applies to ContentType text/csv with SplitType Line; got ContentType ${describe(input.ContentType)}, SplitType ${split}`,
       );
     }
+  }
+
+  if (ext.ResumeFrom !== undefined && ext.ResumeFrom === r.TransformJobName) {
+    add(
+      'Extensions.ResumeFrom',
+      `names this job itself ("${ext.ResumeFrom}"); name the earlier job to resume from`,
+    );
   }
 
   // Instances: within the deployment's cap, and a type this deployment can run.

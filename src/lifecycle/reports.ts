@@ -43,10 +43,13 @@ export async function readReports(storage: Storage, workUri: string): Promise<Jo
   return { ...(plan ? { plan } : {}), results, progress };
 }
 
-/** Per-object outcome: an object succeeded only if every one of its shards did. */
+/**
+ * Per-object outcome: an object succeeded only if every one of its shards did. `CompletedEarlier`:
+ * the job it resumes from completed it (`Extensions.ResumeFrom`), and no partition of this job has it.
+ */
 export interface ObjectOutcome {
   readonly object: number;
-  readonly status: 'Completed' | 'Failed' | 'Pending';
+  readonly status: 'Completed' | 'CompletedEarlier' | 'Failed' | 'Pending';
   readonly error?: { readonly message: string; readonly offset?: number };
   readonly failedRecords: number;
 }
@@ -68,6 +71,7 @@ export function objectOutcomes(reports: JobReports): ObjectOutcome[] {
     }
   }
   return plan.objects.map((o, object) => {
+    if (o.completedEarlier) return { object, status: 'CompletedEarlier', failedRecords: 0 };
     const e = byObject.get(object);
     if (e?.failed) return { object, status: 'Failed', error: e.failed, failedRecords: e.failedRecords };
     if (e && e.done >= o.shardCount) return { object, status: 'Completed', failedRecords: e.failedRecords };
@@ -88,6 +92,7 @@ export function jobCounters(reports: JobReports): Counters {
     total.objectsTotal = reports.plan.objects.length;
     total.objectsCompleted = outcomes.filter((o) => o.status === 'Completed').length;
     total.objectsFailed = outcomes.filter((o) => o.status === 'Failed').length;
+    total.objectsCompletedEarlier = outcomes.filter((o) => o.status === 'CompletedEarlier').length;
   }
   return total;
 }

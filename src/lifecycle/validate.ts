@@ -10,6 +10,7 @@ import { readJsonIfExists, writeJson } from '../storage/json';
 import type { DeploymentContext, ModelSpec } from '../contract/deployment';
 import type { JobRef, ValidateEvent } from '../contract/state';
 import { negotiateParameters } from '../contract/parameters';
+import { checkResumeFrom } from './resume';
 
 /**
  * ECS caps the RunTask `overrides` document at 8 KiB; the model's environment travels in it. Keep a
@@ -67,6 +68,9 @@ export async function validateStage(
 
   const workUri = jobWorkUri(ctx.workRoot, job.TransformJobName);
   const jobUri = joinUri(workUri, 'job.json');
+  // Before the name is reserved: a request that cannot resume does not take it.
+  const resume = await checkResumeFrom(job, ctx.workRoot, storage);
+  problems.push(...resume.problems);
   if (problems.length > 0) throw new JobValidationError(problems, job.TransformJobName);
 
   // Local runs own their work location and may rerun a name; a deployment reserves it for good.
@@ -77,6 +81,7 @@ export async function validateStage(
     job,
     ...(event.executionName ? { executionName: event.executionName } : {}),
     creationTime,
+    ...(resume.resumeFrom ? { resumeFrom: resume.resumeFrom } : {}),
   };
   await writeJson(storage, jobUri, stored);
   return {

@@ -18,6 +18,12 @@ export interface PlanInput {
   readonly objects: ReadonlyArray<StoredObject & { readonly relativeKey: string }>;
   readonly workUri: string;
   readonly skipped?: Plan['skipped'];
+  /**
+   * Indexes into `objects` that the earlier job named by `resumeFrom` completed, with their outputs
+   * in place: planned as done, given to no partition.
+   */
+  readonly completedEarlier?: ReadonlySet<number>;
+  readonly resumeFrom?: string;
   readonly now?: Date;
 }
 
@@ -50,9 +56,18 @@ export function canShard(job: NormalizedJob): boolean {
  * least-loaded partition (LPT), then each partition keeps its items in input order so outputs
  * appear in a predictable order.
  */
-export function buildPlan({ job, objects, workUri, skipped = [], now = new Date() }: PlanInput): Plan {
+export function buildPlan({
+  job,
+  objects,
+  workUri,
+  skipped = [],
+  completedEarlier = new Set(),
+  resumeFrom,
+  now = new Date(),
+}: PlanInput): Plan {
   const workers = job.TransformResources.InstanceCount;
-  const totalBytes = objects.reduce((s, o) => s + o.size, 0);
+  // The bytes to process: objects completed earlier take no worker's time.
+  const totalBytes = objects.reduce((s, o, i) => (completedEarlier.has(i) ? s : s + o.size), 0);
   // Not rounded up: an object that is the whole input must come out as `workers` shards.
   const fairShare = totalBytes / workers;
   const minShard = job.Extensions.ShardMinSizeInMB * MiB;
@@ -62,6 +77,16 @@ export function buildPlan({ job, objects, workUri, skipped = [], now = new Date(
   const planned: PlannedObject[] = [];
   const items: Array<WorkItem & { bytes: number; order: number }> = [];
   objects.forEach((o, objectIndex) => {
+    if (completedEarlier.has(objectIndex)) {
+      planned.push({
+        uri: o.uri,
+        relativeKey: o.relativeKey,
+        size: o.size,
+        shardCount: 1,
+        completedEarlier: true,
+      });
+      return;
+    }
     const shardSize = Math.max(fairShare, minShard);
     // Shards are at least a fair share and at least ShardMinSizeInMB, and never more than the workers.
     const shardCount = shardable ? Math.max(1, Math.min(Math.floor(o.size / shardSize + 1e-9), workers)) : 1;
@@ -117,6 +142,7 @@ export function buildPlan({ job, objects, workUri, skipped = [], now = new Date(
     partitions,
     totalBytes,
     skipped,
+    ...(resumeFrom !== undefined ? { resumeFrom } : {}),
   };
 }
 

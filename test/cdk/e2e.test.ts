@@ -337,4 +337,46 @@ describe('the synthesized state machine, executed locally with the real handlers
     });
     expect(summary.FailedObjects[0].reason).toMatch(/500/);
   });
+  it('resumes a failed job (Extensions.ResumeFrom): only the failed object runs again, and the outputs are a clean run’s', async () => {
+    const first = 'e2e-resume-first';
+    const objects = { ...OBJECTS, 'poisoned.csv': `${rows(6, 300)}6,300,poison\n` };
+    // The first job's models answer 500 to the poisoned record (the deployment's model, broken).
+    misbehave = (task) =>
+      task.startedBy === first ? { model: { TEST_MODEL_FAIL_MARKER: 'poison' } } : undefined;
+    const same = {
+      ModelClientConfig: { InvocationsTimeoutInSeconds: 60, InvocationsMaxRetries: 0 },
+      TransformInput: request(first).TransformInput,
+      TransformOutput: request(first).TransformOutput,
+    };
+    try {
+      const failed = await execute(first, objects, same);
+      expect(failed).toMatchObject({ status: 'FAILED', error: 'TransformJobFailed' });
+    } finally {
+      misbehave = undefined;
+    }
+    expect(Object.keys(await objectsUnder(data, `output/${first}/`))).not.toContain('poisoned.csv.out');
+
+    // The model fixed, the job resumed under a new name, with more instances.
+    const name = 'e2e-resume-second';
+    const outcome = await execute(
+      name,
+      {},
+      {
+        ...same,
+        TransformResources: { InstanceType: 'ml.m5.large', InstanceCount: 3 },
+        Extensions: { ResumeFrom: first },
+      },
+    );
+    expect(outcome.status).toBe('SUCCEEDED');
+    if (outcome.status !== 'SUCCEEDED') return;
+    const description = outcome.output as TransformJobDescription;
+    expect(description.Progress).toMatchObject({
+      objectsTotal: 6,
+      objectsCompleted: 1,
+      objectsCompletedEarlier: 5,
+      records: 301,
+    });
+    expect(await objectsUnder(data, `output/${first}/`)).toEqual(expectedOutputs(objects));
+    expect(tasksOf(name)).toHaveLength(1);
+  });
 });

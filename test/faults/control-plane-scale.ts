@@ -5,6 +5,8 @@
  *                             over a loopback listing of 1,000,000 keys, 100 partitions
  *   planPeakRssMiB            peak resident set of the process that planned the 1,000,000 keys
  *   planSecondsPer100kObjects the same over 100,000 keys
+ *   manifestPlanSecondsPer100kEntries  the plan stage over a manifest of 100,000 entries (read as a
+ *                             stream, entries confirmed from a listing), 100 partitions
  *   maxConcurrentPartitions   RunPartition tasks in flight at once, synthesized state machine, 100 partitions
  *   historyEventsFor100Partitions  events in the parent execution's history, 100 partitions each
  *                             retried twice (largest child history and the inline-Map equivalent beside it)
@@ -41,6 +43,8 @@ export interface ControlPlaneFigures {
   planPeakRssMiB: number;
   planSecondsPer100kObjects: number;
   planPeakRssMiBPer100kObjects: number;
+  manifestPlanSecondsPer100kEntries: number;
+  manifestPlanHeadRequestsPer100kEntries: number;
   maxConcurrentPartitions: number;
   historyEventsFor100Partitions: number;
   largestChildHistoryFor100Partitions: number;
@@ -54,6 +58,7 @@ async function storeJob(
   name: string,
   prefix: string,
   instances: number,
+  source: 'S3Prefix' | 'ManifestFile' = 'S3Prefix',
 ): Promise<JobRef> {
   return validateStage(
     {
@@ -61,7 +66,12 @@ async function storeJob(
         TransformJobName: name,
         ModelName: 'model',
         TransformInput: {
-          DataSource: { S3DataSource: { S3DataType: 'S3Prefix', S3Uri: `s3://data/${prefix}` } },
+          DataSource: {
+            S3DataSource:
+              source === 'S3Prefix'
+                ? { S3DataType: 'S3Prefix', S3Uri: `s3://data/${prefix}` }
+                : { S3DataType: 'ManifestFile', S3Uri: `s3://data/${manifestKey(prefix)}` },
+          },
           ContentType: 'text/csv',
           SplitType: 'Line',
         },
@@ -81,6 +91,9 @@ async function storeJob(
   );
 }
 
+/** Where the manifest of the objects under `prefix` is written (beside them, not under them). */
+const manifestKey = (prefix: string) => `${prefix.replace(/\/$/, '')}.manifest`;
+
 export interface PlanFigure {
   readonly objects: number;
   readonly seconds: number;
@@ -88,10 +101,16 @@ export interface PlanFigure {
   readonly cpuSeconds: number;
   readonly peakRssMiB: number;
   readonly partitions: number;
+  /** HEAD requests the plan made (a manifest's entries are confirmed from a listing). */
+  readonly headRequests?: number;
 }
 
 /** Plans `objects` keys in a fresh process (this file, `--plan-child`) and returns its figures. */
-async function measurePlan(server: MemoryS3Process, objects: number): Promise<PlanFigure> {
+async function measurePlan(
+  server: MemoryS3Process,
+  objects: number,
+  source: 'S3Prefix' | 'ManifestFile' = 'S3Prefix',
+): Promise<PlanFigure> {
   const prefix = `in-${objects}/`;
   // Sizes 1–64 KiB, so balancing has work to do; no object is big enough to be cut into shards.
   await server.seed({
@@ -102,7 +121,7 @@ async function measurePlan(server: MemoryS3Process, objects: number): Promise<Pl
     spread: 63 * 1024,
     suffix: '.csv',
   });
-  const child = fork(SELF, ['--plan-child', server.endpoint, prefix, String(objects)], {
+  const child = fork(SELF, ['--plan-child', server.endpoint, prefix, String(objects), source], {
     // The heap cap a Lambda of 1 GiB would want (NODE_OPTIONS): V8 otherwise grows the heap
     // lazily, and peak RSS then measures uncollected garbage more than the plan's working set.
     execArgv: ['--import', 'tsx', `--max-old-space-size=${PLAN_HEAP_MIB}`],
@@ -116,7 +135,12 @@ async function measurePlan(server: MemoryS3Process, objects: number): Promise<Pl
   });
 }
 
-async function planChild(endpoint: string, prefix: string, objects: number): Promise<void> {
+async function planChild(
+  endpoint: string,
+  prefix: string,
+  objects: number,
+  source: 'S3Prefix' | 'ManifestFile',
+): Promise<void> {
   const client = new S3Client({
     endpoint,
     region: 'us-east-1',
@@ -124,7 +148,24 @@ async function planChild(endpoint: string, prefix: string, objects: number): Pro
     forcePathStyle: true,
   });
   const storage = new S3Storage({ client });
-  const ref = await storeJob(storage, `plan-${objects}`, prefix, PARTITIONS);
+  if (source === 'ManifestFile') {
+    // The keys the server seeded (memory-s3-child.ts names them by index, zero-padded), in order.
+    const width = String(objects - 1).length;
+    const entries = Array.from({ length: objects }, (_, i) => `${String(i).padStart(width, '0')}.csv`);
+    await storage.put(
+      `s3://data/${manifestKey(prefix)}`,
+      JSON.stringify([{ prefix: `s3://data/${prefix}` }, ...entries]),
+    );
+  }
+  const ref = await storeJob(storage, `plan-${source}-${objects}`, prefix, PARTITIONS, source);
+  let headRequests = 0;
+  client.middlewareStack.add(
+    (next, context) => (args) => {
+      if (context.commandName === 'HeadObjectCommand') headRequests++;
+      return next(args);
+    },
+    { step: 'initialize' },
+  );
   const started = performance.now();
   const cpuBefore = process.cpuUsage();
   const plan = await planStage(ref, storage);
@@ -139,6 +180,7 @@ async function planChild(endpoint: string, prefix: string, objects: number): Pro
     cpuSeconds,
     peakRssMiB,
     partitions: plan.partitions.length,
+    headRequests,
   } satisfies PlanFigure);
   client.destroy();
   process.disconnect();
@@ -214,6 +256,10 @@ export async function controlPlaneFigures(
     log(
       `plan 100,000 objects: ${p100k.seconds.toFixed(1)} s (CPU ${p100k.cpuSeconds.toFixed(1)} s), peak RSS ${p100k.peakRssMiB.toFixed(0)} MiB`,
     );
+    const manifest = await fresh((s) => measurePlan(s, 100_000, 'ManifestFile'));
+    log(
+      `plan a manifest of 100,000 entries: ${manifest.seconds.toFixed(1)} s (CPU ${manifest.cpuSeconds.toFixed(1)} s), ${manifest.headRequests} HEAD requests, peak RSS ${manifest.peakRssMiB.toFixed(0)} MiB`,
+    );
     const p1m = await fresh((s) => measurePlan(s, 1_000_000));
     log(
       `plan 1,000,000 objects: ${p1m.seconds.toFixed(1)} s (CPU ${p1m.cpuSeconds.toFixed(1)} s), peak RSS ${p1m.peakRssMiB.toFixed(0)} MiB`,
@@ -247,6 +293,8 @@ export async function controlPlaneFigures(
       planPeakRssMiB: Math.round(p1m.peakRssMiB),
       planSecondsPer100kObjects: round(p100k.seconds),
       planPeakRssMiBPer100kObjects: Math.round(p100k.peakRssMiB),
+      manifestPlanSecondsPer100kEntries: round(manifest.seconds),
+      manifestPlanHeadRequestsPer100kEntries: manifest.headRequests ?? 0,
       maxConcurrentPartitions: wide.maxConcurrentPartitions,
       historyEventsFor100Partitions: retried.history.parent,
       largestChildHistoryFor100Partitions: retried.history.largestChild,
@@ -284,5 +332,10 @@ export async function writeControlPlaneDoc(figures: ControlPlaneFigures, load: s
 }
 
 if (process.argv[2] === '--plan-child') {
-  await planChild(process.argv[3]!, process.argv[4]!, Number(process.argv[5]));
+  await planChild(
+    process.argv[3]!,
+    process.argv[4]!,
+    Number(process.argv[5]),
+    process.argv[6] === 'ManifestFile' ? 'ManifestFile' : 'S3Prefix',
+  );
 }

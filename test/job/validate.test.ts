@@ -458,6 +458,13 @@ const INVALID: ReadonlyArray<readonly [string, string, unknown, string, RegExp]>
     /at most 100/,
   ],
   [
+    'ResumeFrom that is not a job name',
+    'Extensions.ResumeFrom',
+    'no_such job',
+    'Extensions.ResumeFrom',
+    /must be text matching/,
+  ],
+  [
     'ModelStartupTimeoutInSeconds 0',
     'Extensions.ModelStartupTimeoutInSeconds',
     0,
@@ -559,6 +566,14 @@ describe('an invalid request is rejected with the field path', () => {
       },
       'Extensions.CsvQuotedNewlines',
       /SplitType None/,
+    ],
+    [
+      'ResumeFrom naming the job itself',
+      (r) => {
+        r.Extensions = { ResumeFrom: r.TransformJobName };
+      },
+      'Extensions.ResumeFrom',
+      /names this job itself/,
     ],
     ['a request that is a list', () => {}, '', /must be a JSON object/],
   ])('%s', (what, mutate, path, message) => {
