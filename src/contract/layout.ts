@@ -27,6 +27,10 @@ export function jobWorkUri(workRoot: string, jobName: string): string {
 /** The record that reserves a job name: created once, with a conditional write, and never removed. */
 export const jobNameUri = (jobNamesRoot: string, jobName: string) => joinUri(jobNamesRoot, `${jobName}.json`);
 
+/** Where a model made with CreateModel on a deployed stack is kept (CreatedModelPolicy.root). */
+export const createdModelUri = (modelsRoot: string, modelName: string) =>
+  joinUri(modelsRoot, `${modelName}.json`);
+
 export const planUri = (work: string) => joinUri(work, 'plan.json');
 /** A partition's document, found from the plan's location (what a sidecar is told: PLAN_URI). */
 export const partitionWorkUriOfPlan = (plan: string, partition: number) =>
