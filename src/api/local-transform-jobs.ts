@@ -70,7 +70,9 @@ export class LocalTransformJobs implements TransformJobs {
   async create(request: Record<string, unknown>): Promise<void> {
     const name = typeof request.TransformJobName === 'string' ? request.TransformJobName : undefined;
     if (name !== undefined && this.#jobs.has(name)) throw nameInUse(this.identity, name);
-    const { model, modelSpec } = this.#modelFor(request.ModelName);
+    const { model, modelSpec } = await this.#modelFor(request.ModelName);
+    // Looking the model up yielded: another request may have taken the name meanwhile.
+    if (name !== undefined && this.#jobs.has(name)) throw nameInUse(this.identity, name);
 
     const now = new Date().toISOString();
     const entry: LocalJob = {
@@ -153,9 +155,9 @@ export class LocalTransformJobs implements TransformJobs {
    * Which server a job's model runs on: an example model named by the created model's image or by
    * the ModelName, else `--model-command`. A created model's artifacts and environment come along.
    */
-  #modelFor(modelName: unknown): { model: ModelSource; modelSpec?: ModelSpec } {
+  async #modelFor(modelName: unknown): Promise<{ model: ModelSource; modelSpec?: ModelSpec }> {
     if (typeof modelName !== 'string') return { model: { kind: 'command', command: 'false' } }; // validation will refuse
-    const created = this.#o.models.get(modelName);
+    const created = await this.#o.models.get(modelName);
     const modelSpec = created ? modelSpecOf(created) : undefined;
     const command = this.#o.modelCommand
       ? ({ kind: 'command', command: this.#o.modelCommand } as const)
