@@ -198,7 +198,10 @@ export class LocalEcs implements EcsEmulation {
   readonly #tasks: Task[] = [];
   readonly #attempts = new Map<string, number>();
   /** Task definitions registered through the endpoint (RegisterTaskDefinition), by ARN, as template resources. */
-  readonly #registered = new Map<string, { Type: 'AWS::ECS::TaskDefinition'; Properties: Cfn; family: string }>();
+  readonly #registered = new Map<
+    string,
+    { Type: 'AWS::ECS::TaskDefinition'; Properties: Cfn; family: string }
+  >();
   /** Every ECS API call the endpoint answered, in order. */
   readonly apiCalls: EcsApiCall[] = [];
 
@@ -298,7 +301,9 @@ export class LocalEcs implements EcsEmulation {
       );
     }
 
-    const properties = (registered ? definition.Properties : resolve(definition.Properties as Cfn, template)) as Cfn;
+    const properties = (
+      registered ? definition.Properties : resolve(definition.Properties as Cfn, template)
+    ) as Cfn;
     const defs = properties.ContainerDefinitions as Cfn[];
     const byName = new Map<string, Cfn>(defs.map((d) => [d.Name, d]));
     for (const o of overrides.ContainerOverrides ?? []) {
@@ -574,7 +579,11 @@ export class LocalEcs implements EcsEmulation {
           });
         const revision = [...this.#registered.values()].filter((d) => d.family === family).length + 1;
         const arn = `arn:${PLACEHOLDER_ENV.partition}:ecs:${PLACEHOLDER_ENV.region}:${PLACEHOLDER_ENV.account}:task-definition/${family}:${revision}`;
-        this.#registered.set(arn, { Type: 'AWS::ECS::TaskDefinition', Properties: pascalCase(input), family });
+        this.#registered.set(arn, {
+          Type: 'AWS::ECS::TaskDefinition',
+          Properties: pascalCase(input),
+          family,
+        });
         return sendJson(res, 200, {
           taskDefinition: { ...input, taskDefinitionArn: arn, revision, status: 'ACTIVE' },
         });
@@ -590,7 +599,11 @@ export class LocalEcs implements EcsEmulation {
             message: 'Unable to describe task definition.',
           });
         return sendJson(res, 200, {
-          taskDefinition: { ...camelCase(found[1].Properties), taskDefinitionArn: found[0], status: 'ACTIVE' },
+          taskDefinition: {
+            ...camelCase(found[1].Properties),
+            taskDefinitionArn: found[0],
+            status: 'ACTIVE',
+          },
         });
       }
       default:
