@@ -106,7 +106,47 @@ describe('one task layout for declared and created models', () => {
     );
     expect(families.size).toBe(4);
   });
+
+  it('lets Validate register only families under the prefix and pass only the task roles; the state machine runs them on its cluster', () => {
+    const prefix = config.launch.createdModels!.familyPrefix;
+    const families = `arn:aws:ecs:us-east-1:123456789012:task-definition/${prefix}*`;
+    const validate = statementsOfRole(synth.json, 'BatchTransformLifecycleStagesValidate');
+    expect(validate).toContainEqual(
+      expect.objectContaining({ Action: 'ecs:RegisterTaskDefinition', Resource: families }),
+    );
+    const pass = validate.find((st) => st.Action === 'iam:PassRole');
+    expect(pass.Resource.map(String).sort()).toEqual(
+      [
+        config.launch.createdModels!.platform.executionRoleArn,
+        config.launch.createdModels!.platform.taskRoleArn,
+      ].sort(),
+    );
+    expect(pass.Condition).toEqual({ StringEquals: { 'iam:PassedToService': 'ecs-tasks.amazonaws.com' } });
+    const run = statementsOfRole(synth.json, 'BatchTransformLifecycleStateMachineRole').find(
+      (st) => st.Action === 'ecs:RunTask' && [st.Resource].flat().includes(families),
+    );
+    expect(run?.Condition.ArnEquals['ecs:cluster']).toBeDefined();
+    // The default image rule: pulls from the account's ECR repositories, in any region.
+    const pulls = statementsOfRole(synth.json, 'BatchTransformModelsExecutionRole').find(
+      (st) =>
+        Array.isArray(st.Action) &&
+        st.Action.includes('ecr:BatchGetImage') &&
+        st.Resource === 'arn:aws:ecr:*:123456789012:repository/*',
+    );
+    expect(pulls).toBeDefined();
+  });
 });
+
+/** The resolved statements of every policy attached to the role whose logical id starts with `prefix`. */
+function statementsOfRole(template: CfnTemplate & Cfn, prefix: string): Cfn[] {
+  const roleId = Object.keys(template.Resources).find(
+    (id) => id.startsWith(prefix) && template.Resources[id]!.Type === 'AWS::IAM::Role',
+  );
+  if (!roleId) throw new Error(`no role ${prefix}`);
+  return Object.values<Cfn>(template.Resources)
+    .filter((r) => r.Type === 'AWS::IAM::Policy' && r.Properties.Roles.some((x: Cfn) => x.Ref === roleId))
+    .flatMap((r) => resolve(r.Properties.PolicyDocument.Statement, template) as Cfn[]);
+}
 
 /** The resolved properties of the template's task definition with this (placeholder) ARN. */
 function synthesizedDefinition(template: CfnTemplate & Cfn, arn: string): Record<string, unknown> {
