@@ -79,14 +79,9 @@ const ECR_PULL_ACTIONS = [
 
 /**
  * Task definitions: for every model, one for Fargate and one per enabled EC2 instance type, each
- * with three containers:
- *
- *   fetch-model  (sidecar image, `fetch-model`, not essential) extracts ModelDataUrl into /opt/ml/model
- *   model        (the user's image, `serve`) starts once fetch-model has exited successfully
- *   sidecar      (essential) reads the partition, invokes the model, writes outputs; when it exits the task ends
- *
- * The model container is not essential on purpose: ECS stops it when the sidecar finishes, and a
- * model that dies mid-job is reported by the sidecar, which names the object it was working on.
+ * laid out by src/deploy/task-layout.ts (fetch-model, model, sidecar), the builder Validate also
+ * registers a created model's task definition with. Models made with CreateModel at run time get
+ * their families under `createdModelLaunch.familyPrefix`, which `grantCreatedModels` scopes IAM to.
  * All task definitions share one task role: read the input locations and model artifacts, write
  * outputs and the work location, nothing else.
  */
