@@ -23,7 +23,8 @@ import { parseLocation } from '../src/storage/uri';
 import { ec2Spec } from './compute';
 import { acknowledge, acknowledgeWildcards } from './nag';
 import { repositoryImage } from './images';
-import { type DataLocation, locationUri, type TransformStorage } from './storage';
+import { createdModelsRoot } from '../src/contract/layout';
+import type { DataLocation, TransformStorage } from './storage';
 
 /** A model a deployment can run: what a request's ModelName resolves to. */
 export interface ModelProps {
@@ -68,8 +69,6 @@ export interface ModelTasksProps {
   readonly createdModelImages?: readonly string[];
 }
 
-/** Where created models are kept in the work bucket: outside `jobs/`, so they do not expire. */
-const CREATED_MODELS_PREFIX = 'models/';
 /** ECR's image pull actions (GetAuthorizationToken has no resource and is granted apart). */
 const ECR_PULL_ACTIONS = [
   'ecr:BatchCheckLayerAvailability',
@@ -94,8 +93,10 @@ export class ModelTasks extends Construct {
     { readonly fargate: ecs.TaskDefinition; readonly ec2: ReadonlyMap<string, ecs.TaskDefinition> }
   >;
   readonly sidecarImage: ecs.ContainerImage;
-  /** Models made with CreateModel: where they are kept and which images they may use (Validate's view). */
+  /** Which images models made with CreateModel may use (Validate's view). */
   readonly createdModels: CreatedModelPolicy;
+  /** `s3://<work bucket>/models/`: where models made with CreateModel are kept (the ModelsRoot output). */
+  readonly createdModelsRoot: string;
   /** How Validate registers a created model's task definitions (same layout as the declared ones). */
   readonly createdModelLaunch: CreatedModelLaunch;
   private readonly createdModelsLocation: DataLocation;
@@ -168,9 +169,12 @@ export class ModelTasks extends Construct {
     this.taskDefinitions = definitions;
 
     this.storage = props.storage;
-    this.createdModelsLocation = { bucket: props.storage.workBucket, prefix: CREATED_MODELS_PREFIX };
+    // Beside the jobs' work root and outside what expires: where Validate looks (createdModelsRoot).
+    this.createdModelsRoot = createdModelsRoot(props.storage.workRoot);
+    const prefix = /^s3:\/\/[^/]+\/(.*)$/.exec(this.createdModelsRoot)?.[1];
+    if (prefix === undefined) throw new Error(`cannot place created models beside ${props.storage.workRoot}`);
+    this.createdModelsLocation = { bucket: props.storage.workBucket, prefix };
     this.createdModels = {
-      root: locationUri(this.createdModelsLocation),
       images: [...(props.createdModelImages ?? defaultCreatedModelImages(Aws.ACCOUNT_ID))],
     };
     this.createdModelLaunch = {

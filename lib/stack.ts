@@ -44,7 +44,7 @@ export class BatchTransformStack extends Stack {
     });
     new CfnOutput(this, 'ModelsRoot', {
       description: 'Models made with CreateModel (batch-transform api --stack)',
-      value: bt.modelTasks.createdModels.root,
+      value: bt.modelTasks.createdModelsRoot,
     });
     new CfnOutput(this, 'CreatedModelImages', {
       description: 'Image patterns a model made with CreateModel may use (JSON)',

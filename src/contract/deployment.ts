@@ -28,10 +28,12 @@ export interface DeploymentContext {
   readonly createdModels?: CreatedModelPolicy;
 }
 
-/** Which models CreateModel may make on a deployed stack, and where they are kept. */
+/**
+ * Which models CreateModel may make on a deployed stack. They are kept beside the jobs' work root,
+ * `createdModelsRoot(workRoot)` (src/contract/layout.ts): derived, not carried, because this document
+ * must fit a Lambda environment.
+ */
 export interface CreatedModelPolicy {
-  /** `s3://<work bucket>/models/`: a created model is `<root><ModelName>.json` (createdModelUri). */
-  readonly root: string;
   /**
    * Image URI patterns a created model may use; `*` matches any run of characters, except `/` in
    * the registry's host name (src/deploy/model-images.ts).

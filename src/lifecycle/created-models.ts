@@ -1,6 +1,6 @@
-import type { CreatedModel, CreatedModelLaunch, CreatedModelPolicy } from '../contract/deployment';
+import type { CreatedModel, CreatedModelLaunch } from '../contract/deployment';
 import type { Capacity } from '../contract/job';
-import { createdModelUri } from '../contract/layout';
+import { createdModelsRoot, createdModelUri } from '../contract/layout';
 import { layoutFamily, type TaskDefinitionLayout, taskDefinitionLayout } from '../deploy/task-layout';
 import type { Storage } from '../storage/storage';
 import { readJsonIfExists } from '../storage/json';
@@ -22,13 +22,13 @@ export interface TaskDefinitionRegistry {
   register(definition: TaskDefinitionLayout): Promise<string>;
 }
 
-/** The created model of that name, or undefined when there is none. */
+/** The created model of that name in the deployment whose jobs' work root is `workRoot`, or undefined. */
 export async function readCreatedModel(
   storage: Storage,
-  policy: CreatedModelPolicy,
+  workRoot: string,
   modelName: string,
 ): Promise<CreatedModel | undefined> {
-  return readJsonIfExists<CreatedModel>(storage, createdModelUri(policy.root, modelName));
+  return readJsonIfExists<CreatedModel>(storage, createdModelUri(createdModelsRoot(workRoot), modelName));
 }
 
 /**

@@ -135,7 +135,7 @@ async function createdModelOf(
   const name = (request as { ModelName?: unknown } | null)?.ModelName;
   if (ctx.local || !ctx.createdModels || typeof name !== 'string' || !MODEL_NAME.test(name)) return undefined;
   if (Object.hasOwn(ctx.models, name)) return undefined;
-  return readCreatedModel(storage, ctx.createdModels, name);
+  return readCreatedModel(storage, ctx.workRoot, name);
 }
 
 /** What a job-name reservation holds (`jobNameUri`). */

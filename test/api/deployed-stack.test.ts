@@ -97,7 +97,10 @@ describe.skipIf(missingBoto3 !== undefined)(
       const jobs = await DeployedTransformJobs.open(transformer);
       // What `api --stack` reads from the stack's ModelsRoot and CreatedModelImages outputs.
       const created = synth.construct.modelTasks.createdModels;
-      modelsRoot = resolve(synth.stack.resolve(created.root), synth.json) as string;
+      modelsRoot = resolve(
+        synth.stack.resolve(synth.construct.modelTasks.createdModelsRoot),
+        synth.json,
+      ) as string;
       api = await startApiServer({
         jobs,
         models: await deployedModelRegistry(transformer, identityOfArn(STATE_MACHINE_ARN)!, {

@@ -105,6 +105,8 @@ describe('the project stack', () => {
       'WorkRoot',
     ]);
     // The work bucket, outside the expiring jobs/ prefix.
-    expect(JSON.stringify(template.Outputs.ModelsRoot.Value)).toMatch(/"s3:\/\/",\{"Ref":"[A-Za-z0-9]*Work[A-Za-z0-9]*"\},"\/models\/"/);
+    expect(JSON.stringify(template.Outputs.ModelsRoot.Value)).toMatch(
+      /"s3:\/\/",\{"Ref":"[A-Za-z0-9]*Work[A-Za-z0-9]*"\},"\/models\/"/,
+    );
   });
 });

@@ -51,10 +51,10 @@ beforeAll(async () => {
     workRoot: `${dir.uri}jobs/`,
     jobNamesRoot: `${dir.uri}job-names/`,
     local: false,
-    createdModels: { root: `${dir.uri}models/`, images: ['123456789012.dkr.ecr.*.amazonaws.com/*'] },
+    createdModels: { images: ['123456789012.dkr.ecr.*.amazonaws.com/*'] },
   };
   const put = (m: CreatedModel) =>
-    storage.put(createdModelUri(ctx.createdModels!.root, m.ModelName), JSON.stringify(m));
+    storage.put(createdModelUri(`${dir.uri}models/`, m.ModelName), JSON.stringify(m));
   await put(
     created('mine', '123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/mine:2', { THRESHOLD: '0.4' }),
   );
