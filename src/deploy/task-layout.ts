@@ -8,7 +8,7 @@ export type { TaskPlatform };
  * The ECS task definition of a model: ONE builder for both paths that register one, so they cannot
  * drift. The CDK construct (lib/models.ts) synthesizes it for the models a deployment declares; the
  * Validate step registers it at run time for a model made with CreateModel. The shape is ECS's
- * RegisterTaskDefinition request (camelCase); `cloudFormationOf` gives the template's (PascalCase).
+ * RegisterTaskDefinition request (camelCase), which is also what CDK's CfnTaskDefinition takes.
  *
  * Three containers:
  *   fetch-model  (sidecar image, `fetch-model`, not essential) extracts ModelDataUrl into /opt/ml/model
