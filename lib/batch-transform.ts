@@ -64,6 +64,14 @@ export interface BatchTransformProps {
    * from a registry, so deploying needs no Docker. @default built from containers/sidecar/Dockerfile of this repository
    */
   readonly sidecarImage?: ecs.ContainerImage;
+  /**
+   * Image URIs a model made with CreateModel (`batch-transform api` on this stack) may use; `*`
+   * matches any run of characters (not `/` in the registry's host name), e.g.
+   * `123456789012.dkr.ecr.eu-west-1.amazonaws.com/models/*`. Pull access is granted to the ECR
+   * repositories they name. `[]` allows no created models.
+   * @default - ECR repositories of the stack's account, in any region
+   */
+  readonly createdModelImages?: readonly string[];
   /** Removal policy of the buckets the construct creates. @default RemovalPolicy.RETAIN */
   readonly removalPolicy?: RemovalPolicy;
 }
@@ -72,6 +80,9 @@ export interface BatchTransformProps {
 const LAMBDA_ENVIRONMENT_BUDGET = 3800;
 /** What one CloudFormation reference (an ARN, a name, an id) is counted as when the size is estimated. */
 const TOKEN_ESTIMATE = 'x'.repeat(120);
+/** A pseudo parameter (region, account, partition, URL suffix) is short: at most 20 characters. */
+const PSEUDO_TOKEN = /\$\{Token\[AWS\.(?:Region|AccountId|Partition|URLSuffix)\.\d+\]\}/g;
+const PSEUDO_TOKEN_ESTIMATE = 'x'.repeat(20);
 
 /**
  * SageMaker Batch Transform in your own account: a job lifecycle (Step Functions) that validates a
@@ -127,6 +138,7 @@ export class BatchTransform extends Construct {
       storage: this.storage,
       logGroup: taskLogs,
       ...(props.sidecarImage ? { sidecarImage: props.sidecarImage } : {}),
+      ...(props.createdModelImages ? { createdModelImages: props.createdModelImages } : {}),
     });
 
     const deployment = this.deploymentConfig(props, ec2InstanceTypes, maxInstanceCount);
@@ -140,6 +152,13 @@ export class BatchTransform extends Construct {
       tracing: props.tracing ?? false,
     });
     this.stateMachine = this.lifecycle.stateMachine;
+    const validateRole = this.lifecycle.functions.validate.role;
+    this.modelTasks.grantCreatedModels({
+      reader: validateRole,
+      registrar: validateRole,
+      runner: this.stateMachine.role,
+      clusterArn: this.compute.cluster.clusterArn,
+    });
 
     this.schedules = new TransformSchedules(this, 'Schedules', {
       schedules: props.schedules ?? {},
@@ -190,6 +209,7 @@ export class BatchTransform extends Construct {
         maxInstanceCount,
         workRoot: this.storage.workRoot,
         jobNamesRoot: this.storage.jobNamesRoot,
+        createdModels: this.modelTasks.createdModels,
       },
       launch: {
         fargateCapacityProvider: 'FARGATE',
@@ -198,9 +218,12 @@ export class BatchTransform extends Construct {
         ),
         taskDefinitions,
         network: { fargate: this.compute.fargateNetwork, ec2: this.compute.ec2Network },
+        createdModels: this.modelTasks.createdModelLaunch,
       },
     };
-    const estimate = JSON.stringify(config).replace(/\$\{Token\[[^\]]*\]\}/g, TOKEN_ESTIMATE).length;
+    const estimate = JSON.stringify(config)
+      .replace(PSEUDO_TOKEN, PSEUDO_TOKEN_ESTIMATE)
+      .replace(/\$\{Token\[[^\]]*\]\}/g, TOKEN_ESTIMATE).length;
     if (estimate > LAMBDA_ENVIRONMENT_BUDGET) {
       throw new Error(
         `The deployment description the validate Lambda needs is about ${estimate} bytes, over the ${LAMBDA_ENVIRONMENT_BUDGET} bytes a Lambda environment can hold ` +

@@ -1,19 +1,30 @@
 import { existsSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import { Aws, Duration, Stack } from 'aws-cdk-lib';
+import { Aws, Names, Stack } from 'aws-cdk-lib';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { ec2TaskMemoryMiB, SIDECAR_SHARE } from '../src/job/instances';
+import type { CreatedModelLaunch, CreatedModelPolicy } from '../src/contract/deployment';
+import { defaultCreatedModelImages, ecrRepositoryOfPattern } from '../src/deploy/model-images';
+import {
+  CONTAINERS,
+  FARGATE_REGISTERED_SIZE,
+  type TaskDefinitionLayout,
+  type TaskPlatform,
+  type TaskSize,
+  taskDefinitionLayout,
+} from '../src/deploy/task-layout';
+import { ec2TaskMemoryMiB } from '../src/job/instances';
 import { ENVIRONMENT_KEY, MODEL_NAME } from '../src/job/schema';
 import { parseLocation } from '../src/storage/uri';
 import { ec2Spec } from './compute';
 import { acknowledge, acknowledgeWildcards } from './nag';
 import { repositoryImage } from './images';
-import type { TransformStorage } from './storage';
+import { createdModelsRoot } from '../src/contract/layout';
+import type { DataLocation, TransformStorage } from './storage';
 
 /** A model a deployment can run: what a request's ModelName resolves to. */
 export interface ModelProps {
@@ -37,23 +48,10 @@ export interface ModelProps {
   readonly ephemeralStorageGiB?: number;
 }
 
-/** Container names in every task definition; the state machine's RunTask overrides address them. */
-export const CONTAINERS = { model: 'model', sidecar: 'sidecar', fetchModel: 'fetch-model' } as const;
+export { CONTAINERS };
 
 /** The sidecar image (also the fetch-model init container), built with the repository root as context. */
 export const SIDECAR_DOCKERFILE = 'containers/sidecar/Dockerfile';
-
-/** SageMaker's largest ModelDataDownloadTimeoutInSeconds: the default download budget. */
-const MODEL_DATA_DOWNLOAD_TIMEOUT_S = 3600;
-/** Where a model's artifacts are extracted, as SageMaker does. */
-const MODEL_DIR = '/opt/ml/model';
-/** SageMaker's model server port; tasks use awsvpc networking, so the sidecar reaches it on localhost. */
-const MODEL_PORT = 8080;
-/**
- * A Fargate task definition is registered at the smallest size the catalog uses; every job's RunTask
- * overrides the task size with its instance type's (Fargate accepts task-level CPU and memory overrides).
- */
-const FARGATE_REGISTERED_SIZE = { cpu: 2048, memoryMiB: 4096 } as const;
 
 export interface ModelTasksProps {
   readonly models: Readonly<Record<string, ModelProps>>;
@@ -63,18 +61,26 @@ export interface ModelTasksProps {
   readonly logGroup: logs.ILogGroup;
   /** The sidecar image. @default built from containers/sidecar/Dockerfile */
   readonly sidecarImage?: ecs.ContainerImage;
+  /**
+   * Image URIs a model made with CreateModel may use; `*` matches any run of characters (not `/`
+   * in the registry's host name). Pull access is granted to the ECR repositories they name.
+   * @default - ECR repositories of the stack's account, in any region
+   */
+  readonly createdModelImages?: readonly string[];
 }
+
+/** ECR's image pull actions (GetAuthorizationToken has no resource and is granted apart). */
+const ECR_PULL_ACTIONS = [
+  'ecr:BatchCheckLayerAvailability',
+  'ecr:GetDownloadUrlForLayer',
+  'ecr:BatchGetImage',
+];
 
 /**
  * Task definitions: for every model, one for Fargate and one per enabled EC2 instance type, each
- * with three containers:
- *
- *   fetch-model  (sidecar image, `fetch-model`, not essential) extracts ModelDataUrl into /opt/ml/model
- *   model        (the user's image, `serve`) starts once fetch-model has exited successfully
- *   sidecar      (essential) reads the partition, invokes the model, writes outputs; when it exits the task ends
- *
- * The model container is not essential on purpose: ECS stops it when the sidecar finishes, and a
- * model that dies mid-job is reported by the sidecar, which names the object it was working on.
+ * laid out by src/deploy/task-layout.ts (fetch-model, model, sidecar), the builder Validate also
+ * registers a created model's task definition with. Models made with CreateModel at run time get
+ * their families under `createdModelLaunch.familyPrefix`, which `grantCreatedModels` scopes IAM to.
  * All task definitions share one task role: read the input locations and model artifacts, write
  * outputs and the work location, nothing else.
  */
@@ -87,6 +93,16 @@ export class ModelTasks extends Construct {
     { readonly fargate: ecs.TaskDefinition; readonly ec2: ReadonlyMap<string, ecs.TaskDefinition> }
   >;
   readonly sidecarImage: ecs.ContainerImage;
+  /** Which images models made with CreateModel may use (Validate's view). */
+  readonly createdModels: CreatedModelPolicy;
+  /** `s3://<work bucket>/models/`: where models made with CreateModel are kept (the ModelsRoot output). */
+  readonly createdModelsRoot: string;
+  /** How Validate registers a created model's task definitions (same layout as the declared ones). */
+  readonly createdModelLaunch: CreatedModelLaunch;
+  private readonly createdModelsLocation: DataLocation;
+  private readonly storage: TransformStorage;
+  /** The sidecar's image URI, as the first task definition bound it. */
+  private sidecarImageName?: string;
 
   constructor(scope: Construct, id: string, props: ModelTasksProps) {
     super(scope, id);
@@ -130,11 +146,7 @@ export class ModelTasks extends Construct {
     for (const [name, model] of Object.entries(props.models)) {
       const image = modelImage(this, name, model.image);
       const fargate = this.define(`${name}-fargate`, name, model, image, props.logGroup, {
-        compatibility: ecs.Compatibility.FARGATE,
-        cpu: FARGATE_REGISTERED_SIZE.cpu,
-        memoryMiB: FARGATE_REGISTERED_SIZE.memoryMiB,
-        gpus: 0,
-        neuronDevices: 0,
+        compatibility: 'FARGATE',
       });
       const ec2 = new Map<string, ecs.TaskDefinition>();
       for (const mlType of props.ec2InstanceTypes) {
@@ -143,7 +155,7 @@ export class ModelTasks extends Construct {
         ec2.set(
           spec.ec2InstanceType,
           this.define(`${name}-${spec.ec2InstanceType}`, name, model, image, props.logGroup, {
-            compatibility: ecs.Compatibility.EC2,
+            compatibility: 'EC2',
             cpu: spec.vcpus * 1024,
             // The catalog's rule, the same validation puts in the job's Capacity.
             memoryMiB: ec2TaskMemoryMiB(spec),
@@ -155,6 +167,22 @@ export class ModelTasks extends Construct {
       definitions.set(name, { fargate, ec2 });
     }
     this.taskDefinitions = definitions;
+
+    this.storage = props.storage;
+    // Beside the jobs' work root and outside what expires: where Validate looks (createdModelsRoot).
+    this.createdModelsRoot = createdModelsRoot(props.storage.workRoot);
+    const prefix = /^s3:\/\/[^/]+\/(.*)$/.exec(this.createdModelsRoot)?.[1];
+    if (prefix === undefined) throw new Error(`cannot place created models beside ${props.storage.workRoot}`);
+    this.createdModelsLocation = { bucket: props.storage.workBucket, prefix };
+    this.createdModels = {
+      images: [...(props.createdModelImages ?? defaultCreatedModelImages(Aws.ACCOUNT_ID))],
+    };
+    this.createdModelLaunch = {
+      // Fixed at synthesis, unique per stack and path: the IAM scope of the families Validate registers.
+      familyPrefix: `${Names.uniqueResourceName(this, { maxLength: 60, separator: '-' })}-created-`,
+      platform: this.platform(this.sidecarImageName!, props.logGroup),
+    };
+    this.grantCreatedModelPulls(props.createdModelImages);
 
     acknowledgeWildcards(this, [
       {
@@ -176,116 +204,42 @@ export class ModelTasks extends Construct {
     model: ModelProps,
     image: ecs.ContainerImage,
     logGroup: logs.ILogGroup,
-    size: {
-      compatibility: ecs.Compatibility;
-      cpu: number;
-      memoryMiB: number;
-      gpus: number;
-      neuronDevices: number;
-    },
+    size: TaskSize,
   ): ecs.TaskDefinition {
-    const fargate = size.compatibility === ecs.Compatibility.FARGATE;
+    const fargate = size.compatibility === 'FARGATE';
     const definition = new ecs.TaskDefinition(this, id, {
-      compatibility: size.compatibility,
+      compatibility: fargate ? ecs.Compatibility.FARGATE : ecs.Compatibility.EC2,
       networkMode: ecs.NetworkMode.AWS_VPC,
-      cpu: String(size.cpu),
-      memoryMiB: String(size.memoryMiB),
+      cpu: String(fargate ? FARGATE_REGISTERED_SIZE.cpu : size.cpu),
+      memoryMiB: String(fargate ? FARGATE_REGISTERED_SIZE.memoryMiB : size.memoryMiB),
       taskRole: this.taskRole,
       executionRole: this.executionRole,
-      ...(fargate
-        ? {
-            runtimePlatform: {
-              cpuArchitecture: ecs.CpuArchitecture.X86_64,
-              operatingSystemFamily: ecs.OperatingSystemFamily.LINUX,
-            },
-            ...(model.ephemeralStorageGiB ? { ephemeralStorageGiB: model.ephemeralStorageGiB } : {}),
-          }
-        : {}),
     });
-    if (model.modelDataUrl) definition.addVolume({ name: 'model' });
-    definition.addVolume({ name: 'scratch' });
-    // awslogs names each stream `<prefix>/<container>/<task id>`: the model's name is the prefix.
-    const logging = () => ecs.LogDrivers.awsLogs({ logGroup, streamPrefix: modelName });
-    const withInit = (cid: string) =>
-      new ecs.LinuxParameters(this, `${id}-${cid}-linux`, { initProcessEnabled: true });
-
-    let fetch: ecs.ContainerDefinition | undefined;
-    if (model.modelDataUrl) {
-      fetch = definition.addContainer(CONTAINERS.fetchModel, {
-        containerName: CONTAINERS.fetchModel,
-        image: this.sidecarImage,
-        command: ['fetch-model'],
-        essential: false,
-        readonlyRootFilesystem: true,
-        environment: {
-          MODEL_DATA_URL: model.modelDataUrl,
-          MODEL_DIR,
-          MODEL_DATA_DOWNLOAD_TIMEOUT_SECONDS: String(
-            model.modelDataDownloadTimeoutSeconds ?? MODEL_DATA_DOWNLOAD_TIMEOUT_S,
-          ),
-          AWS_REGION: Aws.REGION,
-        },
-        logging: logging(),
-        linuxParameters: withInit('fetch'),
-      });
-      fetch.addMountPoints(
-        { sourceVolume: 'model', containerPath: MODEL_DIR, readOnly: false },
-        { sourceVolume: 'scratch', containerPath: '/tmp', readOnly: false },
-      );
-    }
-
-    const modelLinux = withInit('model');
-    for (let d = 0; d < size.neuronDevices; d++) {
-      modelLinux.addDevices({
-        hostPath: `/dev/neuron${d}`,
-        containerPath: `/dev/neuron${d}`,
-        permissions: [ecs.DevicePermission.READ, ecs.DevicePermission.WRITE],
-      });
-    }
-    const container = definition.addContainer(CONTAINERS.model, {
-      containerName: CONTAINERS.model,
-      image,
-      command: ['serve'],
-      essential: false,
-      portMappings: [{ containerPort: MODEL_PORT }],
-      environment: { ...model.environment },
-      logging: logging(),
-      linuxParameters: modelLinux,
-      stopTimeout: Duration.seconds(30),
-      ...(size.gpus > 0 ? { gpuCount: size.gpus } : {}),
-    });
-    if (fetch) {
-      // Only with artifacts: an image may carry its model at /opt/ml/model, which a volume would hide.
-      container.addMountPoints({ sourceVolume: 'model', containerPath: MODEL_DIR, readOnly: false });
-      container.addContainerDependencies({
-        container: fetch,
-        condition: ecs.ContainerDependencyCondition.SUCCESS,
-      });
-    }
-
-    const sidecar = definition.addContainer(CONTAINERS.sidecar, {
-      containerName: CONTAINERS.sidecar,
-      image: this.sidecarImage,
-      essential: true,
-      readonlyRootFilesystem: true,
-      cpu: SIDECAR_SHARE.cpu,
-      memoryReservationMiB: SIDECAR_SHARE.memoryMiB,
-      // JOB_URI, PLAN_URI and PARTITION_INDEX come from the RunTask overrides of each partition.
-      environment: { MODEL_URL: `http://127.0.0.1:${MODEL_PORT}`, METRICS: 'emf', AWS_REGION: Aws.REGION },
-      logging: logging(),
-      linuxParameters: withInit('sidecar'),
-      // Time to abort open multipart uploads and write a final progress report after SIGTERM.
-      stopTimeout: Duration.seconds(60),
-    });
-    sidecar.addMountPoints({ sourceVolume: 'scratch', containerPath: '/tmp', readOnly: false });
-    if (fetch) {
-      // The model's start-up budget begins once its artifacts are in place; a failed fetch-model
-      // stops the task at once (the sidecar never starts) instead of costing that whole budget.
-      sidecar.addContainerDependencies({
-        container: fetch,
-        condition: ecs.ContainerDependencyCondition.SUCCESS,
-      });
-    }
+    // The containers are added here only for what binding them grants (image pulls, log writes) and
+    // for their image names; the definition itself is the shared layout's (src/deploy/task-layout.ts),
+    // the one a created model's task definition is registered from at run time.
+    const logging = ecs.LogDrivers.awsLogs({ logGroup, streamPrefix: modelName });
+    const bind = (name: string, img: ecs.ContainerImage, essential: boolean) =>
+      definition.addContainer(name, { containerName: name, image: img, essential, logging }).imageName;
+    const modelImage = bind(CONTAINERS.model, image, false);
+    const sidecarImage = bind(CONTAINERS.sidecar, this.sidecarImage, true);
+    this.sidecarImageName ??= sidecarImage;
+    const layout = taskDefinitionLayout(
+      definition.family,
+      {
+        name: modelName,
+        image: modelImage,
+        ...(model.modelDataUrl ? { modelDataUrl: model.modelDataUrl } : {}),
+        ...(model.environment ? { environment: model.environment } : {}),
+        ...(model.modelDataDownloadTimeoutSeconds
+          ? { modelDataDownloadTimeoutSeconds: model.modelDataDownloadTimeoutSeconds }
+          : {}),
+        ...(model.ephemeralStorageGiB ? { ephemeralStorageGiB: model.ephemeralStorageGiB } : {}),
+      },
+      size,
+      this.platform(sidecarImage, logGroup),
+    );
+    applyLayout(definition, layout);
 
     acknowledge(
       definition,
@@ -294,6 +248,120 @@ export class ModelTasks extends Construct {
     );
     return definition;
   }
+
+  /**
+   * What Validate needs to run created models: read them (`reader`), register their task definitions
+   * under the family prefix and pass the task roles to ECS (`registrar`), and what the state machine
+   * needs to run those families (`runner`).
+   */
+  grantCreatedModels(o: {
+    reader: iam.IRole;
+    registrar: iam.IRole;
+    runner: iam.IRole;
+    clusterArn: string;
+  }): void {
+    const stack = Stack.of(this);
+    const families = stack.formatArn({
+      service: 'ecs',
+      resource: 'task-definition',
+      resourceName: `${this.createdModelLaunch.familyPrefix}*`,
+    });
+    this.storage.grant(o.reader, [this.createdModelsLocation], 'read');
+    o.registrar.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ['ecs:RegisterTaskDefinition'], resources: [families] }),
+    );
+    // DescribeTaskDefinition has no resource-level permissions: it finds a family registered before.
+    o.registrar.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ['ecs:DescribeTaskDefinition'], resources: ['*'] }),
+    );
+    o.registrar.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['iam:PassRole'],
+        resources: [this.taskRole.roleArn, this.executionRole.roleArn],
+        conditions: { StringEquals: { 'iam:PassedToService': 'ecs-tasks.amazonaws.com' } },
+      }),
+    );
+    o.runner.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['ecs:RunTask'],
+        resources: [families],
+        conditions: { ArnEquals: { 'ecs:cluster': o.clusterArn } },
+      }),
+    );
+    acknowledgeWildcards(o.registrar, [
+      {
+        finding: /^Resource::\*$/,
+        reason: 'ecs:DescribeTaskDefinition has no resource-level permissions; it only reads definitions.',
+      },
+      {
+        finding: /^Resource::.*:task-definition\/.*-created-\*$/,
+        reason:
+          "A created model's task definition family is `<prefix><hash of its layout>`, only known when a job uses the model; the prefix is this deployment's own.",
+      },
+      {
+        finding: /^Resource::.*\*$/,
+        reason:
+          "Created models are read from the deployment's models prefix (`models/*`): their names are chosen at run time.",
+      },
+    ]);
+    acknowledgeWildcards(o.runner, [
+      {
+        finding: /^Resource::.*:task-definition\/.*-created-\*$/,
+        reason:
+          "Task definitions of created models are registered at run time under this deployment's family prefix; RunTask is limited to this cluster.",
+      },
+    ]);
+  }
+
+  /** The execution role pulls created models' images: the ECR repositories the patterns name. */
+  private grantCreatedModelPulls(patterns: readonly string[] | undefined): void {
+    const stack = Stack.of(this);
+    const repositories = (patterns ?? [`${Aws.ACCOUNT_ID}.dkr.ecr.*.amazonaws.com/*`]).flatMap((p) => {
+      if (patterns === undefined)
+        return [stack.formatArn({ service: 'ecr', region: '*', resource: 'repository', resourceName: '*' })];
+      const ecrRepo = ecrRepositoryOfPattern(p);
+      return ecrRepo
+        ? [`arn:${Aws.PARTITION}:ecr:${ecrRepo.region}:${ecrRepo.account}:repository/${ecrRepo.repository}`]
+        : [];
+    });
+    if (repositories.length === 0) return;
+    this.executionRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ECR_PULL_ACTIONS, resources: repositories }),
+    );
+    this.executionRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ['ecr:GetAuthorizationToken'], resources: ['*'] }),
+    );
+  }
+
+  private platform(sidecarImage: string, logGroup: logs.ILogGroup): TaskPlatform {
+    return {
+      sidecarImage,
+      taskRoleArn: this.taskRole.roleArn,
+      executionRoleArn: this.executionRole.roleArn,
+      logGroup: logGroup.logGroupName,
+      region: Aws.REGION,
+    };
+  }
+}
+
+/**
+ * Sets the synthesized task definition's properties to the layout's. The L1 properties take ECS's
+ * own (camelCase) member names, so the layout goes in as it is, and cdk-nag checks what is deployed.
+ */
+function applyLayout(definition: ecs.TaskDefinition, layout: TaskDefinitionLayout): void {
+  const cfn = definition.node.defaultChild as ecs.CfnTaskDefinition;
+  cfn.family = layout.family;
+  cfn.taskRoleArn = layout.taskRoleArn;
+  cfn.executionRoleArn = layout.executionRoleArn;
+  cfn.networkMode = layout.networkMode;
+  cfn.requiresCompatibilities = [...layout.requiresCompatibilities];
+  cfn.cpu = layout.cpu;
+  cfn.memory = layout.memory;
+  cfn.runtimePlatform = layout.runtimePlatform;
+  cfn.ephemeralStorage = layout.ephemeralStorage;
+  cfn.volumes = layout.volumes as ecs.CfnTaskDefinition.VolumeProperty[];
+  cfn.containerDefinitions =
+    layout.containerDefinitions as ecs.CfnTaskDefinition.ContainerDefinitionProperty[];
 }
 
 function checkModel(name: string, model: ModelProps): void {

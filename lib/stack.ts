@@ -42,6 +42,14 @@ export class BatchTransformStack extends Stack {
       description: "Jobs' work locations (plan, progress, summary)",
       value: bt.workRoot,
     });
+    new CfnOutput(this, 'ModelsRoot', {
+      description: 'Models made with CreateModel (batch-transform api --stack)',
+      value: bt.modelTasks.createdModelsRoot,
+    });
+    new CfnOutput(this, 'CreatedModelImages', {
+      description: 'Image patterns a model made with CreateModel may use (JSON)',
+      value: this.toJsonString(bt.modelTasks.createdModels.images),
+    });
     new CfnOutput(this, 'Dashboard', { value: bt.monitoring.dashboard.dashboardName });
   }
 }

@@ -30,11 +30,18 @@ export function deploymentContext(config: DeploymentConfig): DeploymentContext {
 
 /**
  * Where and how a validated job's tasks run. Throws when the deployment has no task definition for
- * the job's model and capacity, which validation should have made impossible.
+ * the job's model and capacity, which validation should have made impossible. A created model
+ * (CreateModel) brings the task definition Validate registered for it and its own environment.
  */
-export function launchSpecFor(job: JobRef, config: DeploymentConfig): LaunchSpec {
+export function launchSpecFor(
+  job: JobRef,
+  config: DeploymentConfig,
+  created?: { readonly taskDefinition: string; readonly environment?: ModelSpec['environment'] },
+): LaunchSpec {
   const { launch, context } = config;
-  const defs = launch.taskDefinitions[job.modelName];
+  const defs = created
+    ? { fargate: created.taskDefinition, ec2: { [ec2TypeOf(job)]: created.taskDefinition } }
+    : launch.taskDefinitions[job.modelName];
   if (!defs)
     throw new DeploymentConfigError(`model "${job.modelName}" has no task definition in this deployment`);
   const capacity: Capacity = job.capacity;
@@ -57,7 +64,8 @@ export function launchSpecFor(job: JobRef, config: DeploymentConfig): LaunchSpec
       `job "${job.jobName}": instance type ${job.instanceType} (${capacity.kind === 'ec2' ? capacity.instanceType : 'Fargate'}) has no capacity provider or task definition for model "${job.modelName}" in this deployment`,
     );
   }
-  const declared: ModelSpec['environment'] = context.models[job.modelName]?.environment ?? {};
+  const declared: ModelSpec['environment'] =
+    (created ? created.environment : context.models[job.modelName]?.environment) ?? {};
   return {
     taskDefinition,
     capacityProviderStrategy: [{ CapacityProvider: provider, Weight: 1, Base: 0 }],
@@ -66,4 +74,8 @@ export function launchSpecFor(job: JobRef, config: DeploymentConfig): LaunchSpec
     memory: String(capacity.memoryMiB),
     modelEnvironment: job.modelEnvironment.filter((e) => declared[e.Name] !== e.Value),
   };
+}
+
+function ec2TypeOf(job: JobRef): string {
+  return job.capacity.kind === 'ec2' ? job.capacity.instanceType : '';
 }

@@ -1,7 +1,14 @@
-import { validateStage } from '../../src/lifecycle/validate';
+import { createdModelLayout, ensureTaskDefinition } from '../../src/lifecycle/created-models';
+import { validateJob } from '../../src/lifecycle/validate';
 import type { JobRef, ValidateEvent } from '../../src/contract/state';
 import type { LaunchSpec } from '../../src/contract/deployment';
-import { deploymentContext, launchSpecFor, readDeploymentConfig } from '../shared/deployment';
+import {
+  DeploymentConfigError,
+  deploymentContext,
+  launchSpecFor,
+  readDeploymentConfig,
+} from '../shared/deployment';
+import { EcsTaskDefinitions } from '../shared/ecs-task-definitions';
 import { deployedStorage } from '../shared/storage';
 
 /** What the Validate state sends: the execution input, whatever its shape, and the execution's name. */
@@ -10,14 +17,35 @@ export interface ValidateInvocation {
   readonly executionName?: string;
 }
 
+let registry: EcsTaskDefinitions | undefined;
+
 /**
  * The Validate step: checks the request (src/lifecycle/validate.ts), stores the normalized job and
- * returns the new state: the JobRef and where its tasks run.
+ * returns the new state: the JobRef and where its tasks run. A job whose model was made with
+ * CreateModel runs with a task definition registered here, from the declared models' layout.
  */
 export async function handler(event: ValidateInvocation): Promise<{ job: JobRef; launch: LaunchSpec }> {
   const config = readDeploymentConfig();
-  const job = await validateStage(validateEvent(event), deploymentContext(config), deployedStorage());
-  return { job, launch: launchSpecFor(job, config) };
+  const { job, createdModel } = await validateJob(
+    validateEvent(event),
+    deploymentContext(config),
+    deployedStorage(),
+  );
+  if (!createdModel) return { job, launch: launchSpecFor(job, config) };
+  const launch = config.launch.createdModels;
+  if (!launch) throw new DeploymentConfigError('this deployment names no way to run created models');
+  registry ??= new EcsTaskDefinitions();
+  const taskDefinition = await ensureTaskDefinition(
+    registry,
+    createdModelLayout(createdModel, job.capacity, launch),
+  );
+  return {
+    job,
+    launch: launchSpecFor(job, config, {
+      taskDefinition,
+      ...(createdModel.Environment ? { environment: createdModel.Environment } : {}),
+    }),
+  };
 }
 
 /**

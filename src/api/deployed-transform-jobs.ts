@@ -7,18 +7,45 @@ import { INSTANCE_CATALOG } from '../job/instances';
 import { JobValidationError } from '../job/problems';
 import type { TransformJobRequest } from '../job/schema';
 import { checkRequest } from '../job/validate';
+import { STACK_OUTPUTS } from '../client/deployment';
+import { defaultCreatedModelImages } from '../deploy/model-images';
 import { type ApiIdentity, identityOfArn } from './arns';
+import { ModelRegistry, StoredModels } from './model-registry';
 import type { JobView } from './job-description';
 import { type ListQuery, pageOf } from './listing';
 import { ApiError, validationError } from './protocol';
 import { nameInUse, stopTargetNotFound, type TransformJobs } from './transform-jobs';
 
 /**
- * Why CreateModel is refused with a deployed stack: there Validate resolves a job's ModelName from the
- * models the deployment declares; models created at run time (issue 12, §3) are not built yet.
+ * Why CreateModel is refused with a deployed stack whose models location is unknown: the server was
+ * given a state machine ARN, not a stack whose outputs name it.
  */
-export const DEPLOYED_CREATE_MODEL_REFUSAL =
-  "CreateModel is not available with a deployed stack yet: a job's ModelName must be a model the deployment declares (the BatchTransform construct's models prop)";
+export const DEPLOYED_MODELS_UNKNOWN =
+  "CreateModel needs the stack's models location: start the server with --stack NAME (its ModelsRoot output) or --models-root s3://<work bucket>/models/";
+
+/**
+ * The models of a deployed stack: kept in its models location (`s3://<work bucket>/models/`), where
+ * Validate finds them, with the images the stack allows created models to use. Both come from the
+ * stack's outputs (ModelsRoot, CreatedModelImages) unless given; without outputs the images default to
+ * the construct's default, ECR repositories of the stack's account.
+ */
+export async function deployedModelRegistry(
+  transformer: Transformer,
+  identity: ApiIdentity,
+  given: { readonly modelsRoot?: string; readonly allowedImages?: readonly string[] } = {},
+): Promise<ModelRegistry> {
+  const outputs = (await transformer.deployment()).outputs ?? {};
+  const root = given.modelsRoot ?? outputs[STACK_OUTPUTS.modelsRoot];
+  if (!root) return new ModelRegistry(identity, { createRefusal: DEPLOYED_MODELS_UNKNOWN });
+  const listed = outputs[STACK_OUTPUTS.createdModelImages];
+  const allowedImages =
+    given.allowedImages ??
+    (listed ? (JSON.parse(listed) as string[]) : defaultCreatedModelImages(identity.account));
+  return new ModelRegistry(identity, {
+    store: new StoredModels(transformer.storage(), root.endsWith('/') ? root : `${root}/`),
+    allowedImages,
+  });
+}
 
 /** The request members a description carries back, which the normalized job is rebuilt from. */
 const REQUEST_FIELDS = [

@@ -164,7 +164,7 @@ export class LocalTransformJobs implements TransformJobs {
    */
   async #modelFor(modelName: unknown): Promise<{ model: ModelSource; modelSpec?: ModelSpec }> {
     if (typeof modelName !== 'string') return { model: { kind: 'command', command: 'false' } }; // validation will refuse
-    const created = this.#o.models.get(modelName);
+    const created = await this.#o.models.get(modelName);
     const modelSpec = created ? modelSpecOf(created) : undefined;
     const command = this.#o.modelCommand
       ? ({ kind: 'command', command: this.#o.modelCommand } as const)

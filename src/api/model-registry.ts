@@ -2,14 +2,18 @@ import { z } from 'zod';
 import { LIST_MAX_RESULTS } from '../client/list';
 import { formatPath, type Problem } from '../job/problems';
 import { MODEL_NAME } from '../job/schema';
-import type { ModelSpec } from '../contract/deployment';
+import type { CreatedModel, ModelSpec } from '../contract/deployment';
+import { createdModelUri } from '../contract/layout';
+import { imageAllowed } from '../deploy/model-images';
+import type { Storage } from '../storage/storage';
+import { readJson, readJsonIfExists } from '../storage/json';
 import { type ApiIdentity, modelArn } from './arns';
 import { pageOf, type ListQuery } from './listing';
 import { ApiError, epochSeconds, validationError } from './protocol';
 
 /**
  * Models created with CreateModel, kept by the server (in memory: a local server's models live as
- * long as it does). Field names, limits and messages are SageMaker's (botocore's service model and
+ * long as it does; on a deployed stack in its models location, where Validate finds them). Field names, limits and messages are SageMaker's (botocore's service model and
  * the real service's error texts, docs/API.md).
  */
 
@@ -82,31 +86,96 @@ const CreateModelSchema = z.strictObject({
 });
 
 export type CreateModelRequest = z.infer<typeof CreateModelSchema>;
-type Container = z.infer<typeof ContainerSchema>;
 
-export interface ModelRecord {
-  readonly request: CreateModelRequest;
-  /** The one container, whichever member gave it. */
-  readonly container: Container;
-  readonly arn: string;
-  readonly creationTime: string;
+/**
+ * Where the server keeps created models: in memory (`--local`: they live as long as the server), or
+ * in a deployed stack's models location (`StoredModels`), where Validate reads them.
+ */
+export interface ModelStore {
+  /** Keeps the model unless one of that name is kept, atomically: false then. */
+  add(model: CreatedModel): Promise<boolean>;
+  get(name: string): Promise<CreatedModel | undefined>;
+  remove(name: string): Promise<void>;
+  all(): Promise<CreatedModel[]>;
+}
+
+export class MemoryModels implements ModelStore {
+  readonly #models = new Map<string, CreatedModel>();
+  async add(model: CreatedModel): Promise<boolean> {
+    if (this.#models.has(model.ModelName)) return false;
+    this.#models.set(model.ModelName, model);
+    return true;
+  }
+  async get(name: string): Promise<CreatedModel | undefined> {
+    return this.#models.get(name);
+  }
+  async remove(name: string): Promise<void> {
+    this.#models.delete(name);
+  }
+  async all(): Promise<CreatedModel[]> {
+    return [...this.#models.values()];
+  }
+}
+
+/**
+ * Models kept as `<root><ModelName>.json` (a deployed stack's `s3://<work bucket>/models/`), written
+ * with `If-None-Match: *` so that of two CreateModel calls with one name exactly one succeeds.
+ */
+export class StoredModels implements ModelStore {
+  constructor(
+    private readonly storage: Storage,
+    private readonly root: string,
+  ) {}
+  async add(model: CreatedModel): Promise<boolean> {
+    return this.storage.putIfAbsent(
+      createdModelUri(this.root, model.ModelName),
+      `${JSON.stringify(model)}\n`,
+      {
+        contentType: 'application/json',
+      },
+    );
+  }
+  async get(name: string): Promise<CreatedModel | undefined> {
+    if (!MODEL_NAME.test(name)) return undefined;
+    return readJsonIfExists<CreatedModel>(this.storage, createdModelUri(this.root, name));
+  }
+  async remove(name: string): Promise<void> {
+    await this.storage.delete(createdModelUri(this.root, name));
+  }
+  async all(): Promise<CreatedModel[]> {
+    const models: CreatedModel[] = [];
+    for await (const o of this.storage.list(this.root)) {
+      if (o.uri.endsWith('.json')) models.push(await readJson<CreatedModel>(this.storage, o.uri));
+    }
+    return models;
+  }
+}
+
+export interface ModelRegistryOptions {
+  /** @default in memory */
+  readonly store?: ModelStore;
+  /** When set, CreateModel is refused with this reason (a deployed stack whose models location is unknown). */
+  readonly createRefusal?: string;
+  /**
+   * Image patterns a created model may use (src/deploy/model-images.ts); a container must then name
+   * its Image. @default any image, and none needed (local runs serve example models by name)
+   */
+  readonly allowedImages?: readonly string[];
 }
 
 export class ModelRegistry {
-  readonly #models = new Map<string, ModelRecord>();
+  readonly #store: ModelStore;
 
-  /**
-   * @param createRefusal when set, CreateModel is refused with this reason (a deployed stack resolves
-   * ModelName from the models its deployment declares; models created at run time are not built yet).
-   */
   constructor(
     readonly identity: ApiIdentity,
-    readonly createRefusal?: string,
-  ) {}
+    readonly options: ModelRegistryOptions = {},
+  ) {
+    this.#store = options.store ?? new MemoryModels();
+  }
 
   /** CreateModel: checks the request (every problem with its field path) and keeps the model. */
-  create(body: Record<string, unknown>): { ModelArn: string } {
-    if (this.createRefusal) throw new ApiError('ValidationException', this.createRefusal);
+  async create(body: Record<string, unknown>): Promise<{ ModelArn: string }> {
+    if (this.options.createRefusal) throw new ApiError('ValidationException', this.options.createRefusal);
     const parsed = CreateModelSchema.safeParse(body);
     const problems: Problem[] = parsed.success
       ? []
@@ -121,6 +190,7 @@ export class ModelRegistry {
       });
     else if (given.length > 1 && body.PrimaryContainer !== undefined && Array.isArray(body.Containers))
       problems.push({ path: 'Containers', message: 'give PrimaryContainer or Containers, not both' });
+    if (parsed.success) problems.push(...this.imageProblems(parsed.data));
     if (problems.length > 0 || !parsed.success)
       throw validationError(
         dedupe(problems),
@@ -128,21 +198,45 @@ export class ModelRegistry {
       );
     const request = parsed.data;
     const arn = modelArn(this.identity, request.ModelName);
-    if (this.#models.has(request.ModelName))
+    const container = (request.PrimaryContainer ?? request.Containers?.[0])!;
+    const model: CreatedModel = {
+      ModelName: request.ModelName,
+      Image: container.Image ?? '',
+      ...(container.ModelDataUrl ? { ModelDataUrl: container.ModelDataUrl } : {}),
+      ...(container.Environment ? { Environment: container.Environment } : {}),
+      ModelArn: arn,
+      CreationTime: new Date().toISOString(),
+      request,
+    };
+    if (!(await this.#store.add(model)))
       // The real service's words (the SageMaker Python SDK matches on them).
       throw new ApiError('ValidationException', `Cannot create already existing model "${arn}".`);
-    const container = (request.PrimaryContainer ?? request.Containers?.[0])!;
-    this.#models.set(request.ModelName, { request, container, arn, creationTime: new Date().toISOString() });
     return { ModelArn: arn };
   }
 
-  get(name: string): ModelRecord | undefined {
-    return this.#models.get(name);
+  /** With an image policy (a deployed stack): the container's Image is required and must be allowed. */
+  private imageProblems(request: CreateModelRequest): Problem[] {
+    const allowed = this.options.allowedImages;
+    if (!allowed) return [];
+    const path = request.PrimaryContainer ? 'PrimaryContainer.Image' : 'Containers[0].Image';
+    const image = (request.PrimaryContainer ?? request.Containers?.[0])?.Image;
+    if (!image) return [{ path, message: 'a model on a deployed stack needs its container image' }];
+    if (imageAllowed(image, allowed)) return [];
+    return [
+      {
+        path,
+        message: `the image ${JSON.stringify(image)} is not one this deployment allows created models to use (allowed: ${allowed.join(', ') || 'none'}; the construct's createdModelImages)`,
+      },
+    ];
+  }
+
+  get(name: string): Promise<CreatedModel | undefined> {
+    return this.#store.get(name);
   }
 
   /** The model, or SageMaker's ValidationException for a missing one. */
-  require(name: unknown): ModelRecord {
-    const found = typeof name === 'string' ? this.#models.get(name) : undefined;
+  async require(name: unknown): Promise<CreatedModel> {
+    const found = typeof name === 'string' ? await this.#store.get(name) : undefined;
     if (!found) throw this.notFound(name);
     return found;
   }
@@ -154,26 +248,25 @@ export class ModelRegistry {
     );
   }
 
-  describe(body: Record<string, unknown>): Record<string, unknown> {
-    const m = this.require(body.ModelName);
+  async describe(body: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const m = await this.require(body.ModelName);
     const { Tags: _tags, ...rest } = m.request;
-    return { ...rest, ModelArn: m.arn, CreationTime: epochSeconds(m.creationTime) };
+    return { ...rest, ModelArn: m.ModelArn, CreationTime: epochSeconds(m.CreationTime) };
   }
 
-  delete(body: Record<string, unknown>): Record<string, never> {
-    const m = this.require(body.ModelName);
-    this.#models.delete(m.request.ModelName);
+  async delete(body: Record<string, unknown>): Promise<Record<string, never>> {
+    const m = await this.require(body.ModelName);
+    await this.#store.remove(m.ModelName);
     return {};
   }
 
-  list(q: ListQuery): Record<string, unknown> {
+  async list(q: ListQuery): Promise<Record<string, unknown>> {
     const descending = (q.SortOrder ?? 'Descending') === 'Descending';
-    const key = (m: ModelRecord) => (q.SortBy === 'Name' ? m.request.ModelName : m.creationTime);
-    const all = [...this.#models.values()]
+    const key = (m: CreatedModel) => (q.SortBy === 'Name' ? m.ModelName : m.CreationTime);
+    const all = (await this.#store.all())
       .filter((m) => {
-        const t = Date.parse(m.creationTime);
-        if (q.NameContains && !m.request.ModelName.toLowerCase().includes(q.NameContains.toLowerCase()))
-          return false;
+        const t = Date.parse(m.CreationTime);
+        if (q.NameContains && !m.ModelName.toLowerCase().includes(q.NameContains.toLowerCase())) return false;
         // ListModels' CreationTimeAfter is "greater than or equal" (its API reference), unlike the jobs' filter.
         if (q.CreationTimeAfter && t < q.CreationTimeAfter.getTime()) return false;
         if (q.CreationTimeBefore && t >= q.CreationTimeBefore.getTime()) return false;
@@ -181,15 +274,15 @@ export class ModelRegistry {
       })
       .sort((a, b) => {
         // Names are unique, so the name breaks ties and pages never overlap.
-        const order = compare(key(a), key(b)) || compare(a.request.ModelName, b.request.ModelName);
+        const order = compare(key(a), key(b)) || compare(a.ModelName, b.ModelName);
         return descending ? -order : order;
       });
     const page = pageOf(all, q.MaxResults ?? LIST_MAX_RESULTS.default, q.NextToken);
     return {
       Models: page.items.map((m) => ({
-        ModelName: m.request.ModelName,
-        ModelArn: m.arn,
-        CreationTime: epochSeconds(m.creationTime),
+        ModelName: m.ModelName,
+        ModelArn: m.ModelArn,
+        CreationTime: epochSeconds(m.CreationTime),
       })),
       ...(page.nextToken ? { NextToken: page.nextToken } : {}),
     };
@@ -197,11 +290,11 @@ export class ModelRegistry {
 }
 
 /** What a job run needs of a created model: its image, artifacts and environment. */
-export function modelSpecOf(m: ModelRecord): ModelSpec {
+export function modelSpecOf(m: CreatedModel): ModelSpec {
   return {
-    ...(m.container.Image ? { image: m.container.Image } : {}),
-    ...(m.container.ModelDataUrl ? { modelDataUrl: m.container.ModelDataUrl } : {}),
-    ...(m.container.Environment ? { environment: m.container.Environment } : {}),
+    ...(m.Image ? { image: m.Image } : {}),
+    ...(m.ModelDataUrl ? { modelDataUrl: m.ModelDataUrl } : {}),
+    ...(m.Environment ? { environment: m.Environment } : {}),
   };
 }
 

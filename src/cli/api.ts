@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_REGION, LOCAL_ACCOUNT } from '../api/arns';
-import { DEPLOYED_CREATE_MODEL_REFUSAL, DeployedTransformJobs } from '../api/deployed-transform-jobs';
+import { DeployedTransformJobs, deployedModelRegistry } from '../api/deployed-transform-jobs';
 import { LocalTransformJobs } from '../api/local-transform-jobs';
 import { ModelRegistry } from '../api/model-registry';
 import { startApiServer } from '../api/server';
@@ -24,6 +24,7 @@ interface ApiOptions {
   modelCommand?: string;
   endpointUrl?: string;
   workDir?: string;
+  modelsRoot?: string;
 }
 
 export function registerApi(program: Command, setExit: (code: number) => void): void {
@@ -38,6 +39,10 @@ export function registerApi(program: Command, setExit: (code: number) => void): 
     .option(
       '--profile <profile>',
       'with a deployed stack: a profile of the AWS config files (default: AWS_PROFILE)',
+    )
+    .option(
+      '--models-root <uri>',
+      'with --state-machine-arn: where the stack keeps created models (its ModelsRoot output, s3://<work bucket>/models/); --stack reads it from the stack',
     )
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option('--port <n>', 'port to listen on (0: any free port)', parsePort, 8080)
@@ -78,6 +83,7 @@ Example:
         );
       if (deployed && (opts.modelCommand || opts.endpointUrl || opts.workDir))
         throw new CliError('--model-command, --endpoint-url and --work-dir go with --local only');
+      if (!deployed && opts.modelsRoot) throw new CliError('--models-root goes with a deployed stack only');
       const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
       let jobs: TransformJobs;
       let models: ModelRegistry;
@@ -96,7 +102,9 @@ Example:
           transformer.close();
           throw new CliError((e as Error).message);
         }
-        models = new ModelRegistry(jobs.identity, DEPLOYED_CREATE_MODEL_REFUSAL);
+        models = await deployedModelRegistry(transformer, jobs.identity, {
+          ...(opts.modelsRoot ? { modelsRoot: opts.modelsRoot } : {}),
+        });
       } else {
         const region =
           opts.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? DEFAULT_REGION;

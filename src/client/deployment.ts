@@ -12,6 +12,10 @@ export const STACK_OUTPUTS = {
   stateMachineArn: 'StateMachineArn',
   dataBucket: 'DataBucket',
   workRoot: 'WorkRoot',
+  /** Where models made with CreateModel are kept (`batch-transform api` writes them there). */
+  modelsRoot: 'ModelsRoot',
+  /** The image patterns created models may use, as JSON. */
+  createdModelImages: 'CreatedModelImages',
   dashboard: 'Dashboard',
 } as const;
 

@@ -24,6 +24,51 @@ export interface DeploymentContext {
   readonly jobNamesRoot?: string;
   /** Local runs accept file:// locations and run every instance type locally. */
   readonly local: boolean;
+  /** Models made with CreateModel: where they are kept and which images they may use. @default none */
+  readonly createdModels?: CreatedModelPolicy;
+}
+
+/**
+ * Which models CreateModel may make on a deployed stack. They are kept beside the jobs' work root,
+ * `createdModelsRoot(workRoot)` (src/contract/layout.ts): derived, not carried, because this document
+ * must fit a Lambda environment.
+ */
+export interface CreatedModelPolicy {
+  /**
+   * Image URI patterns a created model may use; `*` matches any run of characters, except `/` in
+   * the registry's host name (src/deploy/model-images.ts).
+   */
+  readonly images: readonly string[];
+}
+
+/** A model made with CreateModel on a deployed stack, as stored at `createdModelUri`. */
+export interface CreatedModel {
+  readonly ModelName: string;
+  readonly Image: string;
+  readonly ModelDataUrl?: string;
+  readonly Environment?: Readonly<Record<string, string>>;
+  readonly ModelArn: string;
+  /** ISO 8601. */
+  readonly CreationTime: string;
+  /** The CreateModel request as it was given: DescribeModel answers with it. */
+  readonly request: Readonly<Record<string, unknown>>;
+}
+
+/** What every model task gets from its deployment: its roles, the sidecar, where its logs go. */
+export interface TaskPlatform {
+  readonly sidecarImage: string;
+  readonly taskRoleArn: string;
+  readonly executionRoleArn: string;
+  /** The awslogs group of every container. */
+  readonly logGroup: string;
+  readonly region: string;
+}
+
+/** What registering a created model's task definitions takes. */
+export interface CreatedModelLaunch {
+  /** Every such family is `<familyPrefix><layout hash>`: IAM scopes RegisterTaskDefinition and RunTask to it. */
+  readonly familyPrefix: string;
+  readonly platform: TaskPlatform;
 }
 
 /**
@@ -57,6 +102,8 @@ export interface LaunchTargets {
   >;
   /** Task networking. EC2 tasks in awsvpc mode cannot take a public IP, so the two may differ. */
   readonly network: { readonly fargate: AwsvpcConfiguration; readonly ec2: AwsvpcConfiguration };
+  /** How Validate registers the task definition of a created model. @default created models cannot run */
+  readonly createdModels?: CreatedModelLaunch;
 }
 
 /** Everything the RunTask state needs that depends on the job: carried in the state as `$.launch`. */

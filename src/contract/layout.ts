@@ -27,6 +27,18 @@ export function jobWorkUri(workRoot: string, jobName: string): string {
 /** The record that reserves a job name: created once, with a conditional write, and never removed. */
 export const jobNameUri = (jobNamesRoot: string, jobName: string) => joinUri(jobNamesRoot, `${jobName}.json`);
 
+/**
+ * `s3://<work bucket>/models/`: where a deployed stack keeps the models made with CreateModel, beside
+ * the jobs' work root (`s3://<work bucket>/jobs/`) and outside the prefix that expires.
+ */
+export function createdModelsRoot(workRoot: string): string {
+  return workRoot.replace(/[^/]+\/$/, 'models/');
+}
+
+/** Where a model made with CreateModel on a deployed stack is kept (`createdModelsRoot`). */
+export const createdModelUri = (modelsRoot: string, modelName: string) =>
+  joinUri(modelsRoot, `${modelName}.json`);
+
 export const planUri = (work: string) => joinUri(work, 'plan.json');
 /** A partition's document, found from the plan's location (what a sidecar is told: PLAN_URI). */
 export const partitionWorkUriOfPlan = (plan: string, partition: number) =>

@@ -7,7 +7,10 @@ import { jobNameUri, jobWorkUri } from '../contract/layout';
 import type { Storage } from '../storage/storage';
 import { joinUri } from '../storage/uri';
 import { readJsonIfExists, writeJson } from '../storage/json';
-import type { DeploymentContext, ModelSpec } from '../contract/deployment';
+import type { CreatedModel, DeploymentContext, ModelSpec } from '../contract/deployment';
+import { imageAllowed } from '../deploy/model-images';
+import { MODEL_NAME } from '../job/schema';
+import { readCreatedModel } from './created-models';
 import type { JobRef, ValidateEvent } from '../contract/state';
 import { negotiateParameters } from '../contract/parameters';
 import { checkResumeFrom } from './resume';
@@ -32,13 +35,29 @@ export async function validateStage(
   ctx: DeploymentContext,
   storage: Storage,
 ): Promise<JobRef> {
+  return (await validateJob(event, ctx, storage)).job;
+}
+
+/**
+ * validateStage, also answering with the created model (CreateModel on a deployed stack) the job's
+ * ModelName resolved to, when it is not one the deployment declares: Validate registers its task
+ * definition.
+ */
+export async function validateJob(
+  event: ValidateEvent,
+  ctx: DeploymentContext,
+  storage: Storage,
+): Promise<{ job: JobRef; createdModel?: CreatedModel }> {
   const scheduled = event.scheduledTime ? new Date(event.scheduledTime) : undefined;
   const request = scheduled ? expandScheduled(event.request, scheduled) : event.request;
+  const createdModel = await createdModelOf(request, ctx, storage);
   const result = checkRequest(request, {
     enabledInstanceTypes: ctx.enabledInstanceTypes,
     maxInstanceCount: ctx.maxInstanceCount,
     local: ctx.local,
-    ...(ctx.local ? {} : { modelNames: Object.keys(ctx.models) }),
+    ...(ctx.local
+      ? {}
+      : { modelNames: [...Object.keys(ctx.models), ...(createdModel ? [createdModel.ModelName] : [])] }),
   });
   const name = (request as { TransformJobName?: unknown } | null)?.TransformJobName;
   if (!result.ok) throw new JobValidationError(result.problems, typeof name === 'string' ? name : undefined);
@@ -56,7 +75,17 @@ export async function validateStage(
       message: `the execution is named "${event.executionName}" but the request names the job "${job.TransformJobName}"; start the execution with the job's name (or leave the name empty)`,
     });
   }
-  const model = ctx.models[job.ModelName] ?? {};
+  if (createdModel && !imageAllowed(createdModel.Image, ctx.createdModels?.images ?? [])) {
+    problems.push({
+      path: 'ModelName',
+      message: `model "${createdModel.ModelName}" has the image ${JSON.stringify(createdModel.Image)}, which this deployment does not allow created models to use (allowed: ${(ctx.createdModels?.images ?? []).join(', ') || 'none'}; the construct's createdModelImages)`,
+    });
+  }
+  const model: ModelSpec = createdModel
+    ? createdModel.Environment
+      ? { environment: createdModel.Environment }
+      : {}
+    : (ctx.models[job.ModelName] ?? {});
   const modelEnvironment = modelEnvironmentFor(job, model);
   const overridesSize = JSON.stringify(modelEnvironment).length;
   if (!ctx.local && overridesSize > ECS_OVERRIDES_BUDGET) {
@@ -84,7 +113,7 @@ export async function validateStage(
     ...(resume.resumeFrom ? { resumeFrom: resume.resumeFrom } : {}),
   };
   await writeJson(storage, jobUri, stored);
-  return {
+  const ref: JobRef = {
     jobName: job.TransformJobName,
     jobUri,
     workUri,
@@ -96,6 +125,22 @@ export async function validateStage(
     modelEnvironment,
     creationTime,
   };
+  return { job: ref, ...(createdModel ? { createdModel } : {}) };
+}
+
+/**
+ * The created model a request names, when the deployment keeps created models and declares no model
+ * of that name (a declared model wins: its task definitions were deployed with the stack).
+ */
+async function createdModelOf(
+  request: unknown,
+  ctx: DeploymentContext,
+  storage: Storage,
+): Promise<CreatedModel | undefined> {
+  const name = (request as { ModelName?: unknown } | null)?.ModelName;
+  if (ctx.local || !ctx.createdModels || typeof name !== 'string' || !MODEL_NAME.test(name)) return undefined;
+  if (Object.hasOwn(ctx.models, name)) return undefined;
+  return readCreatedModel(storage, ctx.workRoot, name);
 }
 
 /** What a job-name reservation holds (`jobNameUri`). */

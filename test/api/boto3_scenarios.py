@@ -292,6 +292,37 @@ def deployed(args):
     }
 
 
+def deployed_model(args):
+    """CreateModel on a deployed stack, then two jobs with the created model, then DeleteModel."""
+    sm = boto3.client("sagemaker")
+    name = args["model"]
+    container = {"Image": args["image"], "Environment": args["environment"]}
+    created = sm.create_model(ModelName=name, PrimaryContainer=container)
+    duplicate = error_of(lambda: sm.create_model(ModelName=name, PrimaryContainer=container))
+    refused_image = error_of(
+        lambda: sm.create_model(ModelName=name + "-other", PrimaryContainer={"Image": args["refusedImage"]})
+    )
+    described_model = sm.describe_model(ModelName=name)
+    listed_models = sm.list_models()
+    jobs = []
+    for request in args["requests"]:
+        sm.create_transform_job(**request)
+        waited = wait(sm, request["TransformJobName"])
+        described = sm.describe_transform_job(TransformJobName=request["TransformJobName"])
+        jobs.append({"waited": waited, "status": described["TransformJobStatus"], "reason": described.get("FailureReason")})
+    deleted = sm.delete_model(ModelName=name)
+    return {
+        "created": clean(created),
+        "duplicate": duplicate,
+        "refusedImage": refused_image,
+        "describedModel": clean(described_model),
+        "listedModels": [m["ModelName"] for m in listed_models["Models"]],
+        "jobs": jobs,
+        "deleted": clean(deleted),
+        "describeDeleted": error_of(lambda: sm.describe_model(ModelName=name)),
+    }
+
+
 if __name__ == "__main__":
     scenario = {
         "seed": seed,
@@ -302,5 +333,6 @@ if __name__ == "__main__":
         "errors": errors,
         "missing-model": missing_model,
         "deployed": deployed,
+        "deployed-model": deployed_model,
     }[sys.argv[1]]
     print(json.dumps(scenario(json.loads(sys.argv[2])), default=encode))

@@ -1,13 +1,12 @@
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { identityOfArn } from '../../src/api/arns';
-import { DEPLOYED_CREATE_MODEL_REFUSAL, DeployedTransformJobs } from '../../src/api/deployed-transform-jobs';
-import { ModelRegistry } from '../../src/api/model-registry';
+import { DeployedTransformJobs, deployedModelRegistry } from '../../src/api/deployed-transform-jobs';
 import { type ApiServer, startApiServer } from '../../src/api/server';
 import { Transformer } from '../../src/client/transformer';
 import { SIDECAR_ENTRY } from '../../src/local/worker';
 import type { BatchTransformProps } from '../../lib/batch-transform';
-import { stateMachineDefinition } from '../cdk/definition';
+import { resolve, stateMachineDefinition } from '../cdk/definition';
 import { bucketName, bucketNames, lambdaStates } from '../cdk/local-deployment';
 import { LocalEcs } from '../cdk/local-ecs';
 import { STATE_NAMES as S } from '../cdk/local-execution';
@@ -41,6 +40,8 @@ const props: BatchTransformProps = {
     echo: { image: ecs.ContainerImage.fromRegistry(MODEL_IMAGE), environment: { TEST_MODEL_UPPERCASE: '1' } },
   },
   sidecarImage: ecs.ContainerImage.fromRegistry(SIDECAR_IMAGE),
+  // Created models may use the test registry's images (the default is the account's ECR repositories).
+  createdModelImages: ['registry.invalid/*'],
 };
 
 describe.skipIf(missingBoto3 !== undefined)(
@@ -52,6 +53,7 @@ describe.skipIf(missingBoto3 !== undefined)(
     let sfn: LocalStepFunctions;
     let api: ApiServer;
     let data: string;
+    let modelsRoot: string;
 
     beforeAll(async () => {
       const starting = startS3Server({ buckets: [] });
@@ -87,12 +89,24 @@ describe.skipIf(missingBoto3 !== undefined)(
         // The Distributed Map's ItemReader: the same GetObject of the plan's partition items.
         async ({ Bucket, Key }) => JSON.parse((await s3.storage.readAll(`s3://${Bucket}/${Key}`)).toString()),
       );
-      const jobs = await DeployedTransformJobs.open(
-        new Transformer({ stateMachineArn: STATE_MACHINE_ARN, clients: { sfn } }),
-      );
+      const transformer = new Transformer({
+        stateMachineArn: STATE_MACHINE_ARN,
+        clients: { sfn },
+        storage: s3.storage,
+      });
+      const jobs = await DeployedTransformJobs.open(transformer);
+      // What `api --stack` reads from the stack's ModelsRoot and CreatedModelImages outputs.
+      const created = synth.construct.modelTasks.createdModels;
+      modelsRoot = resolve(
+        synth.stack.resolve(synth.construct.modelTasks.createdModelsRoot),
+        synth.json,
+      ) as string;
       api = await startApiServer({
         jobs,
-        models: new ModelRegistry(identityOfArn(STATE_MACHINE_ARN)!, DEPLOYED_CREATE_MODEL_REFUSAL),
+        models: await deployedModelRegistry(transformer, identityOfArn(STATE_MACHINE_ARN)!, {
+          modelsRoot,
+          allowedImages: created.images,
+        }),
         port: 0,
       });
       // Synthesis is CPU-bound: on a busy two-core machine it alone can take half a minute.
@@ -154,13 +168,86 @@ describe.skipIf(missingBoto3 !== undefined)(
         expect.objectContaining({ TransformJobName: name, TransformJobStatus: 'Completed' }),
       ]);
       expect(r.duplicate.code).toBe('ResourceInUse');
-      expect(r.createModel.code).toBe('ValidationException');
       const outputs: Record<string, string> = {};
       for await (const o of s3.storage.list(`s3://${data}/output/${name}/`))
         outputs[o.uri.slice(`s3://${data}/output/${name}/`.length)] = (
           await s3.storage.readAll(o.uri)
         ).toString('utf8');
       expect(outputs).toEqual({ 'a.csv.out': 'ONE,1\nTWO,2\n', 'b.csv.out': 'THREE,3\n' });
+    }, 300_000);
+
+    it("runs create_model, then jobs with the created model on a task definition registered once from the declared models' layout, then delete_model", async () => {
+      const model = 'created-echo';
+      const names = ['created-model-a', 'created-model-b'];
+      const requests = names.map((name) => ({
+        TransformJobName: name,
+        ModelName: model,
+        TransformInput: {
+          DataSource: { S3DataSource: { S3DataType: 'S3Prefix', S3Uri: `s3://${data}/input/${name}/` } },
+          ContentType: 'text/csv',
+          SplitType: 'Line',
+        },
+        TransformOutput: { S3OutputPath: `s3://${data}/output/${name}/`, AssembleWith: 'Line' },
+        TransformResources: { InstanceType: 'ml.m5.large', InstanceCount: 1 },
+      }));
+      for (const name of names) await s3.seed(data, [[`input/${name}/a.csv`, `${name},1\n`]]);
+      const registrationsBefore = localEcs.apiCalls.filter(
+        (c) => c.action === 'RegisterTaskDefinition',
+      ).length;
+
+      const out = await run(
+        'python3',
+        [
+          SCENARIOS,
+          'deployed-model',
+          JSON.stringify({
+            model,
+            image: MODEL_IMAGE,
+            environment: { TEST_MODEL_UPPERCASE: '1' },
+            refusedImage: 'docker.io/library/someone-elses:1',
+            requests,
+          }),
+        ],
+        clientEnv(api.url),
+        240_000,
+      );
+      const r = JSON.parse(out.trim().split('\n').pop()!);
+      const modelArn = `arn:aws:sagemaker:eu-west-1:123456789012:model/${model}`;
+      expect(r.created).toEqual({ ModelArn: modelArn });
+      expect(r.duplicate).toEqual({
+        code: 'ValidationException',
+        message: `Cannot create already existing model "${modelArn}".`,
+      });
+      expect(r.refusedImage.code).toBe('ValidationException');
+      expect(r.refusedImage.message).toContain('PrimaryContainer.Image');
+      expect(r.describedModel).toMatchObject({
+        ModelName: model,
+        ModelArn: modelArn,
+        PrimaryContainer: { Image: MODEL_IMAGE, Environment: { TEST_MODEL_UPPERCASE: '1' } },
+      });
+      expect(r.listedModels).toEqual([model]);
+      expect(r.jobs).toEqual(names.map(() => ({ waited: 'success', status: 'Completed', reason: null })));
+      for (const name of names) {
+        // The created model's Environment reached the model: it upper-cases.
+        expect((await s3.storage.readAll(`s3://${data}/output/${name}/a.csv.out`)).toString()).toBe(
+          `${name.toUpperCase()},1\n`,
+        );
+      }
+
+      // One registration for both jobs, in the created models' family, run by both jobs' tasks.
+      const registrations = localEcs.apiCalls.filter((c) => c.action === 'RegisterTaskDefinition');
+      expect(registrations.length - registrationsBefore).toBe(1);
+      const prefix = synth.construct.modelTasks.createdModelLaunch.familyPrefix;
+      const family = String(registrations.at(-1)!.input.family);
+      expect(family.startsWith(prefix)).toBe(true);
+      const tasks = localEcs.tasks.filter((t) => names.includes(t.startedBy));
+      expect(tasks.map((t) => t.taskDefinitionArn)).toEqual(
+        names.map(() => expect.stringContaining(`:task-definition/${family}:1`)),
+      );
+
+      expect(r.deleted).toEqual({});
+      expect(r.describeDeleted.code).toBe('ValidationException');
+      expect(await s3.storage.head(`${modelsRoot}${model}.json`)).toBeUndefined();
     }, 300_000);
   },
 );

@@ -197,6 +197,11 @@ export class LocalEcs implements EcsEmulation {
   readonly #server: http.Server;
   readonly #tasks: Task[] = [];
   readonly #attempts = new Map<string, number>();
+  /** Task definitions registered through the endpoint (RegisterTaskDefinition), by ARN, as template resources. */
+  readonly #registered = new Map<
+    string,
+    { Type: 'AWS::ECS::TaskDefinition'; Properties: Cfn; family: string }
+  >();
   /** Every ECS API call the endpoint answered, in order. */
   readonly apiCalls: EcsApiCall[] = [];
 
@@ -274,7 +279,8 @@ export class LocalEcs implements EcsEmulation {
     const clusterId = this.#clusterId(cluster);
     const taskDefinitionArn = String(params.TaskDefinition ?? '');
     const definitionId = /:task-definition\/([A-Za-z0-9]+):\d+$/.exec(taskDefinitionArn)?.[1];
-    const definition = definitionId ? template.Resources[definitionId] : undefined;
+    const registered = this.#registered.get(taskDefinitionArn);
+    const definition = registered ?? (definitionId ? template.Resources[definitionId] : undefined);
     if (definition?.Type !== 'AWS::ECS::TaskDefinition') {
       throw new NamedError('ECS.ClientException', `TaskDefinition not found: ${taskDefinitionArn}`);
     }
@@ -295,7 +301,9 @@ export class LocalEcs implements EcsEmulation {
       );
     }
 
-    const properties = resolve(definition.Properties as Cfn, template) as Cfn;
+    const properties = (
+      registered ? definition.Properties : resolve(definition.Properties as Cfn, template)
+    ) as Cfn;
     const defs = properties.ContainerDefinitions as Cfn[];
     const byName = new Map<string, Cfn>(defs.map((d) => [d.Name, d]));
     for (const o of overrides.ContainerOverrides ?? []) {
@@ -561,6 +569,42 @@ export class LocalEcs implements EcsEmulation {
           });
         void this.#stopTask(task, 'UserInitiated', String(input.reason ?? 'Task stopped by user'));
         return sendJson(res, 200, { task: this.#describe(task) });
+      }
+      case 'RegisterTaskDefinition': {
+        const family = String(input.family ?? '');
+        if (!/^[A-Za-z0-9_-]{1,255}$/.test(family))
+          return sendJson(res, 400, {
+            __type: 'ClientException',
+            message: `Family contains invalid characters or is too long: ${family}`,
+          });
+        const revision = [...this.#registered.values()].filter((d) => d.family === family).length + 1;
+        const arn = `arn:${PLACEHOLDER_ENV.partition}:ecs:${PLACEHOLDER_ENV.region}:${PLACEHOLDER_ENV.account}:task-definition/${family}:${revision}`;
+        this.#registered.set(arn, {
+          Type: 'AWS::ECS::TaskDefinition',
+          Properties: pascalCase(input),
+          family,
+        });
+        return sendJson(res, 200, {
+          taskDefinition: { ...input, taskDefinitionArn: arn, revision, status: 'ACTIVE' },
+        });
+      }
+      case 'DescribeTaskDefinition': {
+        const wanted = String(input.taskDefinition ?? '');
+        const found = [...this.#registered.entries()]
+          .filter(([arn, d]) => arn === wanted || d.family === wanted)
+          .at(-1);
+        if (!found)
+          return sendJson(res, 400, {
+            __type: 'ClientException',
+            message: 'Unable to describe task definition.',
+          });
+        return sendJson(res, 200, {
+          taskDefinition: {
+            ...camelCase(found[1].Properties),
+            taskDefinitionArn: found[0],
+            status: 'ACTIVE',
+          },
+        });
       }
       default:
         return sendJson(res, 400, {

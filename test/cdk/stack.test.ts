@@ -95,12 +95,18 @@ describe('the project stack', () => {
     expect(NODE_IMAGE).toMatch(/^node:(22|24)-[a-z]+-slim@sha256:[0-9a-f]{64}$/);
   });
 
-  it('tells the deployer where to start jobs and find their data', () => {
+  it('tells the deployer where to start jobs and find their data, and `api --stack` where created models go', () => {
     expect(Object.keys(template.Outputs).sort()).toEqual([
+      'CreatedModelImages',
       'Dashboard',
       'DataBucket',
+      'ModelsRoot',
       'StateMachineArn',
       'WorkRoot',
     ]);
+    // The work bucket, outside the expiring jobs/ prefix.
+    expect(JSON.stringify(template.Outputs.ModelsRoot.Value)).toMatch(
+      /"s3:\/\/",\{"Ref":"[A-Za-z0-9]*Work[A-Za-z0-9]*"\},"\/models\/"/,
+    );
   });
 });

@@ -6,6 +6,7 @@
  *            │ ListMultipartUploads, AbortMultipartUpload    (s3rver: 501 / 405)
  *            │ NoSuchUpload for parts sent to an aborted upload (s3rver would recreate it)
  *            │ UploadPartCopy, only with `uploadPartCopy: true` (s3rver: 501 NotImplemented)
+ *            │ PutObject with `If-None-Match: *` on an existing key: 412 (s3rver ignores the condition)
  *            └ faults: 500/503 answers or stalls, chosen per request by a test's rule
  *
  * Why a child process: s3rver signs ListObjectsV2 continuation tokens with DES, which OpenSSL 3
@@ -205,6 +206,13 @@ export async function startS3Server(options: S3HarnessOptions = {}): Promise<S3H
   };
 }
 
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
 /** Where s3rver keeps an object's bytes (FilesystemStore.getResourcePath). */
 function objectPath(directory: string, bucket: string, key: string): string {
   const parts = key.split('/');
@@ -399,6 +407,22 @@ class Front {
       }
       case 'GetObject':
         return this.#forward(req, res, req.headers.range === 'bytes=0-0');
+      case 'PutObject':
+        // s3rver ignores conditional writes. Checked here, then forwarded: atomic enough for tests
+        // whose conditional writes of one key do not race (each Storage.putIfAbsent caller's).
+        if (
+          req.headers['if-none-match'] === '*' &&
+          (await exists(objectPath(this.#directory, bucket, key)))
+        ) {
+          await drain(req);
+          return sendError(
+            res,
+            412,
+            'PreconditionFailed',
+            'At least one of the pre-conditions you specified did not hold',
+          );
+        }
+        return this.#forward(req, res);
       default:
         return this.#forward(req, res);
     }
