@@ -36,6 +36,13 @@ export interface JobExtensions {
    * the second through fourth). @default 'Inclusive'
    */
   readonly JsonPathSliceEnd: SliceEnd;
+  /**
+   * Halve a MultiRecord mini-batch that the model answers with HTTP 413 or does not answer within
+   * InvocationsTimeoutInSeconds, down to single records, instead of SageMaker's retry-then-fail.
+   * Record isolation (MaxFailedRecordsPerObject / MaxFailedRecordsPercent) halves regardless: it
+   * needs bisection to find the failing records. @default false
+   */
+  readonly SplitBatchOnFailure: boolean;
 }
 
 /** How a JSONPath slice's end is read (docs/DATA-PLANE.md, "Slice ends"). */

@@ -59,6 +59,7 @@ export const ExtensionsSchema = z.strictObject({
   ShardMinSizeInMB: int(0, 1024 * 1024).optional(),
   ModelStartupTimeoutInSeconds: int(1, 3600).optional(),
   JsonPathSliceEnd: z.enum(['Inclusive', 'Exclusive']).optional(),
+  SplitBatchOnFailure: z.boolean().optional(),
 });
 
 export const TransformJobRequestSchema = z.strictObject({

@@ -30,6 +30,7 @@ export const EXTENSION_DEFAULTS = {
   // (ContainerStartupHealthCheckTimeoutInSeconds, 60–3600); a large model may need it.
   ModelStartupTimeoutInSeconds: 3600,
   JsonPathSliceEnd: 'Inclusive',
+  SplitBatchOnFailure: false,
 } as const;
 
 /** Validates a CreateTransformJob request and returns the normalized job, or throws JobValidationError with every problem. */

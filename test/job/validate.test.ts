@@ -60,6 +60,7 @@ describe('a SageMaker CreateTransformJob request', () => {
       ShardMinSizeInMB: 64,
       ModelStartupTimeoutInSeconds: 3600,
       JsonPathSliceEnd: 'Inclusive',
+      SplitBatchOnFailure: false,
     });
   });
 

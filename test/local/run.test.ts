@@ -185,7 +185,7 @@ describe('run --local', () => {
         job('pooled', `file://${input}/`, `file://${out}/`, {
           MaxConcurrentTransforms: 4,
           MaxPayloadInMB: 1,
-          Extensions: { ShardMinSizeInMB: 0 },
+          Extensions: { ShardMinSizeInMB: 0, SplitBatchOnFailure: true },
         }),
       ),
     );
