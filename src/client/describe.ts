@@ -97,13 +97,34 @@ export async function describeJob(
   };
   const final = isObject(output) && isObject(output.Progress);
   if (isObject(output)) d = { ...d, ...output };
-  if (!final) d = { ...d, ...(await progressOf(sfn, storage, executionArn, status, cache)) };
+  let shown = status;
+  if (!final) {
+    const { [STOPPING]: stopping, ...progress } = await progressOf(sfn, storage, executionArn, status, cache);
+    d = { ...d, ...progress };
+    if (stopping && !stoppedLongAgo(exec.stopDate)) shown = 'Stopping';
+  }
   return {
     ...d,
-    TransformJobStatus: status,
+    TransformJobStatus: shown,
     ...(reason ? { FailureReason: reason } : {}),
     ExecutionArn: exec.executionArn ?? executionArn,
   } as JobDescription;
+}
+
+/**
+ * Marks a stopped execution whose job's cleanup has not written the summary yet: StopExecution ends
+ * the execution at once, and the job is `Stopping` (as SageMaker's StopTransformJob describes) until
+ * the cleanup rule has stopped its tasks, removed its outputs and recorded it Stopped.
+ */
+const STOPPING = Symbol('stopping');
+/**
+ * After this long a stopped execution whose cleanup never recorded the job is shown Stopped anyway:
+ * the cleanup Lambda runs at most 15 minutes, and a waiter must not poll forever.
+ */
+const STOPPING_AT_MOST_MS = 30 * 60 * 1000;
+
+function stoppedLongAgo(stopDate: Date | undefined): boolean {
+  return stopDate !== undefined && Date.now() - new Date(stopDate).getTime() > STOPPING_AT_MOST_MS;
 }
 
 /** The summary or the live counters, or why neither is there. */
@@ -113,7 +134,7 @@ async function progressOf(
   executionArn: string,
   status: TransformJobStatus,
   cache: DescribeCache,
-): Promise<Record<string, unknown>> {
+): Promise<Record<string, unknown> & { [STOPPING]?: true }> {
   try {
     cache.job ??= await jobOfExecution(sfn, executionArn);
   } catch (e) {
@@ -136,6 +157,7 @@ async function progressOf(
         return { ...rest, TransformJobName: job.jobName };
       }
     }
+    const stopping = status === 'Stopped' ? ({ [STOPPING]: true } as const) : {};
     const reports = await readReports(store, job.workUri);
     if (!reports.plan) {
       return {
@@ -144,6 +166,7 @@ async function progressOf(
           status === 'InProgress'
             ? 'the job has not been planned yet'
             : 'the job ended before it was planned',
+        ...stopping,
       };
     }
     const startedAt = [...reports.results.values()].map((r) => r.startedAt).sort()[0];
@@ -156,6 +179,7 @@ async function progressOf(
         totalBytes: reports.plan.totalBytes,
       } satisfies JobProgress,
       SummaryUri: summaryUri(job.workUri),
+      ...stopping,
     };
   } catch (e) {
     return {

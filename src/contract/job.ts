@@ -43,6 +43,11 @@ export interface JobExtensions {
    * needs bisection to find the failing records. @default false
    */
   readonly SplitBatchOnFailure: boolean;
+  /**
+   * Keep the `.out` files a stopped job completed. SageMaker stores no output of a job stopped
+   * before it completed, so by default a stopped job's outputs are removed. @default false
+   */
+  readonly KeepOutputsOnStop: boolean;
 }
 
 /** How a JSONPath slice's end is read (docs/DATA-PLANE.md, "Slice ends"). */

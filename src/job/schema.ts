@@ -60,6 +60,7 @@ export const ExtensionsSchema = z.strictObject({
   ModelStartupTimeoutInSeconds: int(1, 3600).optional(),
   JsonPathSliceEnd: z.enum(['Inclusive', 'Exclusive']).optional(),
   SplitBatchOnFailure: z.boolean().optional(),
+  KeepOutputsOnStop: z.boolean().optional(),
 });
 
 export const TransformJobRequestSchema = z.strictObject({

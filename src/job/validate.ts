@@ -31,6 +31,7 @@ export const EXTENSION_DEFAULTS = {
   ModelStartupTimeoutInSeconds: 3600,
   JsonPathSliceEnd: 'Inclusive',
   SplitBatchOnFailure: false,
+  KeepOutputsOnStop: false,
 } as const;
 
 /** Validates a CreateTransformJob request and returns the normalized job, or throws JobValidationError with every problem. */

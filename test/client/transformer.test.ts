@@ -421,6 +421,39 @@ describe('Transformer.describe', () => {
     });
   });
 
+  it('shows a stopped job Stopping until its cleanup has written the summary, then Stopped', async () => {
+    const workUri = `${dir.uri}jobs/${NAME}/`;
+    await writePlannedWork(workUri);
+    const { transformer } = transformerOn(
+      {
+        DescribeExecution: execution('ABORTED', { stopDate: new Date() }),
+        GetExecutionHistory: historyWithValidatedJob(NAME, workUri),
+      },
+      { stateMachineArn: STATE_MACHINE_ARN },
+    );
+    const stopping = await transformer.describe(NAME);
+    expect(stopping.TransformJobStatus).toBe('Stopping');
+    expect(stopping.Progress).toMatchObject({ records: 150 });
+    await writeFile(
+      join(workUri.slice(7), 'summary.json'),
+      JSON.stringify({ ...completedOutput(), TransformJobStatus: 'Stopped' }),
+    );
+    expect((await transformer.describe(NAME)).TransformJobStatus).toBe('Stopped');
+  });
+
+  it('shows a stopped job Stopped once it stopped long ago, even if its cleanup never recorded it', async () => {
+    const workUri = `${dir.uri}jobs/${NAME}/`;
+    await writePlannedWork(workUri);
+    const { transformer } = transformerOn(
+      {
+        DescribeExecution: execution('ABORTED', { stopDate: new Date(Date.now() - 3_600_000) }),
+        GetExecutionHistory: historyWithValidatedJob(NAME, workUri),
+      },
+      { stateMachineArn: STATE_MACHINE_ARN },
+    );
+    expect((await transformer.describe(NAME)).TransformJobStatus).toBe('Stopped');
+  });
+
   it("reads a failed job's counters and failed objects from the summary in its work location", async () => {
     const workUri = `${dir.uri}jobs/${NAME}/`;
     await mkdir(workUri.slice(7), { recursive: true });

@@ -61,6 +61,7 @@ describe('a SageMaker CreateTransformJob request', () => {
       ModelStartupTimeoutInSeconds: 3600,
       JsonPathSliceEnd: 'Inclusive',
       SplitBatchOnFailure: false,
+      KeepOutputsOnStop: false,
     });
   });
 
