@@ -1,8 +1,9 @@
-import { FAILURE_REASON_MAX, type TransformJobDescription } from '../contract/description';
+import { failureReason, type TransformJobDescription } from '../contract/description';
 import { DescribeExecutionCommand, type DescribeExecutionCommandOutput } from '@aws-sdk/client-sfn';
 import { jobOfExecution } from './execution-history';
 import type { TransformJobRequest } from '../job/schema';
 import { readJsonIfExists } from '../storage/json';
+import { stateFailureCategory } from '../lifecycle/finalize';
 import { jobCounters, readReports } from '../lifecycle/reports';
 import type { JobRef } from '../contract/state';
 import { summaryUri } from '../contract/layout';
@@ -204,7 +205,8 @@ function failureReasonOf(
     reason = 'the execution ran longer than the state machine allows';
   if (!reason && exec.error && status === 'Failed') reason = exec.error;
   if (!reason) return undefined;
-  return reason.length <= FAILURE_REASON_MAX ? reason : `${reason.slice(0, FAILURE_REASON_MAX - 1)}…`;
+  // A job's own failure carries its category already; else it is made from the execution's error.
+  return failureReason(stateFailureCategory({ Error: exec.error, Cause: reason }), reason);
 }
 
 /** The execution input is a bare request (CLI, console) or a schedule's `{ request, scheduledTime }`. */

@@ -281,7 +281,7 @@ describe('the lifecycle, executed locally', () => {
     expect(outcome).toMatchObject({
       status: 'FAILED',
       error: 'JobValidationError',
-      cause: 'Transform job "job-1" has 1 problem:\n  - ModelName: no model "resnet"',
+      cause: 'ClientError: Transform job "job-1" has 1 problem:\n  - ModelName: no model "resnet"',
     });
     expect(calls[S.cleanupAfterFailure]).toHaveLength(1);
     expect(calls[S.plan]).toBeUndefined();

@@ -273,14 +273,14 @@ describe('FinalizeFailure: the reason a failed job ends with', () => {
     expect(result).toEqual({
       TransformJobName: 'job-1',
       TransformJobStatus: 'Failed',
-      FailureReason: 'Transform job "job-1" has 1 problem:\n  - ModelName: no model "x"',
+      FailureReason: 'ClientError: Transform job "job-1" has 1 problem:\n  - ModelName: no model "x"',
     });
   });
 
   it("takes the job name from a schedule's envelope and prefixes a reason that does not name it", async () => {
     const failure = lambdaError('ModelName: no model "x"');
     const result = await describeFailure({ request, failure }, failure, storage);
-    expect(result.FailureReason).toBe('Transform job "job-1": ModelName: no model "x"');
+    expect(result.FailureReason).toBe('ClientError: Transform job "job-1": ModelName: no model "x"');
   });
 
   it('keeps the reason within 1024 characters', async () => {
@@ -311,7 +311,7 @@ describe('FinalizeFailure: the reason a failed job ends with', () => {
     expect(result).toEqual({
       TransformJobName: 'job-1',
       TransformJobStatus: 'Failed',
-      FailureReason: 'Transform job "job-1": no input',
+      FailureReason: 'ClientError: Transform job "job-1": no input',
     });
   });
 });

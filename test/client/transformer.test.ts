@@ -383,7 +383,7 @@ describe('Transformer.describe', () => {
     expect(d).toMatchObject({
       TransformJobName: NAME,
       TransformJobStatus: 'Failed',
-      FailureReason: cause,
+      FailureReason: `ClientError: ${cause}`,
       ModelName: request.ModelName,
       TransformInput: request.TransformInput,
       CreationTime: STARTED.toISOString(),
@@ -460,7 +460,7 @@ describe('Transformer.describe', () => {
     const summary = {
       ...completedOutput(),
       TransformJobStatus: 'Failed',
-      FailureReason: `Transform job "${NAME}": 1 of 3 input object(s) failed: s3://in/b.csv: model answered 500`,
+      FailureReason: `ClientError: Transform job "${NAME}": 1 of 3 input object(s) failed: s3://in/b.csv: model answered 500`,
       Progress: {
         ...emptyCounters(),
         objectsTotal: 3,
@@ -594,7 +594,10 @@ describe('TransformJob.wait', () => {
       { stateMachineArn: STATE_MACHINE_ARN },
     );
     const final = await (await transformer.attach(NAME)).wait({ pollIntervalMs: 1 });
-    expect(final).toMatchObject({ TransformJobStatus: 'Failed', FailureReason: 'worker task stopped' });
+    expect(final).toMatchObject({
+      TransformJobStatus: 'Failed',
+      FailureReason: 'InternalServerError: worker task stopped',
+    });
   });
 
   it('stops waiting, not the job, when its signal is aborted', async () => {

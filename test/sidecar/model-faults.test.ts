@@ -292,6 +292,7 @@ describe.concurrent('a model that dies, a task that is stopped', () => {
       const reason = `the model stopped answering while transforming ${job.inputUri}a.csv`;
       expect(run.logs.some((l) => l.level === 'error' && l.msg.includes(reason))).toBe(true);
       expect((await fx.result(job)).fatal).toContain(reason);
+      expect((await fx.result(job)).fatalCategory).toBe('AlgorithmError'); // the model's failure
       expect([...(await fx.outputs(job)).keys()]).toEqual([]);
       expect(await fx.incompleteUploads(job)).toEqual([]);
     },
@@ -324,6 +325,7 @@ describe.concurrent('a model that dies, a task that is stopped', () => {
     // object that was stopped has no output.
     expect([...(await fx.outputs(job)).keys()]).not.toContain('big.csv.out');
     expect((await fx.result(job)).fatal).toMatch(/stopped/);
+    expect((await fx.result(job)).fatalCategory).toBe('InternalServerError'); // stopped from outside
   });
 
   it('a model whose /execution-parameters asks for MaxPayloadInMB over 100 fails the partition with a clear reason', async ({
@@ -341,6 +343,7 @@ describe.concurrent('a model that dies, a task that is stopped', () => {
       "the model's GET /execution-parameters asks for MaxPayloadInMB 200; at most 100 is allowed",
     );
     expect(fatal).not.toMatch(/\n\s+at /);
+    expect((await fx.result(job)).fatalCategory).toBe('AlgorithmError');
     expect([...(await fx.outputs(job)).keys()]).toEqual([]);
   });
 });
