@@ -36,6 +36,7 @@ const REQUEST_FIELDS = [
   'ExperimentConfig',
   'DataCaptureConfig',
   'Extensions',
+  'Tags',
 ] as const;
 
 /**

@@ -84,7 +84,9 @@ export async function describeJob(
   const { request, scheduled } = requestOf(parseJson(exec.input));
   const output = exec.status === 'SUCCEEDED' ? parseJson(exec.output) : undefined;
   const status = jobStatusOf(exec.status, output);
-  const { TransformJobName: requestedName, Tags: _tags, ...requestFields } = request;
+  // Tags stay: DescribeTransformJob has none (SageMaker's ListTags gives them), but this client's
+  // description carries the request's fields, as the deployment applied them to the job's tasks.
+  const { TransformJobName: requestedName, ...requestFields } = request;
   const reason = failureReasonOf(exec, status);
   let d: Record<string, unknown> = {
     // A schedule's request names a template ("nightly" runs as "nightly-20300131020000"): until the

@@ -61,10 +61,6 @@ const IGNORED_FIELDS: ReadonlyArray<readonly [path: string, reason: string]> = [
     "GPU tasks run on the deployment's ECS GPU-optimized AMI, whose NVIDIA driver the deployment chooses",
   ],
   ['ExperimentConfig', 'SageMaker Experiments has no counterpart here'],
-  [
-    'Tags',
-    "not yet applied to the job's tasks (SageMaker's DescribeTransformJob does not return tags either)",
-  ],
   ['DataCaptureConfig', 'batch data capture is not implemented yet'],
 ];
 

@@ -89,6 +89,7 @@ export async function validateStage(
     instanceCount: job.TransformResources.InstanceCount,
     capacity: job.Capacity,
     modelEnvironment,
+    tags: job.Tags,
     creationTime,
   };
 }

@@ -54,6 +54,7 @@ function jobRef(overrides: Partial<JobRef> = {}): JobRef {
       { Name: 'MODEL_SETTING', Value: 'x' },
       { Name: 'SAGEMAKER_BATCH', Value: 'true' },
     ],
+    tags: [],
     creationTime: '2030-01-01T00:00:00.000Z',
     ...overrides,
   };

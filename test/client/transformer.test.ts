@@ -421,6 +421,18 @@ describe('Transformer.describe', () => {
     });
   });
 
+  it("returns the request's Tags, which the deployment put on the job's tasks", async () => {
+    const tags = [{ Key: 'team', Value: 'search' }];
+    const { transformer } = transformerOn(
+      {
+        DescribeExecution: execution('RUNNING', { input: JSON.stringify({ ...request, Tags: tags }) }),
+        GetExecutionHistory: { events: [{ id: 1, type: 'ExecutionStarted', timestamp: STARTED }] },
+      },
+      { stateMachineArn: STATE_MACHINE_ARN },
+    );
+    expect((await transformer.describe(NAME)).Tags).toEqual(tags);
+  });
+
   it('shows a stopped job Stopping until its cleanup has written the summary, then Stopped', async () => {
     const workUri = `${dir.uri}jobs/${NAME}/`;
     await writePlannedWork(workUri);

@@ -724,9 +724,11 @@ describe('SageMaker request fields honoured or clearly refused (issue 13 §4)', 
     req.Tags = [{ Key: 'team', Value: 'ml' }];
     const r = checkRequest(req, ctx);
     if (!r.ok) throw new Error(JSON.stringify(r.problems));
-    const paths = ['TransformResources.VolumeKmsKeyId', 'ExperimentConfig', 'Tags', 'DataCaptureConfig'];
+    // Tags are honoured (on the job's tasks, and from ListTags): not among them.
+    const paths = ['TransformResources.VolumeKmsKeyId', 'ExperimentConfig', 'DataCaptureConfig'];
     expect(r.warnings.map((w) => w.path)).toEqual(paths);
     expect(r.job.IgnoredFields?.map((w) => w.path)).toEqual(paths);
+    expect(r.job.Tags).toEqual([{ Key: 'team', Value: 'ml' }]);
     const plain = checkRequest(seed, ctx);
     expect(plain.ok && plain.warnings).toEqual([]);
     expect(plain.ok && plain.job).not.toHaveProperty('IgnoredFields');

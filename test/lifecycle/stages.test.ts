@@ -71,6 +71,20 @@ describe('the validate stage', () => {
       SAGEMAKER_BATCH_STRATEGY: 'MULTI_RECORD',
     });
     expect(JSON.stringify(ref).length).toBeLessThan(4096);
+    expect(ref.tags).toEqual([]);
+  });
+
+  it("carries the request's Tags in the reference, for RunTask to put on the job's tasks", async () => {
+    const tags = [
+      { Key: 'team', Value: 'search' },
+      { Key: 'cost-centre', Value: '' },
+    ];
+    const ref = await validateStage(
+      { request: request('tagged', { Tags: tags }) },
+      { ...deployed(), local: true },
+      storage,
+    );
+    expect(ref.tags).toEqual(tags);
   });
 
   it('the model sees SAGEMAKER_BATCH_STRATEGY as in force: SplitType None sends single records', () => {
