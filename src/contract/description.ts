@@ -35,6 +35,8 @@ export interface TransformJobDescription {
     readonly offset?: number;
   }>;
   readonly SummaryUri: string;
+  /** Our extension: request fields accepted and ignored, with the reason (absent when none). */
+  readonly IgnoredFields?: NormalizedJob['IgnoredFields'];
 }
 
 const CATEGORY_PREFIX = /^(ClientError|AlgorithmError|InternalServerError|CapacityError): /;

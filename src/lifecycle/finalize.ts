@@ -115,6 +115,7 @@ export async function finalizeStage(
     Progress: { ...counters, skippedObjects: plan?.skipped.length ?? 0 },
     FailedObjects: failedObjects,
     SummaryUri: summaryUri(ref.workUri),
+    ...(job?.IgnoredFields ? { IgnoredFields: job.IgnoredFields } : {}),
   };
   await writeJson(storage, summaryUri(ref.workUri), description);
   return description;

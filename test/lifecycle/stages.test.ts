@@ -349,6 +349,19 @@ describe('the finalize stage', () => {
     },
   );
 
+  it("notes the request's accepted-and-ignored fields in the description", async () => {
+    await writeFile(join(dir.path, 'in', 'a.csv'), '1\n');
+    const req = request('ignored', { ExperimentConfig: { ExperimentName: 'e' } });
+    const ref = await validateStage({ request: req }, { ...deployed(), local: true }, storage);
+    await planStage(ref, storage);
+    const d = await finalizeStage(ref, storage, { stopped: true });
+    expect(d.IgnoredFields).toEqual([
+      { path: 'ExperimentConfig', message: expect.stringMatching(/^accepted and ignored: /) },
+    ]);
+    const plain = await validateStage({ request: request('plain') }, { ...deployed(), local: true }, storage);
+    expect(await finalizeStage(plain, storage, { stopped: true })).not.toHaveProperty('IgnoredFields');
+  });
+
   it('reads a torn progress document (its writer killed mid-write) as no progress, not as the failure', async () => {
     await writeFile(join(dir.path, 'in', 'a.csv'), '1\n');
     const ref = await validateStage({ request: request('torn') }, { ...deployed(), local: true }, storage);
