@@ -1,7 +1,7 @@
 import { parameterProblems, parseBatchStrategy } from '../contract/parameters';
 import type { z } from 'zod';
 import { parseJsonPath } from '../jsonpath/jsonpath';
-import { locationProblem, locationsOverlap, normalizeLocationUri } from '../storage/uri';
+import { joinUri, locationProblem, normalizeLocationUri, parseLocation, prefixBase } from '../storage/uri';
 import { contentKind } from './content-types';
 import { CapacityError, resolveCapacity } from './instances';
 import type { Capacity, NormalizedJob } from '../contract/job';
@@ -139,6 +139,27 @@ function normalize(r: TransformJobRequest, capacity: Capacity): NormalizedJob {
   };
 }
 
+/**
+ * Whether the job's outputs land under its own input prefix, where a later run of the same request
+ * would list them as input. SageMaker accepts any other output location, a bucket root or a prefix
+ * beside the input included. Every object's key starts with the input prefix, and its output key is
+ * the output location, then the object's key after the input's folder (its last `/`): so every
+ * output key starts with `<output>/` plus the rest of the input prefix after that folder.
+ */
+function outputsFeedInput(inUri: string, outUri: string): boolean {
+  const keyOf = (uri: string) => {
+    const loc = parseLocation(uri, { allowFile: true });
+    return loc.scheme === 's3'
+      ? { where: `s3://${loc.bucket}`, key: loc.key }
+      : { where: 'file', key: loc.path };
+  };
+  const input = keyOf(inUri);
+  const output = keyOf(joinUri(outUri, ''));
+  if (input.where !== output.where) return false;
+  const folder = keyOf(prefixBase(inUri)).key;
+  return (output.key + input.key.slice(folder.length)).startsWith(input.key);
+}
+
 function crossFieldProblems(
   r: Partial<TransformJobRequest>,
   ctx: ValidationContext,
@@ -207,10 +228,10 @@ function crossFieldProblems(
     );
   }
   if (inUri && outUri && !inProblem && !outProblem && source.S3DataType !== 'ManifestFile') {
-    if (locationsOverlap(inUri, outUri)) {
+    if (outputsFeedInput(inUri, outUri)) {
       add(
         'TransformOutput.S3OutputPath',
-        `must not overlap the input prefix "${inUri}" (S3Prefix is a raw string prefix, so the job would read its own outputs); got "${outUri}"`,
+        `must not put the outputs under the input prefix "${inUri}": an output is <S3OutputPath>/<the object's key after the input's last "/">.out and S3Prefix is a raw string prefix, so a later run of this job would read them as input; got "${outUri}". A bucket root or a prefix beside the input is fine`,
       );
     }
   }
