@@ -54,7 +54,7 @@ export type CheckResult =
 const IGNORED_FIELDS: ReadonlyArray<readonly [path: string, reason: string]> = [
   [
     'TransformResources.VolumeKmsKeyId',
-    'tasks keep their scratch on storage the platform encrypts, not with this key: Fargate encrypts task ephemeral storage with a Fargate-managed key; EC2 capacity uses the volumes of the deployment launch template',
+    "checked to be a KMS key, not used: a task's storage is encrypted per deployment, not per job. Fargate encrypts task ephemeral storage (AES-256) with an AWS owned key, or the cluster's customer managed key (ECS fargateEphemeralStorageKmsKeyId); EC2 capacity uses the EBS encryption of the deployment's launch template",
   ],
   [
     'TransformResources.TransformAmiVersion',
@@ -160,6 +160,18 @@ function outputsFeedInput(inUri: string, outUri: string): boolean {
   return (output.key + input.key.slice(folder.length)).startsWith(input.key);
 }
 
+/**
+ * The four forms of a KMS key identifier that API_TransformResources lists for VolumeKmsKeyId: key
+ * ID, key ARN, alias name, alias ARN (multi-Region key IDs start with `mrk-`).
+ */
+const KMS_KEY_ID =
+  '(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|mrk-[0-9a-fA-F]{32})';
+const KMS_ALIAS = 'alias/[a-zA-Z0-9/_-]{1,250}';
+const KMS_ARN = 'arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:';
+const KMS_KEY = new RegExp(
+  `^(?:${KMS_KEY_ID}|${KMS_ALIAS}|${KMS_ARN}key/${KMS_KEY_ID}|${KMS_ARN}${KMS_ALIAS})$`,
+);
+
 function crossFieldProblems(
   r: Partial<TransformJobRequest>,
   ctx: ValidationContext,
@@ -175,6 +187,14 @@ function crossFieldProblems(
   const split = str(input.SplitType) ?? 'None';
   const assemble = str(output.AssembleWith) ?? 'None';
   const kind = contentKind(str(input.ContentType));
+
+  const volumeKey = str(resources.VolumeKmsKeyId);
+  if (volumeKey !== undefined && volumeKey !== '' && !KMS_KEY.test(volumeKey)) {
+    add(
+      'TransformResources.VolumeKmsKeyId',
+      `must name a KMS key as SageMaker documents it: a key ID (1234abcd-12ab-34cd-56ef-1234567890ab), a key ARN (arn:aws:kms:<region>:<account>:key/<key ID>), an alias name (alias/<name>) or an alias ARN (arn:aws:kms:<region>:<account>:alias/<name>); got ${describe(volumeKey)}`,
+    );
+  }
 
   const payload = num(r.MaxPayloadInMB);
   for (const p of parameterProblems({

@@ -743,6 +743,26 @@ describe('SageMaker request fields honoured or clearly refused (issue 13 §4)', 
     },
   );
 
+  it.each([
+    '1234abcd-12ab-34cd-56ef-1234567890ab',
+    'mrk-1234abcd12ab34cd56ef1234567890ab',
+    'arn:aws:kms:us-west-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+    'alias/ExampleAlias',
+    'arn:aws:kms:us-west-2:111122223333:alias/ExampleAlias',
+  ])('TransformResources.VolumeKmsKeyId accepts the KMS key form %s', (key) => {
+    const r = checkRequest(withField('TransformResources.VolumeKmsKeyId', key), ctx);
+    expect(r.ok ? [] : r.problems).toEqual([]);
+  });
+
+  it.each(['my-volume-key', 'arn:aws:kms:us-west-2:111122223333:key/not-a-key', 'arn:aws:s3:::bucket'])(
+    'TransformResources.VolumeKmsKeyId refuses %s, which is no KMS key form',
+    (key) => {
+      const problems = problemsOf(withField('TransformResources.VolumeKmsKeyId', key));
+      expect(problems.map((p) => p.path)).toEqual(['TransformResources.VolumeKmsKeyId']);
+      expect(problems[0]!.message).toMatch(/^must name a KMS key as SageMaker documents it: a key ID/);
+    },
+  );
+
   it('fields accepted and ignored are named in warnings and in the normalized job', () => {
     const req = withField('TransformResources.VolumeKmsKeyId', 'alias/volumes');
     req.ExperimentConfig = { ExperimentName: 'e' };
