@@ -258,6 +258,10 @@ export class TransformLifecycle extends Construct {
           'NetworkConfiguration.$': '$.launch.networkConfiguration',
           // Lets cleanup find and stop a job's tasks (ListTasks startedBy).
           'StartedBy.$': '$.job.jobName',
+          // The request's Tags on each task (SageMaker tags the job's resources), beside the
+          // deployment's own tags that the task definition carries.
+          'Tags.$': '$.job.tags',
+          PropagateTags: 'TASK_DEFINITION',
           Overrides: {
             'Cpu.$': '$.launch.cpu',
             'Memory.$': '$.launch.memory',
@@ -530,6 +534,14 @@ export class TransformLifecycle extends Construct {
       new iam.PolicyStatement({
         actions: ['ecs:StopTask', 'ecs:DescribeTasks'],
         resources: [this.clusterTasksArn()],
+      }),
+    );
+    // RunTask with Tags needs ecs:TagResource on the task it creates (ECS tagging authorization).
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['ecs:TagResource'],
+        resources: [this.clusterTasksArn()],
+        conditions: { StringEquals: { 'ecs:CreateAction': 'RunTask' } },
       }),
     );
     role.addToPrincipalPolicy(

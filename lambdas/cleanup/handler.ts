@@ -1,5 +1,9 @@
 import { SFNClient } from '@aws-sdk/client-sfn';
-import { cleanupStage } from '../../src/lifecycle/cleanup';
+import {
+  cleanupStage,
+  removeStoppedJobOutputs,
+  type StoppedOutputsReport,
+} from '../../src/lifecycle/cleanup';
 import { finalizeStage } from '../../src/lifecycle/finalize';
 import type { CleanupReport, JobRef } from '../../src/contract/state';
 import type { TaskControl } from '../../src/lifecycle/cleanup';
@@ -48,14 +52,25 @@ export async function cleanupEndedExecution(
     return NOTHING_TO_CLEAN;
   }
   const report = await cleanupStage(targetOf(job), storage, tasks);
-  if (event.status === 'ABORTED') await finalizeStage(job, storage, { stopped: true });
+  // The summary is written last: until then Describe shows the job Stopping (src/client/describe.ts).
+  let outputs: StoppedOutputsReport | undefined;
+  if (event.status === 'ABORTED') {
+    outputs = await removeStoppedJobOutputs(job, storage);
+    await finalizeStage(job, storage, { stopped: true });
+  }
   if (event.status === 'TIMED_OUT') {
     await finalizeStage(job, storage, {
       failure: { Error: 'States.Timeout', Cause: 'the execution ran longer than the state machine allows' },
     });
   }
   console.log(
-    JSON.stringify({ job: job.jobName, execution: event.executionArn, status: event.status, ...report }),
+    JSON.stringify({
+      job: job.jobName,
+      execution: event.executionArn,
+      status: event.status,
+      ...report,
+      ...(outputs ?? {}),
+    }),
   );
   return report;
 }

@@ -1,5 +1,5 @@
 import { failureReason, type TransformJobDescription } from '../../src/contract/description';
-import { describeStateFailure, finalizeStage } from '../../src/lifecycle/finalize';
+import { describeStateFailure, finalizeStage, stateFailureCategory } from '../../src/lifecycle/finalize';
 import { assembleThenFinalize } from '../../src/lifecycle/failure-path';
 import type { Storage } from '../../src/storage/storage';
 import { type LifecycleState, requireJob, type StateFailure } from '../../src/contract/state';
@@ -48,7 +48,7 @@ export async function describeFailure(
   return {
     ...(name ? { TransformJobName: name } : {}),
     TransformJobStatus: 'Failed',
-    FailureReason: failureReason(text),
+    FailureReason: failureReason(stateFailureCategory(failure), text),
   };
 }
 

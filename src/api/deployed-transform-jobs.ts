@@ -63,6 +63,7 @@ const REQUEST_FIELDS = [
   'ExperimentConfig',
   'DataCaptureConfig',
   'Extensions',
+  'Tags',
 ] as const;
 
 /**

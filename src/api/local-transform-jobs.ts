@@ -1,5 +1,9 @@
 import { matchesFilters, summaryOrder } from '../client/list';
-import type { TransformJobDescription, TransformJobStatus } from '../contract/description';
+import {
+  failureReason,
+  type TransformJobDescription,
+  type TransformJobStatus,
+} from '../contract/description';
 import type { ModelSpec } from '../contract/deployment';
 import type { NormalizedJob, StoredJob } from '../contract/job';
 import type { EffectiveParameters } from '../contract/parameters';
@@ -134,7 +138,10 @@ export class LocalTransformJobs implements TransformJobs {
       (result) => this.#finished(entry, result.description, ref),
       (e: Error) => {
         entry.status = 'Failed';
-        entry.failureReason = `Transform job "${entry.name}": ${e.message}`.slice(0, 1024);
+        entry.failureReason = failureReason(
+          'InternalServerError',
+          `Transform job "${entry.name}": ${e.message}`,
+        );
         entry.endTime = new Date().toISOString();
         entry.lastModifiedTime = entry.endTime;
         this.#o.log?.(`transform job ${entry.name}: Failed: ${e.message}`);

@@ -64,6 +64,22 @@ export function operations(jobs: TransformJobs, models: ModelRegistry): Readonly
       await jobs.stop(nameOf(body, 'TransformJobName'));
       return {};
     },
+    /**
+     * SageMaker returns a job's tags from ListTags, not DescribeTransformJob (botocore's shapes): the
+     * request's Tags, which the deployment also puts on the job's ECS tasks. Transform jobs only.
+     */
+    async ListTags(body) {
+      const arn = nameOf(body, 'ResourceArn');
+      const prefix = transformJobArn(id, '');
+      if (!arn.startsWith(prefix) || arn.length === prefix.length)
+        throw new ApiError(
+          'ValidationException',
+          `ResourceArn ${arn} is not a transform job of this server (${prefix}<name>); ListTags here lists transform jobs' tags`,
+        );
+      const view = await mustGet(arn.slice(prefix.length));
+      const tags = view.job?.Tags ?? (Array.isArray(view.request.Tags) ? view.request.Tags : []);
+      return { Tags: tags };
+    },
     async CreateModel(body) {
       return models.create(body);
     },

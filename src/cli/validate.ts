@@ -44,6 +44,9 @@ export function registerValidate(program: Command, setExit: (code: number) => vo
             : Object.keys(INSTANCE_CATALOG),
         });
         if (result.ok) {
+          // Fields a copied SageMaker request may set that change nothing here: named on standard
+          // error, so the JSON on standard output stays the normalized job (which lists them too).
+          for (const w of result.warnings) process.stderr.write(`warning: ${w.path}: ${w.message}\n`);
           printJson(result.job);
           setExit(EXIT.ok);
           return;

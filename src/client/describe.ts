@@ -1,8 +1,9 @@
-import { FAILURE_REASON_MAX, type TransformJobDescription } from '../contract/description';
+import { failureReason, type TransformJobDescription } from '../contract/description';
 import { DescribeExecutionCommand, type DescribeExecutionCommandOutput } from '@aws-sdk/client-sfn';
 import { jobOfExecution } from './execution-history';
 import type { TransformJobRequest } from '../job/schema';
 import { readJsonIfExists } from '../storage/json';
+import { stateFailureCategory } from '../lifecycle/finalize';
 import { jobCounters, readReports } from '../lifecycle/reports';
 import type { JobRef } from '../contract/state';
 import { summaryUri } from '../contract/layout';
@@ -83,7 +84,9 @@ export async function describeJob(
   const { request, scheduled } = requestOf(parseJson(exec.input));
   const output = exec.status === 'SUCCEEDED' ? parseJson(exec.output) : undefined;
   const status = jobStatusOf(exec.status, output);
-  const { TransformJobName: requestedName, Tags: _tags, ...requestFields } = request;
+  // Tags stay: DescribeTransformJob has none (SageMaker's ListTags gives them), but this client's
+  // description carries the request's fields, as the deployment applied them to the job's tasks.
+  const { TransformJobName: requestedName, ...requestFields } = request;
   const reason = failureReasonOf(exec, status);
   let d: Record<string, unknown> = {
     // A schedule's request names a template ("nightly" runs as "nightly-20300131020000"): until the
@@ -97,13 +100,34 @@ export async function describeJob(
   };
   const final = isObject(output) && isObject(output.Progress);
   if (isObject(output)) d = { ...d, ...output };
-  if (!final) d = { ...d, ...(await progressOf(sfn, storage, executionArn, status, cache)) };
+  let shown = status;
+  if (!final) {
+    const { [STOPPING]: stopping, ...progress } = await progressOf(sfn, storage, executionArn, status, cache);
+    d = { ...d, ...progress };
+    if (stopping && !stoppedLongAgo(exec.stopDate)) shown = 'Stopping';
+  }
   return {
     ...d,
-    TransformJobStatus: status,
+    TransformJobStatus: shown,
     ...(reason ? { FailureReason: reason } : {}),
     ExecutionArn: exec.executionArn ?? executionArn,
   } as JobDescription;
+}
+
+/**
+ * Marks a stopped execution whose job's cleanup has not written the summary yet: StopExecution ends
+ * the execution at once, and the job is `Stopping` (as SageMaker's StopTransformJob describes) until
+ * the cleanup rule has stopped its tasks, removed its outputs and recorded it Stopped.
+ */
+const STOPPING = Symbol('stopping');
+/**
+ * After this long a stopped execution whose cleanup never recorded the job is shown Stopped anyway:
+ * the cleanup Lambda runs at most 15 minutes, and a waiter must not poll forever.
+ */
+const STOPPING_AT_MOST_MS = 30 * 60 * 1000;
+
+function stoppedLongAgo(stopDate: Date | undefined): boolean {
+  return stopDate !== undefined && Date.now() - new Date(stopDate).getTime() > STOPPING_AT_MOST_MS;
 }
 
 /** The summary or the live counters, or why neither is there. */
@@ -113,7 +137,7 @@ async function progressOf(
   executionArn: string,
   status: TransformJobStatus,
   cache: DescribeCache,
-): Promise<Record<string, unknown>> {
+): Promise<Record<string, unknown> & { [STOPPING]?: true }> {
   try {
     cache.job ??= await jobOfExecution(sfn, executionArn);
   } catch (e) {
@@ -136,6 +160,7 @@ async function progressOf(
         return { ...rest, TransformJobName: job.jobName };
       }
     }
+    const stopping = status === 'Stopped' ? ({ [STOPPING]: true } as const) : {};
     const reports = await readReports(store, job.workUri);
     if (!reports.plan) {
       return {
@@ -144,6 +169,7 @@ async function progressOf(
           status === 'InProgress'
             ? 'the job has not been planned yet'
             : 'the job ended before it was planned',
+        ...stopping,
       };
     }
     const startedAt = [...reports.results.values()].map((r) => r.startedAt).sort()[0];
@@ -156,6 +182,7 @@ async function progressOf(
         totalBytes: reports.plan.totalBytes,
       } satisfies JobProgress,
       SummaryUri: summaryUri(job.workUri),
+      ...stopping,
     };
   } catch (e) {
     return {
@@ -180,7 +207,8 @@ function failureReasonOf(
     reason = 'the execution ran longer than the state machine allows';
   if (!reason && exec.error && status === 'Failed') reason = exec.error;
   if (!reason) return undefined;
-  return reason.length <= FAILURE_REASON_MAX ? reason : `${reason.slice(0, FAILURE_REASON_MAX - 1)}…`;
+  // A job's own failure carries its category already; else it is made from the execution's error.
+  return failureReason(stateFailureCategory({ Error: exec.error, Cause: reason }), reason);
 }
 
 /** The execution input is a bare request (CLI, console) or a schedule's `{ request, scheduledTime }`. */

@@ -20,7 +20,8 @@ export function isTerminal(status: TransformJobStatus): boolean {
 /**
  * A job's status from its execution's. The state machine succeeds only for a Completed job, but a
  * SUCCEEDED execution whose output says otherwise is believed (the output is finalize's verdict).
- * StopExecution ends a standard workflow at once, so there is no Stopping; a redrive that has been
+ * StopExecution ends a standard workflow at once, so the execution is never Stopping (describe shows
+ * the job Stopping until its cleanup has recorded it, src/client/describe.ts); a redrive that has been
  * asked for but not begun (PENDING_REDRIVE) is still in progress.
  */
 export function jobStatusOf(

@@ -244,9 +244,10 @@ export class TransformJob {
   }
 
   /**
-   * StopExecution. Step Functions ends the execution at once (Stopped) and asks ECS to stop its
-   * tasks; the stack's cleanup rule then stops any task left, aborts the job's uploads and writes its
-   * summary. A job that already ended cannot be stopped (as in SageMaker).
+   * StopExecution. Step Functions ends the execution at once and asks ECS to stop its tasks; the
+   * job is Stopping until the stack's cleanup rule has stopped any task left, aborted the job's
+   * uploads, removed its outputs (unless Extensions.KeepOutputsOnStop) and written its summary, then
+   * Stopped. A job that already ended cannot be stopped (as in SageMaker).
    */
   async stop(): Promise<JobDescription> {
     const sfn = await this.#transformer.sfnClient();

@@ -1,5 +1,7 @@
 import type { NormalizedJob } from './job';
-import type { Counters } from './results';
+import type { Counters, FailureCategory } from './results';
+
+export type { FailureCategory };
 
 /** SageMaker caps FailureReason at 1024 characters. */
 export const FAILURE_REASON_MAX = 1024;
@@ -33,9 +35,18 @@ export interface TransformJobDescription {
     readonly offset?: number;
   }>;
   readonly SummaryUri: string;
+  /** Our extension: request fields accepted and ignored, with the reason (absent when none). */
+  readonly IgnoredFields?: NormalizedJob['IgnoredFields'];
 }
 
-/** A FailureReason within SageMaker's 1024 characters: longer text ends with `…`. */
-export function failureReason(text: string): string {
-  return text.length <= FAILURE_REASON_MAX ? text : `${text.slice(0, FAILURE_REASON_MAX - 1)}…`;
+const CATEGORY_PREFIX = /^(ClientError|AlgorithmError|InternalServerError|CapacityError): /;
+
+/**
+ * The FailureReason: SageMaker's category prefix, then our detail (job, object, record offset,
+ * cause), within SageMaker's 1024 characters (longer text ends with `…`). Text that already has a
+ * category keeps it.
+ */
+export function failureReason(category: FailureCategory, text: string): string {
+  const full = CATEGORY_PREFIX.test(text) ? text : `${category}: ${text}`;
+  return full.length <= FAILURE_REASON_MAX ? full : `${full.slice(0, FAILURE_REASON_MAX - 1)}…`;
 }

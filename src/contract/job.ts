@@ -41,6 +41,18 @@ export interface JobExtensions {
    * recomputing (docs/JOB.md, "Resuming a job"). @default - none: every object is processed
    */
   readonly ResumeFrom?: string;
+  /**
+   * Halve a MultiRecord mini-batch that the model answers with HTTP 413 or does not answer within
+   * InvocationsTimeoutInSeconds, down to single records, instead of SageMaker's retry-then-fail.
+   * Record isolation (MaxFailedRecordsPerObject / MaxFailedRecordsPercent) halves regardless: it
+   * needs bisection to find the failing records. @default false
+   */
+  readonly SplitBatchOnFailure: boolean;
+  /**
+   * Keep the `.out` files a stopped job completed. SageMaker stores no output of a job stopped
+   * before it completed, so by default a stopped job's outputs are removed. @default false
+   */
+  readonly KeepOutputsOnStop: boolean;
 }
 
 /** How a JSONPath slice's end is read (docs/DATA-PLANE.md, "Slice ends"). */

@@ -78,4 +78,16 @@ export interface PartitionResult {
   readonly counters: Counters;
   /** Set when the partition could not finish (model never became healthy, model process died, storage unreachable, stopped). */
   readonly fatal?: string;
+  /** Whose failure `fatal` is, in SageMaker's FailureReason terms (absent: InternalServerError). */
+  readonly fatalCategory?: FailureCategory;
 }
+
+/**
+ * The categories SageMaker's FailureReasons start with (`<Category>: <message>`, e.g. `ClientError:
+ * See job logs for more information`, `AlgorithmError: Model container failed to respond to ping`;
+ * docs/JOB.md, "FailureReason"): ClientError for what the request, its data or the model's answers
+ * caused; AlgorithmError for a model container that does not start, answer or stay up;
+ * InternalServerError for a failure of this system's own parts; CapacityError when no compute can
+ * be had.
+ */
+export type FailureCategory = 'ClientError' | 'AlgorithmError' | 'InternalServerError' | 'CapacityError';

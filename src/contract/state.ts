@@ -19,6 +19,8 @@ export interface JobRef {
   readonly capacity: Capacity;
   /** The model container's environment: model's own, then the job's Environment over it. */
   readonly modelEnvironment: ReadonlyArray<{ readonly Name: string; readonly Value: string }>;
+  /** The request's Tags, applied to the job's ECS tasks (RunTask `Tags`); `[]` when none. */
+  readonly tags: ReadonlyArray<{ readonly Key: string; readonly Value: string }>;
   readonly creationTime: string;
 }
 

@@ -60,6 +60,8 @@ export const ExtensionsSchema = z.strictObject({
   ModelStartupTimeoutInSeconds: int(1, 3600).optional(),
   JsonPathSliceEnd: z.enum(['Inclusive', 'Exclusive']).optional(),
   ResumeFrom: text(LIMITS.nameMaxLength, 1).regex(TRANSFORM_JOB_NAME).optional(),
+  SplitBatchOnFailure: z.boolean().optional(),
+  KeepOutputsOnStop: z.boolean().optional(),
 });
 
 export const TransformJobRequestSchema = z.strictObject({

@@ -1,7 +1,7 @@
 import { parameterProblems, parseBatchStrategy } from '../contract/parameters';
 import type { z } from 'zod';
 import { parseJsonPath } from '../jsonpath/jsonpath';
-import { locationProblem, locationsOverlap, normalizeLocationUri } from '../storage/uri';
+import { joinUri, locationProblem, normalizeLocationUri, parseLocation, prefixBase } from '../storage/uri';
 import { contentKind } from './content-types';
 import { CapacityError, resolveCapacity } from './instances';
 import type { Capacity, NormalizedJob } from '../contract/job';
@@ -32,6 +32,8 @@ export const EXTENSION_DEFAULTS = {
   JsonPathSliceEnd: 'Inclusive',
   // No earlier job: every object is processed (the lifecycle's validate stage checks a named one).
   ResumeFrom: undefined,
+  SplitBatchOnFailure: false,
+  KeepOutputsOnStop: false,
 } as const;
 
 /** Validates a CreateTransformJob request and returns the normalized job, or throws JobValidationError with every problem. */
@@ -54,17 +56,13 @@ export type CheckResult =
 const IGNORED_FIELDS: ReadonlyArray<readonly [path: string, reason: string]> = [
   [
     'TransformResources.VolumeKmsKeyId',
-    'tasks keep their scratch on storage the platform encrypts, not with this key: Fargate encrypts task ephemeral storage with a Fargate-managed key; EC2 capacity uses the volumes of the deployment launch template',
+    "checked to be a KMS key, not used: a task's storage is encrypted per deployment, not per job. Fargate encrypts task ephemeral storage (AES-256) with an AWS owned key, or the cluster's customer managed key (ECS fargateEphemeralStorageKmsKeyId); EC2 capacity uses the EBS encryption of the deployment's launch template",
   ],
   [
     'TransformResources.TransformAmiVersion',
     "GPU tasks run on the deployment's ECS GPU-optimized AMI, whose NVIDIA driver the deployment chooses",
   ],
   ['ExperimentConfig', 'SageMaker Experiments has no counterpart here'],
-  [
-    'Tags',
-    "not yet applied to the job's tasks (SageMaker's DescribeTransformJob does not return tags either)",
-  ],
   ['DataCaptureConfig', 'batch data capture is not implemented yet'],
 ];
 
@@ -143,6 +141,39 @@ function normalize(r: TransformJobRequest, capacity: Capacity): NormalizedJob {
   };
 }
 
+/**
+ * Whether the job's outputs land under its own input prefix, where a later run of the same request
+ * would list them as input. SageMaker accepts any other output location, a bucket root or a prefix
+ * beside the input included. Every object's key starts with the input prefix, and its output key is
+ * the output location, then the object's key after the input's folder (its last `/`): so every
+ * output key starts with `<output>/` plus the rest of the input prefix after that folder.
+ */
+function outputsFeedInput(inUri: string, outUri: string): boolean {
+  const keyOf = (uri: string) => {
+    const loc = parseLocation(uri, { allowFile: true });
+    return loc.scheme === 's3'
+      ? { where: `s3://${loc.bucket}`, key: loc.key }
+      : { where: 'file', key: loc.path };
+  };
+  const input = keyOf(inUri);
+  const output = keyOf(joinUri(outUri, ''));
+  if (input.where !== output.where) return false;
+  const folder = keyOf(prefixBase(inUri)).key;
+  return (output.key + input.key.slice(folder.length)).startsWith(input.key);
+}
+
+/**
+ * The four forms of a KMS key identifier that API_TransformResources lists for VolumeKmsKeyId: key
+ * ID, key ARN, alias name, alias ARN (multi-Region key IDs start with `mrk-`).
+ */
+const KMS_KEY_ID =
+  '(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|mrk-[0-9a-fA-F]{32})';
+const KMS_ALIAS = 'alias/[a-zA-Z0-9/_-]{1,250}';
+const KMS_ARN = 'arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:';
+const KMS_KEY = new RegExp(
+  `^(?:${KMS_KEY_ID}|${KMS_ALIAS}|${KMS_ARN}key/${KMS_KEY_ID}|${KMS_ARN}${KMS_ALIAS})$`,
+);
+
 function crossFieldProblems(
   r: Partial<TransformJobRequest>,
   ctx: ValidationContext,
@@ -158,6 +189,14 @@ function crossFieldProblems(
   const split = str(input.SplitType) ?? 'None';
   const assemble = str(output.AssembleWith) ?? 'None';
   const kind = contentKind(str(input.ContentType));
+
+  const volumeKey = str(resources.VolumeKmsKeyId);
+  if (volumeKey !== undefined && volumeKey !== '' && !KMS_KEY.test(volumeKey)) {
+    add(
+      'TransformResources.VolumeKmsKeyId',
+      `must name a KMS key as SageMaker documents it: a key ID (1234abcd-12ab-34cd-56ef-1234567890ab), a key ARN (arn:aws:kms:<region>:<account>:key/<key ID>), an alias name (alias/<name>) or an alias ARN (arn:aws:kms:<region>:<account>:alias/<name>); got ${describe(volumeKey)}`,
+    );
+  }
 
   const payload = num(r.MaxPayloadInMB);
   for (const p of parameterProblems({
@@ -211,10 +250,10 @@ function crossFieldProblems(
     );
   }
   if (inUri && outUri && !inProblem && !outProblem && source.S3DataType !== 'ManifestFile') {
-    if (locationsOverlap(inUri, outUri)) {
+    if (outputsFeedInput(inUri, outUri)) {
       add(
         'TransformOutput.S3OutputPath',
-        `must not overlap the input prefix "${inUri}" (S3Prefix is a raw string prefix, so the job would read its own outputs); got "${outUri}"`,
+        `must not put the outputs under the input prefix "${inUri}": an output is <S3OutputPath>/<the object's key after the input's last "/">.out and S3Prefix is a raw string prefix, so a later run of this job would read them as input; got "${outUri}". A bucket root or a prefix beside the input is fine`,
       );
     }
   }

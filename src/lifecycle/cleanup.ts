@@ -3,7 +3,8 @@ import { errorsObjectUri, outputObjectUri, planUri } from '../contract/layout';
 import type { Storage } from '../storage/storage';
 import { joinUri } from '../storage/uri';
 import { readJsonIfExists } from '../storage/json';
-import type { CleanupReport, CleanupTarget } from '../contract/state';
+import type { CleanupReport, CleanupTarget, JobRef } from '../contract/state';
+import type { StoredJob } from '../contract/job';
 
 /** Stops the ECS tasks of a job (cleanup of a stopped execution). One small interface so tests can stand in for ECS. */
 export interface TaskControl {
@@ -72,6 +73,59 @@ export async function cleanupStage(
     deletedScratchObjects,
     stoppedTasks,
     ...(notChecked.length > 0 ? { notChecked } : {}),
+  };
+}
+
+/** What removing a stopped job's outputs did. */
+export interface StoppedOutputsReport {
+  readonly removedOutputs: number;
+  /** Why outputs were left in place (KeepOutputsOnStop, or a store that gives no write times). */
+  readonly kept?: string;
+}
+
+/**
+ * A stopped job stores no output: "When you stop a batch transform job before it is completed,
+ * Amazon SageMaker doesn't store the job's output in Amazon S3" (API_StopTransformJob). Removes the
+ * `<key>.out` and `<key>.errors.jsonl` of the job's planned objects that this job wrote, told by
+ * their write time (at or after the job's creation), so an output an earlier job left at the same
+ * key, and every other file, stays. Opt out with Extensions.KeepOutputsOnStop. Call it once the
+ * job's workers have stopped. Safe to run twice.
+ */
+export async function removeStoppedJobOutputs(
+  ref: Pick<JobRef, 'jobUri' | 'workUri' | 'outputUri' | 'creationTime'>,
+  storage: Storage,
+): Promise<StoppedOutputsReport> {
+  const stored = await readJsonIfExists<StoredJob>(storage, ref.jobUri);
+  if (stored?.job.Extensions.KeepOutputsOnStop) {
+    return { removedOutputs: 0, kept: 'Extensions.KeepOutputsOnStop is set' };
+  }
+  const plan = await readJsonIfExists<Plan>(storage, planUri(ref.workUri));
+  const since = Date.parse(stored?.creationTime ?? ref.creationTime);
+  let undated = 0;
+  async function* candidates() {
+    for (const o of plan?.objects ?? []) {
+      yield outputObjectUri(ref.outputUri, o.relativeKey);
+      yield errorsObjectUri(ref.outputUri, o.relativeKey);
+    }
+  }
+  const removedOutputs = await forEachConcurrently(candidates(), async (uri) => {
+    const head = await storage.head(uri);
+    if (!head) return false;
+    if (!head.lastModified) {
+      undated++;
+      return false;
+    }
+    if (head.lastModified.getTime() < since) return false; // written before this job existed
+    await storage.delete(uri);
+    return true;
+  });
+  return {
+    removedOutputs,
+    ...(undated > 0
+      ? {
+          kept: `${undated} output(s) were kept: the storage gives no write time to tell this job's from others'`,
+        }
+      : {}),
   };
 }
 

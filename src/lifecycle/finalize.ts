@@ -1,4 +1,5 @@
 import {
+  type FailureCategory,
   failureReason,
   type TransformJobDescription,
   type TransformJobStatus,
@@ -41,6 +42,9 @@ export async function finalizeStage(
   }));
   let status: TransformJobStatus = 'Completed';
   let reason: string | undefined;
+  /** Whose failure it is: the worker's own account first, then what the orchestrator caught. */
+  const fatalCategory = [...reports.results.values()].find((r) => r.fatal)?.fatalCategory;
+  let category: FailureCategory = 'ClientError';
   const describeFailed = () =>
     `${failed.length} of ${outcomes.length} input object(s) failed: ${failedObjects
       .slice(0, 3)
@@ -60,12 +64,14 @@ export async function finalizeStage(
     // then the objects it cost: the ones that failed and the ones never finished.
     const seen = describeStateFailure(opts.failure);
     reason = fatal ? (seen.includes(fatal) ? seen : `${fatal}; ${seen}`) : seen;
+    category = fatal ? (fatalCategory ?? 'InternalServerError') : stateFailureCategory(opts.failure);
     if (failed.length > 0) reason += `; ${describeFailed()}`;
     if (pending.length > 0) reason += `; not finished: ${pendingUris()}`;
     for (const note of opts.notes ?? []) reason += `; ${note}`;
   } else if (fatal) {
     status = 'Failed';
     reason = fatal;
+    category = fatalCategory ?? 'InternalServerError';
     if (pending.length > 0) reason += `; not finished: ${pendingUris()}`;
   } else if (failed.length > 0) {
     status = 'Failed';
@@ -73,6 +79,7 @@ export async function finalizeStage(
   } else if (pending.length > 0) {
     status = 'Failed';
     reason = `${pending.length} input object(s) were never processed: ${pendingUris()}`;
+    category = 'InternalServerError';
   }
 
   const job = stored?.job;
@@ -81,7 +88,9 @@ export async function finalizeStage(
   const description: TransformJobDescription = {
     TransformJobName: ref.jobName,
     TransformJobStatus: status,
-    ...(reason ? { FailureReason: failureReason(`Transform job "${ref.jobName}": ${reason}`) } : {}),
+    ...(reason
+      ? { FailureReason: failureReason(category, `Transform job "${ref.jobName}": ${reason}`) }
+      : {}),
     ModelName: ref.modelName,
     ...(job?.MaxConcurrentTransforms !== undefined
       ? { MaxConcurrentTransforms: job.MaxConcurrentTransforms }
@@ -106,6 +115,7 @@ export async function finalizeStage(
     Progress: { ...counters, skippedObjects: plan?.skipped.length ?? 0 },
     FailedObjects: failedObjects,
     SummaryUri: summaryUri(ref.workUri),
+    ...(job?.IgnoredFields ? { IgnoredFields: job.IgnoredFields } : {}),
   };
   await writeJson(storage, summaryUri(ref.workUri), description);
   return description;
@@ -143,6 +153,20 @@ export function describeStateFailure(f: StateFailure): string {
     return `worker task stopped: ${parsed.StoppedReason ?? 'unknown reason'}${containers ? `; ${containers}` : ''}`;
   }
   return [f.Error, cause].filter(Boolean).join(': ');
+}
+
+/**
+ * The FailureReason category of what Step Functions caught (docs/JOB.md, "FailureReason"): the
+ * request, its input or its model's artifacts are the user's (ClientError); no capacity for the task is
+ * CapacityError; a task, Lambda or timeout of our own is InternalServerError.
+ */
+export function stateFailureCategory(f: StateFailure): FailureCategory {
+  const usersOwn = ['JobValidationError', 'ResourceInUse', 'PlanError', 'ModelDataError'];
+  if (f.Error && usersOwn.includes(f.Error)) return 'ClientError';
+  // ECS RunTask's placement failures (`RESOURCE:CPU`, `RESOURCE:MEMORY`, `RESOURCE:GPU`) and
+  // capacity providers that cannot scale out.
+  if (/RESOURCE:|Capacity is unavailable|capacity provider/i.test(f.Cause ?? '')) return 'CapacityError';
+  return 'InternalServerError';
 }
 
 /** ` (record at byte N)` unless the reason already says where. */

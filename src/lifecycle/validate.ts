@@ -123,6 +123,7 @@ export async function validateJob(
     instanceCount: job.TransformResources.InstanceCount,
     capacity: job.Capacity,
     modelEnvironment,
+    tags: job.Tags,
     creationTime,
   };
   return { job: ref, ...(createdModel ? { createdModel } : {}) };

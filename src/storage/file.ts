@@ -155,8 +155,13 @@ export class FileStorage implements Storage {
   }
 
   async head(uri: string): Promise<StoredObject | undefined> {
-    const size = await fileSize(filePath(uri));
-    return size === undefined ? undefined : { uri, size };
+    try {
+      const s = await stat(filePath(uri));
+      return s.isFile() ? { uri, size: s.size, lastModified: s.mtime } : undefined;
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw err;
+    }
   }
 
   async read(uri: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable> {

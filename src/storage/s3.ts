@@ -314,7 +314,11 @@ export class S3Storage implements Storage {
     const { bucket, key } = s3Location(uri);
     try {
       const out = await this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
-      return { uri, size: out.ContentLength ?? 0 };
+      return {
+        uri,
+        size: out.ContentLength ?? 0,
+        ...(out.LastModified ? { lastModified: out.LastModified } : {}),
+      };
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;

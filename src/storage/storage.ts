@@ -9,6 +9,8 @@ import type { Readable } from 'node:stream';
 export interface StoredObject {
   readonly uri: string;
   readonly size: number;
+  /** When the object was written; `head` gives it (a stopped job's cleanup tells its own outputs by it). */
+  readonly lastModified?: Date;
 }
 
 /** A byte range, start inclusive, end exclusive (unlike HTTP's inclusive Range header). */

@@ -16,7 +16,7 @@ const identity = { partition: 'aws', region: 'eu-west-1', account: LOCAL_ACCOUNT
 const job: JobView = {
   name: 'held',
   status: 'Failed',
-  request: { TransformJobName: 'held', ModelName: 'm' },
+  request: { TransformJobName: 'held', ModelName: 'm', Tags: [{ Key: 'team', Value: 'search' }] },
   creationTime: '2030-01-31T10:00:00.500Z',
   lastModifiedTime: '2030-01-31T10:05:00.000Z',
   endTime: '2030-01-31T10:05:00.000Z',
@@ -100,6 +100,25 @@ describe('AWS JSON 1.1 framing', () => {
       CreationTime: Date.parse('2030-01-31T10:00:00.500Z') / 1000,
       TransformEndTime: Date.parse('2030-01-31T10:05:00.000Z') / 1000,
     });
+  });
+
+  it("answers ListTags with a transform job's Tags, which DescribeTransformJob leaves out as SageMaker does", async () => {
+    const arn = `arn:aws:sagemaker:eu-west-1:${LOCAL_ACCOUNT}:transform-job/held`;
+    const r = await call('SageMaker.ListTags', { ResourceArn: arn });
+    expect(r.status).toBe(200);
+    expect(r.body).toEqual({ Tags: [{ Key: 'team', Value: 'search' }] });
+    const described = await call('SageMaker.DescribeTransformJob', { TransformJobName: 'held' });
+    expect(described.body).not.toHaveProperty('Tags');
+  });
+
+  it.each([
+    [`arn:aws:sagemaker:eu-west-1:${LOCAL_ACCOUNT}:transform-job/nope`, /Could not find transform job/],
+    [`arn:aws:sagemaker:eu-west-1:${LOCAL_ACCOUNT}:model/m`, /is not a transform job of this server/],
+  ])('refuses ListTags for %s with ValidationException', async (arn, message) => {
+    const r = await call('SageMaker.ListTags', { ResourceArn: arn });
+    expect(r.status).toBe(400);
+    expect(r.body.__type).toMatch(/ValidationException/);
+    expect(String(r.body.message)).toMatch(message);
   });
 
   it('answers an empty body as no parameters (ListTransformJobs with its defaults)', async () => {

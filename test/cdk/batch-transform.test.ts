@@ -411,6 +411,9 @@ describe('state machine definition', () => {
       'CapacityProviderStrategy.$': '$.launch.capacityProviderStrategy',
       'NetworkConfiguration.$': '$.launch.networkConfiguration',
       'StartedBy.$': '$.job.jobName',
+      // The request's Tags go on each task, with the task definition's (the deployment's) own.
+      'Tags.$': '$.job.tags',
+      PropagateTags: 'TASK_DEFINITION',
     });
     expect(run.Parameters.LaunchType).toBeUndefined();
     expect(run.Parameters.Overrides.ContainerOverrides).toEqual([

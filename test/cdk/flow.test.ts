@@ -55,6 +55,7 @@ function steps(overrides: Partial<Record<string, LocalHandler>> = {}) {
     workUri: 's3://w/jobs/job-1/',
     outputUri: 's3://d/out/',
     instanceCount: 2,
+    tags: [{ Key: 'team', Value: 'search' }],
   };
   const launch = {
     taskDefinition: 'arn:td/iris-fargate:1',
@@ -134,6 +135,8 @@ describe('the lifecycle, executed locally', () => {
       TaskDefinition: 'arn:td/iris-fargate:1',
       CapacityProviderStrategy: [{ CapacityProvider: 'FARGATE', Weight: 1, Base: 0 }],
       StartedBy: 'job-1',
+      Tags: [{ Key: 'team', Value: 'search' }],
+      PropagateTags: 'TASK_DEFINITION',
       Overrides: {
         Cpu: '2048',
         Memory: '8192',
@@ -281,7 +284,7 @@ describe('the lifecycle, executed locally', () => {
     expect(outcome).toMatchObject({
       status: 'FAILED',
       error: 'JobValidationError',
-      cause: 'Transform job "job-1" has 1 problem:\n  - ModelName: no model "resnet"',
+      cause: 'ClientError: Transform job "job-1" has 1 problem:\n  - ModelName: no model "resnet"',
     });
     expect(calls[S.cleanupAfterFailure]).toHaveLength(1);
     expect(calls[S.plan]).toBeUndefined();

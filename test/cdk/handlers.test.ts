@@ -1,6 +1,6 @@
 import { FAILURE_REASON_MAX } from '../../src/contract/description';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ListTasksCommand, StopTaskCommand } from '@aws-sdk/client-ecs';
 import type { GetExecutionHistoryCommand, HistoryEvent } from '@aws-sdk/client-sfn';
@@ -54,6 +54,7 @@ function jobRef(overrides: Partial<JobRef> = {}): JobRef {
       { Name: 'MODEL_SETTING', Value: 'x' },
       { Name: 'SAGEMAKER_BATCH', Value: 'true' },
     ],
+    tags: [],
     creationTime: '2030-01-01T00:00:00.000Z',
     ...overrides,
   };
@@ -273,14 +274,14 @@ describe('FinalizeFailure: the reason a failed job ends with', () => {
     expect(result).toEqual({
       TransformJobName: 'job-1',
       TransformJobStatus: 'Failed',
-      FailureReason: 'Transform job "job-1" has 1 problem:\n  - ModelName: no model "x"',
+      FailureReason: 'ClientError: Transform job "job-1" has 1 problem:\n  - ModelName: no model "x"',
     });
   });
 
   it("takes the job name from a schedule's envelope and prefixes a reason that does not name it", async () => {
     const failure = lambdaError('ModelName: no model "x"');
     const result = await describeFailure({ request, failure }, failure, storage);
-    expect(result.FailureReason).toBe('Transform job "job-1": ModelName: no model "x"');
+    expect(result.FailureReason).toBe('ClientError: Transform job "job-1": ModelName: no model "x"');
   });
 
   it('keeps the reason within 1024 characters', async () => {
@@ -311,7 +312,7 @@ describe('FinalizeFailure: the reason a failed job ends with', () => {
     expect(result).toEqual({
       TransformJobName: 'job-1',
       TransformJobStatus: 'Failed',
-      FailureReason: 'Transform job "job-1": no input',
+      FailureReason: 'ClientError: Transform job "job-1": no input',
     });
   });
 });
@@ -370,6 +371,74 @@ describe('cleanup handler', () => {
     const summary = JSON.parse(await readFile(join(dir.path, 'jobs/job-1/summary.json'), 'utf8'));
     expect(summary.TransformJobStatus).toBe('Stopped');
   });
+
+  /**
+   * A stopped job that completed `a.csv` (output and errors file written after it was created), with
+   * `old.csv.out` left by an earlier job at a planned key, and files the job never wrote beside them.
+   */
+  async function stoppedJobWithOutputs(keep: boolean): Promise<JobRef> {
+    const creationTime = new Date(Date.now() - 60_000).toISOString();
+    const job = jobRef({
+      jobUri: `${dir.uri}jobs/job-1/job.json`,
+      workUri: `${dir.uri}jobs/job-1/`,
+      outputUri: `${dir.uri}out/`,
+      creationTime,
+    });
+    await mkdir(join(dir.path, 'jobs/job-1'), { recursive: true });
+    await mkdir(join(dir.path, 'out'), { recursive: true });
+    await writeFile(
+      join(dir.path, 'jobs/job-1/job.json'),
+      JSON.stringify({ job: { Extensions: keep ? { KeepOutputsOnStop: true } : {} }, creationTime }),
+    );
+    const objects = ['a.csv', 'b.csv', 'old.csv'].map((relativeKey) => ({
+      uri: `${dir.uri}in/${relativeKey}`,
+      relativeKey,
+      size: 4,
+      shardCount: 1,
+    }));
+    await writeFile(
+      join(dir.path, 'jobs/job-1/plan.json'),
+      JSON.stringify({
+        version: 1,
+        jobName: 'job-1',
+        createdAt: creationTime,
+        workUri: job.workUri,
+        outputUri: job.outputUri,
+        objects,
+        partitions: [],
+        totalBytes: 12,
+        skipped: [],
+      }),
+    );
+    for (const name of ['a.csv.out', 'a.csv.errors.jsonl', 'other.txt', 'b.csv', 'old.csv.out'])
+      await writeFile(join(dir.path, 'out', name), 'x');
+    const longAgo = new Date('2020-01-01T00:00:00Z');
+    await utimes(join(dir.path, 'out/old.csv.out'), longAgo, longAgo);
+    return job;
+  }
+
+  it.each([
+    { keep: false, left: ['b.csv', 'old.csv.out', 'other.txt'] },
+    {
+      keep: true,
+      left: ['a.csv.errors.jsonl', 'a.csv.out', 'b.csv', 'old.csv.out', 'other.txt'],
+    },
+  ])(
+    "a stopped execution's outputs that it wrote are removed unless KeepOutputsOnStop ($keep); nothing else is",
+    async ({ keep, left }) => {
+      const job = await stoppedJobWithOutputs(keep);
+      const sfn = fakeHistory([[exited('Validate', { job })]]);
+      await cleanupEndedExecution(
+        { executionArn: 'arn:x', status: 'ABORTED' },
+        storage,
+        recordingTasks().tasks,
+        sfn,
+      );
+      expect((await readdir(join(dir.path, 'out'))).sort()).toEqual(left);
+      const summary = JSON.parse(await readFile(join(dir.path, 'jobs/job-1/summary.json'), 'utf8'));
+      expect(summary.TransformJobStatus).toBe('Stopped');
+    },
+  );
 
   it('records a timed-out execution as Failed and leaves the summary of a failed one alone', async () => {
     const job = await jobWithScratch();

@@ -43,6 +43,7 @@ export async function runPartitionsAtScale(definition: Asl, o: ScaleRunOptions):
     workUri: 's3://w/jobs/wide/',
     outputUri: 's3://d/out/',
     instanceCount: o.partitions,
+    tags: [],
   };
   const launch = {
     taskDefinition: 'arn:td/iris-fargate:1',

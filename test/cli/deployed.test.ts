@@ -325,7 +325,7 @@ describe('batch-transform wait', () => {
     expect(r.stderr).not.toContain('%');
     if (status === 'Failed')
       expect(JSON.parse(r.stdout).FailureReason).toBe(
-        'the execution ran longer than the state machine allows',
+        'InternalServerError: the execution ran longer than the state machine allows',
       );
   });
 });

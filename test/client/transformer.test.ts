@@ -383,7 +383,7 @@ describe('Transformer.describe', () => {
     expect(d).toMatchObject({
       TransformJobName: NAME,
       TransformJobStatus: 'Failed',
-      FailureReason: cause,
+      FailureReason: `ClientError: ${cause}`,
       ModelName: request.ModelName,
       TransformInput: request.TransformInput,
       CreationTime: STARTED.toISOString(),
@@ -421,13 +421,58 @@ describe('Transformer.describe', () => {
     });
   });
 
+  it("returns the request's Tags, which the deployment put on the job's tasks", async () => {
+    const tags = [{ Key: 'team', Value: 'search' }];
+    const { transformer } = transformerOn(
+      {
+        DescribeExecution: execution('RUNNING', { input: JSON.stringify({ ...request, Tags: tags }) }),
+        GetExecutionHistory: { events: [{ id: 1, type: 'ExecutionStarted', timestamp: STARTED }] },
+      },
+      { stateMachineArn: STATE_MACHINE_ARN },
+    );
+    expect((await transformer.describe(NAME)).Tags).toEqual(tags);
+  });
+
+  it('shows a stopped job Stopping until its cleanup has written the summary, then Stopped', async () => {
+    const workUri = `${dir.uri}jobs/${NAME}/`;
+    await writePlannedWork(workUri);
+    const { transformer } = transformerOn(
+      {
+        DescribeExecution: execution('ABORTED', { stopDate: new Date() }),
+        GetExecutionHistory: historyWithValidatedJob(NAME, workUri),
+      },
+      { stateMachineArn: STATE_MACHINE_ARN },
+    );
+    const stopping = await transformer.describe(NAME);
+    expect(stopping.TransformJobStatus).toBe('Stopping');
+    expect(stopping.Progress).toMatchObject({ records: 150 });
+    await writeFile(
+      join(workUri.slice(7), 'summary.json'),
+      JSON.stringify({ ...completedOutput(), TransformJobStatus: 'Stopped' }),
+    );
+    expect((await transformer.describe(NAME)).TransformJobStatus).toBe('Stopped');
+  });
+
+  it('shows a stopped job Stopped once it stopped long ago, even if its cleanup never recorded it', async () => {
+    const workUri = `${dir.uri}jobs/${NAME}/`;
+    await writePlannedWork(workUri);
+    const { transformer } = transformerOn(
+      {
+        DescribeExecution: execution('ABORTED', { stopDate: new Date(Date.now() - 3_600_000) }),
+        GetExecutionHistory: historyWithValidatedJob(NAME, workUri),
+      },
+      { stateMachineArn: STATE_MACHINE_ARN },
+    );
+    expect((await transformer.describe(NAME)).TransformJobStatus).toBe('Stopped');
+  });
+
   it("reads a failed job's counters and failed objects from the summary in its work location", async () => {
     const workUri = `${dir.uri}jobs/${NAME}/`;
     await mkdir(workUri.slice(7), { recursive: true });
     const summary = {
       ...completedOutput(),
       TransformJobStatus: 'Failed',
-      FailureReason: `Transform job "${NAME}": 1 of 3 input object(s) failed: s3://in/b.csv: model answered 500`,
+      FailureReason: `ClientError: Transform job "${NAME}": 1 of 3 input object(s) failed: s3://in/b.csv: model answered 500`,
       Progress: {
         ...emptyCounters(),
         objectsTotal: 3,
@@ -561,7 +606,10 @@ describe('TransformJob.wait', () => {
       { stateMachineArn: STATE_MACHINE_ARN },
     );
     const final = await (await transformer.attach(NAME)).wait({ pollIntervalMs: 1 });
-    expect(final).toMatchObject({ TransformJobStatus: 'Failed', FailureReason: 'worker task stopped' });
+    expect(final).toMatchObject({
+      TransformJobStatus: 'Failed',
+      FailureReason: 'InternalServerError: worker task stopped',
+    });
   });
 
   it('stops waiting, not the job, when its signal is aborted', async () => {

@@ -60,6 +60,8 @@ describe('a SageMaker CreateTransformJob request', () => {
       ShardMinSizeInMB: 64,
       ModelStartupTimeoutInSeconds: 3600,
       JsonPathSliceEnd: 'Inclusive',
+      SplitBatchOnFailure: false,
+      KeepOutputsOnStop: false,
     });
   });
 
@@ -354,14 +356,14 @@ const INVALID: ReadonlyArray<readonly [string, string, unknown, string, RegExp]>
     'TransformOutput.S3OutputPath',
     's3://my-ml-bucket/batch-input/out/',
     'TransformOutput.S3OutputPath',
-    /must not overlap/,
+    /must not put the outputs under the input prefix/,
   ],
   [
     'output equal to the input prefix',
     'TransformOutput.S3OutputPath',
     's3://my-ml-bucket/batch-input/',
     'TransformOutput.S3OutputPath',
-    /must not overlap/,
+    /must not put the outputs under the input prefix/,
   ],
   ['output missing', 'TransformOutput.S3OutputPath', undefined, 'TransformOutput.S3OutputPath', /required/],
   [
@@ -547,7 +549,7 @@ describe('an invalid request is rejected with the field path', () => {
         r.TransformOutput.S3OutputPath = 's3://my-ml-bucket/in-out/';
       },
       'TransformOutput.S3OutputPath',
-      /must not overlap the input prefix "s3:\/\/my-ml-bucket\/in"/,
+      /must not put the outputs under the input prefix "s3:\/\/my-ml-bucket\/in"/,
     ],
     [
       'CsvHeader with JSON Lines content',
@@ -711,12 +713,38 @@ describe('SageMaker request fields honoured or clearly refused (issue 13 §4)', 
     expect(out.TransformOutput.S3OutputPath).toBe(expected.replace('input', 'output'));
   });
 
+  it.each([
+    ['the bucket root', 's3://my-ml-bucket/batch-input/', 's3://my-ml-bucket'],
+    ['the bucket root with a slash', 's3://my-ml-bucket/batch-input/', 's3://my-ml-bucket/'],
+    ['a prefix beside the input', 's3://my-ml-bucket/data/in/', 's3://my-ml-bucket/data/out/'],
+    ['a prefix that holds the input', 's3://my-ml-bucket/jobs/in/', 's3://my-ml-bucket/jobs/'],
+    ['another bucket at the same key', 's3://my-ml-bucket/in/', 's3://other-bucket/in/'],
+  ])('accepts output at %s, as SageMaker does', (_, input, output) => {
+    const req = withField('TransformOutput.S3OutputPath', output);
+    (
+      req.TransformInput as { DataSource: { S3DataSource: { S3Uri: string } } }
+    ).DataSource.S3DataSource.S3Uri = input;
+    const r = checkRequest(req, ctx);
+    expect(r.ok ? [] : r.problems).toEqual([]);
+  });
+
+  it('refuses an output folder whose outputs all land under a raw input prefix (data/in with output data/)', () => {
+    const req = withField('TransformOutput.S3OutputPath', 's3://my-ml-bucket/data/');
+    (
+      req.TransformInput as { DataSource: { S3DataSource: { S3Uri: string } } }
+    ).DataSource.S3DataSource.S3Uri = 's3://my-ml-bucket/data/in';
+    const problems = problemsOf(req);
+    expect(problems.map((p) => p.path)).toEqual(['TransformOutput.S3OutputPath']);
+    // data/input/a.csv would be written to data/input/a.csv.out, which the prefix data/in lists.
+    expect(problems[0]!.message).toMatch(/a later run of this job would read them as input/);
+  });
+
   it('an https:// output that overlaps the input is refused like its s3:// form', () => {
     const problems = problemsOf(
       withField('TransformOutput.S3OutputPath', 'https://my-ml-bucket.s3.amazonaws.com/batch-input/out/'),
     );
     expect(problems.map((p) => p.path)).toEqual(['TransformOutput.S3OutputPath']);
-    expect(problems[0]!.message).toMatch(/must not overlap the input prefix/);
+    expect(problems[0]!.message).toMatch(/must not put the outputs under the input prefix/);
   });
 
   it.each(['al2-ami-sagemaker-batch-gpu-470', 'al2-ami-sagemaker-batch-gpu-535'])(
@@ -730,6 +758,26 @@ describe('SageMaker request fields honoured or clearly refused (issue 13 §4)', 
     },
   );
 
+  it.each([
+    '1234abcd-12ab-34cd-56ef-1234567890ab',
+    'mrk-1234abcd12ab34cd56ef1234567890ab',
+    'arn:aws:kms:us-west-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+    'alias/ExampleAlias',
+    'arn:aws:kms:us-west-2:111122223333:alias/ExampleAlias',
+  ])('TransformResources.VolumeKmsKeyId accepts the KMS key form %s', (key) => {
+    const r = checkRequest(withField('TransformResources.VolumeKmsKeyId', key), ctx);
+    expect(r.ok ? [] : r.problems).toEqual([]);
+  });
+
+  it.each(['my-volume-key', 'arn:aws:kms:us-west-2:111122223333:key/not-a-key', 'arn:aws:s3:::bucket'])(
+    'TransformResources.VolumeKmsKeyId refuses %s, which is no KMS key form',
+    (key) => {
+      const problems = problemsOf(withField('TransformResources.VolumeKmsKeyId', key));
+      expect(problems.map((p) => p.path)).toEqual(['TransformResources.VolumeKmsKeyId']);
+      expect(problems[0]!.message).toMatch(/^must name a KMS key as SageMaker documents it: a key ID/);
+    },
+  );
+
   it('fields accepted and ignored are named in warnings and in the normalized job', () => {
     const req = withField('TransformResources.VolumeKmsKeyId', 'alias/volumes');
     req.ExperimentConfig = { ExperimentName: 'e' };
@@ -737,9 +785,11 @@ describe('SageMaker request fields honoured or clearly refused (issue 13 §4)', 
     req.Tags = [{ Key: 'team', Value: 'ml' }];
     const r = checkRequest(req, ctx);
     if (!r.ok) throw new Error(JSON.stringify(r.problems));
-    const paths = ['TransformResources.VolumeKmsKeyId', 'ExperimentConfig', 'Tags', 'DataCaptureConfig'];
+    // Tags are honoured (on the job's tasks, and from ListTags): not among them.
+    const paths = ['TransformResources.VolumeKmsKeyId', 'ExperimentConfig', 'DataCaptureConfig'];
     expect(r.warnings.map((w) => w.path)).toEqual(paths);
     expect(r.job.IgnoredFields?.map((w) => w.path)).toEqual(paths);
+    expect(r.job.Tags).toEqual([{ Key: 'team', Value: 'ml' }]);
     const plain = checkRequest(seed, ctx);
     expect(plain.ok && plain.warnings).toEqual([]);
     expect(plain.ok && plain.job).not.toHaveProperty('IgnoredFields');

@@ -71,6 +71,20 @@ describe('the validate stage', () => {
       SAGEMAKER_BATCH_STRATEGY: 'MULTI_RECORD',
     });
     expect(JSON.stringify(ref).length).toBeLessThan(4096);
+    expect(ref.tags).toEqual([]);
+  });
+
+  it("carries the request's Tags in the reference, for RunTask to put on the job's tasks", async () => {
+    const tags = [
+      { Key: 'team', Value: 'search' },
+      { Key: 'cost-centre', Value: '' },
+    ];
+    const ref = await validateStage(
+      { request: request('tagged', { Tags: tags }) },
+      { ...deployed(), local: true },
+      storage,
+    );
+    expect(ref.tags).toEqual(tags);
   });
 
   it('the model sees SAGEMAKER_BATCH_STRATEGY as in force: SplitType None sends single records', () => {
@@ -272,7 +286,7 @@ describe('the finalize stage', () => {
     const d = await finalizeStage(ref, storage);
     expect(d.TransformJobStatus).toBe('Failed');
     expect(d.FailureReason).toMatch(
-      /1 of 2 input object\(s\) failed: file:\/\/.*\/in\/b\.csv: model answered HTTP 500 \(record at byte 0\)/,
+      /^ClientError: Transform job "job-1": 1 of 2 input object\(s\) failed: file:\/\/.*\/in\/b\.csv: model answered HTTP 500 \(record at byte 0\)/,
     );
     expect(d.Progress).toMatchObject({
       objectsTotal: 2,
@@ -282,6 +296,70 @@ describe('the finalize stage', () => {
       bytesIn: 4,
     });
     expect(d.FailureReason!.length).toBeLessThanOrEqual(1024);
+  });
+
+  it.each([
+    {
+      why: "the model's fatal failure",
+      fatal: {
+        fatal: 'worker 0: the model server did not answer GET /ping',
+        fatalCategory: 'AlgorithmError',
+      },
+      failure: undefined,
+      reason: 'AlgorithmError: Transform job "cat": worker 0: the model server did not answer GET /ping',
+    },
+    {
+      why: "the worker's own crash",
+      fatal: { fatal: 'worker 0: worker failed: boom', fatalCategory: 'InternalServerError' },
+      failure: undefined,
+      reason: 'InternalServerError: Transform job "cat": worker 0: worker failed: boom',
+    },
+    {
+      why: 'a task ECS had no capacity for',
+      fatal: {},
+      failure: { Error: 'States.TaskFailed', Cause: '{"Failures":[{"Reason":"RESOURCE:MEMORY"}]}' },
+      reason: /^CapacityError: Transform job "cat": States\.TaskFailed: .*RESOURCE:MEMORY/,
+    },
+    {
+      why: 'an input that cannot be planned',
+      fatal: {},
+      failure: { Error: 'PlanError', Cause: 'no objects under s3://b/in/' },
+      reason: /^ClientError: Transform job "cat": PlanError: no objects under s3:\/\/b\/in\//,
+    },
+  ] as const)(
+    "prefixes the FailureReason with SageMaker's category: $why",
+    async ({ fatal, failure, reason }) => {
+      await writeFile(join(dir.path, 'in', 'a.csv'), '1\n');
+      const ref = await validateStage({ request: request('cat') }, { ...deployed(), local: true }, storage);
+      await planStage(ref, storage);
+      const result: PartitionResult = {
+        partition: 0,
+        startedAt: '2026-11-22T00:00:00.000Z',
+        endedAt: '2026-11-22T00:00:01.000Z',
+        effective: { MaxConcurrentTransforms: 1, BatchStrategy: 'MultiRecord', MaxPayloadInMB: 1 },
+        items: [],
+        counters: emptyCounters(),
+        ...fatal,
+      };
+      await writeJson(storage, resultUri(ref.workUri, 0), result);
+      const d = await finalizeStage(ref, storage, failure ? { failure } : {});
+      expect(d.TransformJobStatus).toBe('Failed');
+      if (typeof reason === 'string') expect(d.FailureReason?.startsWith(reason), d.FailureReason).toBe(true);
+      else expect(d.FailureReason).toMatch(reason);
+    },
+  );
+
+  it("notes the request's accepted-and-ignored fields in the description", async () => {
+    await writeFile(join(dir.path, 'in', 'a.csv'), '1\n');
+    const req = request('ignored', { ExperimentConfig: { ExperimentName: 'e' } });
+    const ref = await validateStage({ request: req }, { ...deployed(), local: true }, storage);
+    await planStage(ref, storage);
+    const d = await finalizeStage(ref, storage, { stopped: true });
+    expect(d.IgnoredFields).toEqual([
+      { path: 'ExperimentConfig', message: expect.stringMatching(/^accepted and ignored: /) },
+    ]);
+    const plain = await validateStage({ request: request('plain') }, { ...deployed(), local: true }, storage);
+    expect(await finalizeStage(plain, storage, { stopped: true })).not.toHaveProperty('IgnoredFields');
   });
 
   it('reads a torn progress document (its writer killed mid-write) as no progress, not as the failure', async () => {

@@ -185,7 +185,7 @@ describe('run --local', () => {
         job('pooled', `file://${input}/`, `file://${out}/`, {
           MaxConcurrentTransforms: 4,
           MaxPayloadInMB: 1,
-          Extensions: { ShardMinSizeInMB: 0 },
+          Extensions: { ShardMinSizeInMB: 0, SplitBatchOnFailure: true },
         }),
       ),
     );
@@ -231,7 +231,9 @@ describe('run --local', () => {
     expect(r.code).toBe(1);
     const result = lastJson(r);
     expect(result.TransformJobStatus).toBe('Failed');
-    expect(result.FailureReason).toMatch(/model/i);
+    // SageMaker's category for a container that does not start (its "AlgorithmError: Model container
+    // failed to respond to ping"), then our detail.
+    expect(result.FailureReason).toMatch(/^AlgorithmError: Transform job "[^"]+": .*model/i);
     expect(result.FailureReason).toContain('exited with code 3');
     expect(result.FailureReason).toContain('no weights');
     expect(existsSync(join(dir, 'dies', 'out', 'a.csv.out'))).toBe(false);

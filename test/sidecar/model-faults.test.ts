@@ -91,7 +91,88 @@ describe.concurrent('a model that is slow, flaky or limited', () => {
     });
   });
 
-  it('halves a mini-batch the model answers 413 until it fits, and fails a single record that never fits', async ({
+  it('by default fails an object whose mini-batch the model answers 413, without splitting it (SageMaker)', async ({
+    expect,
+  }) => {
+    const limited = await model({ TEST_MODEL_UPPERCASE: '1', TEST_MODEL_MAX_BODY_BYTES: '200' }, cleanups);
+    const fits = rows(60, 'f'); // 1.9 KB in one mini-batch: 413
+    const job = await fx.prepare('no-halving-413', {
+      objects: { 'fits.csv': fits, 'small.csv': 'ok,1\n' },
+      request: { BatchStrategy: 'MultiRecord' },
+    });
+    const run = await fx.run(job, { model: limited });
+    expect(run.code, run.stderr).toBe(0);
+    expect(await fx.output(job, 'fits.csv')).toBeUndefined();
+    expect((await fx.output(job, 'small.csv'))?.toString()).toBe('OK,1\n');
+    expect((await fx.itemsByKey(job)).get('fits.csv')).toMatchObject({
+      status: 'Failed',
+      error: {
+        offset: 0,
+        message: expect.stringMatching(
+          /^model answered HTTP 413.* for the mini-batch of 60 records starting at byte offset 0 \(Extensions\.SplitBatchOnFailure halves/,
+        ),
+      },
+    });
+    // One request for each object: no halves were sent.
+    expect((await fx.result(job)).counters).toMatchObject({ invocations: 2, modelErrors4xx: 1 });
+  });
+
+  it('by default retries a timed-out mini-batch InvocationsMaxRetries times, then fails the object without splitting it', async ({
+    expect,
+  }) => {
+    const slow = 'a,1\nb,2\nSLOWME,3\nd,4\n';
+    const job = await fx.prepare('timeout-retried', {
+      objects: { 'slow.csv': slow },
+      request: {
+        BatchStrategy: 'MultiRecord',
+        ModelClientConfig: { InvocationsTimeoutInSeconds: 1, InvocationsMaxRetries: 1 },
+      },
+    });
+    const run = await fx.run(job, { model: troubled });
+    expect(run.code, run.stderr).toBe(0);
+    expect((await fx.itemsByKey(job)).get('slow.csv')).toMatchObject({
+      status: 'Failed',
+      error: {
+        offset: 0,
+        message:
+          'model did not answer within InvocationsTimeoutInSeconds (1 s) (2 attempts, InvocationsMaxRetries 1) ' +
+          'for the mini-batch of 4 records starting at byte offset 0 ' +
+          '(Extensions.SplitBatchOnFailure halves such a mini-batch down to single records)',
+      },
+    });
+    expect((await fx.result(job)).counters).toMatchObject({ invocations: 2, modelTimeouts: 2 });
+  });
+
+  it('time to failure with a hung model: one timeout by default, log2(records) + 1 timeouts with SplitBatchOnFailure', async ({
+    expect,
+  }) => {
+    // Every record hangs: the evidence behind SageMaker's behaviour as the default (docs/JOB.md).
+    const hung = Array.from({ length: 32 }, (_, i) => `SLOWME-${i}\n`).join('');
+    const request = (split: boolean) => ({
+      BatchStrategy: 'MultiRecord',
+      ModelClientConfig: { InvocationsTimeoutInSeconds: 1, InvocationsMaxRetries: 0 },
+      Extensions: { SplitBatchOnFailure: split },
+    });
+    const [plain, split] = await Promise.all([
+      fx.prepare('hung-default', { objects: { 'hung.csv': hung }, request: request(false) }),
+      fx.prepare('hung-split', { objects: { 'hung.csv': hung }, request: request(true) }),
+    ]);
+    const runs = await Promise.all([fx.run(plain, { model: troubled }), fx.run(split, { model: troubled })]);
+    for (const run of runs) expect(run.code, run.stderr).toBe(0);
+    const [a, b] = await Promise.all([fx.itemsByKey(plain), fx.itemsByKey(split)]);
+    const [timeoutsA, timeoutsB] = [(await fx.result(plain)).counters, (await fx.result(split)).counters].map(
+      (c) => c.modelTimeouts,
+    );
+    // 32 → 16 → 8 → 4 → 2 → 1: six timeouts before the first single record fails.
+    expect([timeoutsA, timeoutsB]).toEqual([1, 6]);
+    const [msA, msB] = [a.get('hung.csv')!.durationMs, b.get('hung.csv')!.durationMs];
+    expect(msA).toBeGreaterThanOrEqual(1000);
+    expect(msA).toBeLessThan(3000);
+    expect(msB).toBeGreaterThanOrEqual(6000);
+    console.log(`hung model, 32 records, timeout 1 s: default ${msA} ms, SplitBatchOnFailure ${msB} ms`);
+  });
+
+  it('with Extensions.SplitBatchOnFailure, halves a mini-batch the model answers 413 until it fits, and fails a single record that never fits', async ({
     expect,
   }) => {
     const limited = await model({ TEST_MODEL_UPPERCASE: '1', TEST_MODEL_MAX_BODY_BYTES: '200' }, cleanups);
@@ -99,7 +180,7 @@ describe.concurrent('a model that is slow, flaky or limited', () => {
     const head = rows(3, 'h');
     const job = await fx.prepare('halving', {
       objects: { 'fits.csv': fits, 'too-wide.csv': `${head}${'w'.repeat(300)}\n${rows(2, 't')}` },
-      request: { BatchStrategy: 'MultiRecord' },
+      request: { BatchStrategy: 'MultiRecord', Extensions: { SplitBatchOnFailure: true } },
     });
     const run = await fx.run(job, { model: limited });
     expect(run.code, run.stderr).toBe(0);
@@ -120,7 +201,7 @@ describe.concurrent('a model that is slow, flaky or limited', () => {
     expect(await fx.incompleteUploads(job)).toEqual([]);
   });
 
-  it('fails an object whose record outlasts InvocationsTimeoutInSeconds, naming its key and offset', async ({
+  it('with Extensions.SplitBatchOnFailure, fails an object whose record outlasts InvocationsTimeoutInSeconds, naming its key and offset', async ({
     expect,
   }) => {
     const slow = 'a,1\nb,2\nSLOWME,3\nd,4\n';
@@ -129,6 +210,7 @@ describe.concurrent('a model that is slow, flaky or limited', () => {
       request: {
         BatchStrategy: 'MultiRecord',
         ModelClientConfig: { InvocationsTimeoutInSeconds: 1, InvocationsMaxRetries: 0 },
+        Extensions: { SplitBatchOnFailure: true },
       },
     });
     const run = await fx.run(job, { model: troubled });
@@ -210,6 +292,7 @@ describe.concurrent('a model that dies, a task that is stopped', () => {
       const reason = `the model stopped answering while transforming ${job.inputUri}a.csv`;
       expect(run.logs.some((l) => l.level === 'error' && l.msg.includes(reason))).toBe(true);
       expect((await fx.result(job)).fatal).toContain(reason);
+      expect((await fx.result(job)).fatalCategory).toBe('AlgorithmError'); // the model's failure
       expect([...(await fx.outputs(job)).keys()]).toEqual([]);
       expect(await fx.incompleteUploads(job)).toEqual([]);
     },
@@ -242,6 +325,7 @@ describe.concurrent('a model that dies, a task that is stopped', () => {
     // object that was stopped has no output.
     expect([...(await fx.outputs(job)).keys()]).not.toContain('big.csv.out');
     expect((await fx.result(job)).fatal).toMatch(/stopped/);
+    expect((await fx.result(job)).fatalCategory).toBe('InternalServerError'); // stopped from outside
   });
 
   it('a model whose /execution-parameters asks for MaxPayloadInMB over 100 fails the partition with a clear reason', async ({
@@ -259,6 +343,7 @@ describe.concurrent('a model that dies, a task that is stopped', () => {
       "the model's GET /execution-parameters asks for MaxPayloadInMB 200; at most 100 is allowed",
     );
     expect(fatal).not.toMatch(/\n\s+at /);
+    expect((await fx.result(job)).fatalCategory).toBe('AlgorithmError');
     expect([...(await fx.outputs(job)).keys()]).toEqual([]);
   });
 });

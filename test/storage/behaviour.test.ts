@@ -46,11 +46,15 @@ describe.each(backends)('$name', (backend) => {
   });
   afterAll(() => stop());
 
-  it('reads back what put stored, and head reports its size', async () => {
+  it('reads back what put stored, and head reports its size and when it was written', async () => {
     const uri = `${fresh()}a.txt`;
+    const before = Date.now() - 1000; // S3's Last-Modified has whole seconds
     await storage.put(uri, 'hello, world');
     expect((await storage.readAll(uri)).toString()).toBe('hello, world');
-    expect(await storage.head(uri)).toEqual({ uri, size: 12 });
+    const head = await storage.head(uri);
+    expect(head).toMatchObject({ uri, size: 12 });
+    expect(head?.lastModified?.getTime()).toBeGreaterThanOrEqual(before);
+    expect(head?.lastModified?.getTime()).toBeLessThanOrEqual(Date.now());
   });
 
   it('put replaces an existing object', async () => {
@@ -156,7 +160,7 @@ describe.each(backends)('$name', (backend) => {
     const uri = `${fresh()}empty`;
     const writer = storage.createWriter(uri);
     await writer.complete();
-    expect(await storage.head(uri)).toEqual({ uri, size: 0 });
+    expect(await storage.head(uri)).toMatchObject({ uri, size: 0 });
     await writer.complete(); // a second complete is a no-op
   });
 
@@ -226,7 +230,7 @@ describe.each(backends)('$name', (backend) => {
   it('concatenates nothing into an empty object', async () => {
     const uri = `${fresh()}none.out`;
     await storage.concat([], uri);
-    expect(await storage.head(uri)).toEqual({ uri, size: 0 });
+    expect(await storage.head(uri)).toMatchObject({ uri, size: 0 });
   });
 
   it('fails concat on a missing source and writes no target', async () => {

@@ -69,7 +69,7 @@ describe('lifecycle', () => {
       ['seeded/a.txt', 'alpha'],
       ['seeded/deep/b.bin', Buffer.from([1, 2, 3])],
     ]);
-    expect(await harness.storage.head(`s3://${BUCKET}/seeded/deep/b.bin`)).toEqual({
+    expect(await harness.storage.head(`s3://${BUCKET}/seeded/deep/b.bin`)).toMatchObject({
       uri: `s3://${BUCKET}/seeded/deep/b.bin`,
       size: 3,
     });

@@ -214,7 +214,11 @@ export class ModelClient {
       if (outcome.kind === 'ok' || outcome.kind === 'client-error' || outcome.kind === 'too-large')
         return outcome;
       if (opts.handOver?.(outcome)) return outcome;
-      if (attempt >= this.opts.maxRetries) return outcome;
+      if (attempt >= this.opts.maxRetries) {
+        if (attempt === 0) return outcome;
+        const tries = `${outcome.message} (${attempt + 1} attempts, InvocationsMaxRetries ${this.opts.maxRetries})`;
+        return { ...outcome, message: tries };
+      }
       this.stats.retries++;
       const cap = Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** attempt);
       await sleep(Math.random() * cap, undefined, opts.signal ? { signal: opts.signal } : undefined);

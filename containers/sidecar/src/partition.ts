@@ -1,6 +1,7 @@
 import {
   asksModel,
   type EffectiveParameters,
+  ModelParametersError,
   negotiateParameters,
   PARAMETER_DEFAULTS,
 } from '../../../src/contract/parameters';
@@ -57,6 +58,8 @@ export async function runPartition(config: SidecarConfig, deps: PartitionDeps): 
   const items: ItemResult[] = [];
   let effective: EffectiveParameters = PARAMETER_DEFAULTS;
   let fatal: string | undefined;
+  /** Whether `fatal` is the model's doing (FailureReason's AlgorithmError). */
+  let modelFailed = false;
   let client: ModelClient | undefined;
   let lastMetrics = emptyCounters();
   let lastLatency = { total: 0, count: 0 };
@@ -133,6 +136,7 @@ export async function runPartition(config: SidecarConfig, deps: PartitionDeps): 
           if (large) flow.largeObjects.release();
         });
         if (result.fatal !== undefined) {
+          if (fatal === undefined) modelFailed = true; // an item ends the partition only when the model is gone
           fatal ??= result.fatal;
           inner.abort(new PartitionFatalError(result.fatal));
           break;
@@ -163,10 +167,12 @@ export async function runPartition(config: SidecarConfig, deps: PartitionDeps): 
     if (deps.signal.aborted && !fatal)
       fatal = `the worker was stopped (${String(deps.signal.reason ?? 'SIGTERM')}) before it finished`;
   } catch (e) {
-    fatal =
-      e instanceof ModelUnavailableError || e instanceof PartitionFatalError
-        ? e.message
-        : `worker failed: ${(e as Error).stack ?? e}`;
+    const known =
+      e instanceof ModelUnavailableError ||
+      e instanceof PartitionFatalError ||
+      e instanceof ModelParametersError;
+    fatal = known ? e.message : `worker failed: ${(e as Error).stack ?? e}`;
+    modelFailed = known;
   } finally {
     clearInterval(ticker);
   }
@@ -179,7 +185,14 @@ export async function runPartition(config: SidecarConfig, deps: PartitionDeps): 
     effective,
     items,
     counters,
-    ...(fatal ? { fatal: `worker ${config.partition}: ${fatal}` } : {}),
+    ...(fatal
+      ? {
+          fatal: `worker ${config.partition}: ${fatal}`,
+          // The model's failure (never healthy, gone, asking for values out of range), unless the
+          // worker was stopped from outside or failed in its own code.
+          fatalCategory: !deps.signal.aborted && modelFailed ? 'AlgorithmError' : 'InternalServerError',
+        }
+      : {}),
   };
   await writeProgress().catch(() => {});
   await writeJson(storage, resultUri(plan.workUri, config.partition), result);

@@ -211,9 +211,12 @@ async function transform(
 }
 
 /**
- * Invoke with halving and isolation: sends a mini-batch (retries are the model client's), halves
- * one the model cannot take whole, and with a failed-records threshold set, isolates the records
- * that still fail on their own into `isolated` instead of failing the item.
+ * Invoke, with halving and isolation when asked for: sends a mini-batch (retries are the model
+ * client's). By default a 413 or a timeout that outlasts InvocationsMaxRetries fails the item, as
+ * SageMaker does (docs/JOB.md, "Halving"). With Extensions.SplitBatchOnFailure, or a failed-records
+ * threshold set (isolation needs bisection), a mini-batch the model cannot take whole is halved
+ * down to single records; with a threshold, records that still fail on their own go to `isolated`
+ * instead of failing the item.
  */
 function invoker(
   c: ItemContext,
@@ -223,6 +226,7 @@ function invoker(
 ): Invoke {
   const { job, object } = c;
   const isolate = job.Extensions.MaxFailedRecordsPerObject > 0 || job.Extensions.MaxFailedRecordsPercent > 0;
+  const halving = isolate || job.Extensions.SplitBatchOnFailure;
   const baseHeaders: Record<string, string> = {
     'content-type': job.TransformInput.ContentType || 'application/octet-stream',
     ...(job.TransformOutput.Accept ? { accept: job.TransformOutput.Accept } : {}),
@@ -235,7 +239,7 @@ function invoker(
       [HEADER_RECORD_OFFSET]: String(batch.firstOffset),
       [HEADER_RECORD_COUNT]: String(batch.count),
     };
-    const canHalve = batch instanceof MiniBatch && batch.count > 1;
+    const canHalve = halving && batch instanceof MiniBatch && batch.count > 1;
     // A MiniBatch goes out as its parts (slices of the input chunks, no copy) with a
     // Content-Length; an array can be sent again on retry. A streamed object goes out chunked, once
     // (the client frames each body by its kind).
@@ -286,7 +290,12 @@ function invoker(
       enforceThreshold(job, local.failedRecords, local.records + local.failedRecords, false);
       return [];
     }
-    throw new ItemFailure(reason, batch.firstOffset);
+    // Say how to get past a mini-batch the model refuses whole, without changing the default.
+    const hint =
+      !halving && batch.count > 1 && (outcome.kind === 'too-large' || outcome.kind === 'timeout')
+        ? ' (Extensions.SplitBatchOnFailure halves such a mini-batch down to single records)'
+        : '';
+    throw new ItemFailure(`${reason}${hint}`, batch.firstOffset);
   };
   return invoke;
 }
