@@ -174,15 +174,6 @@ export class BatchTransform extends Construct {
         m.environment ? { environment: { ...m.environment } } : {},
       ]),
     );
-    const taskDefinitions = Object.fromEntries(
-      [...this.modelTasks.taskDefinitions].map(([name, d]) => [
-        name,
-        {
-          fargate: d.fargate.taskDefinitionArn,
-          ec2: Object.fromEntries([...d.ec2].map(([type, td]) => [type, td.taskDefinitionArn])),
-        },
-      ]),
-    );
     const config: DeploymentConfig = {
       context: {
         models,
@@ -196,7 +187,7 @@ export class BatchTransform extends Construct {
         ec2CapacityProviders: Object.fromEntries(
           [...this.compute.ec2CapacityProviders].map(([type, cp]) => [type, cp.capacityProviderName]),
         ),
-        taskDefinitions,
+        taskDefinitionFamilyPrefix: this.modelTasks.familyPrefix,
         network: { fargate: this.compute.fargateNetwork, ec2: this.compute.ec2Network },
       },
     };

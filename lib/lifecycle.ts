@@ -492,6 +492,15 @@ export class TransformLifecycle extends Construct {
     });
   }
 
+  /** Every revision of the deployment's task definition families: `task-definition/<prefix>_*:*`. */
+  private taskDefinitionsArn(): string {
+    return Stack.of(this).formatArn({
+      service: 'ecs',
+      resource: 'task-definition',
+      resourceName: `${this.props.models.familyPrefix}_*:*`,
+    });
+  }
+
   private grantStopTasks(role: iam.IRole): void {
     const cluster = this.props.compute.cluster.clusterArn;
     role.addToPrincipalPolicy(
@@ -514,13 +523,12 @@ export class TransformLifecycle extends Construct {
   private grantRunTask(role: iam.IRole): void {
     const stack = Stack.of(this);
     const { models, compute } = this.props;
-    const families = [...models.taskDefinitions.values()].flatMap((d) => [d.fargate, ...d.ec2.values()]);
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         actions: ['ecs:RunTask'],
-        resources: families.map((d) =>
-          stack.formatArn({ service: 'ecs', resource: 'task-definition', resourceName: `${d.family}:*` }),
-        ),
+        // Every revision of every family of the deployment, in one resource whatever the number of
+        // models and instance types (one ARN per family outgrew IAM's policy size at about 60 models).
+        resources: [this.taskDefinitionsArn()],
         conditions: { ArnEquals: { 'ecs:cluster': compute.cluster.clusterArn } },
       }),
     );

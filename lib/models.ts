@@ -1,12 +1,13 @@
 import { existsSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import { Aws, Duration, Stack } from 'aws-cdk-lib';
+import { Aws, Duration, Names, Stack } from 'aws-cdk-lib';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { taskDefinitionFamily } from '../src/contract/deployment';
 import { ec2TaskMemoryMiB, SIDECAR_SHARE } from '../src/job/instances';
 import { ENVIRONMENT_KEY, MODEL_NAME } from '../src/job/schema';
 import { parseLocation } from '../src/storage/uri';
@@ -87,9 +88,15 @@ export class ModelTasks extends Construct {
     { readonly fargate: ecs.TaskDefinition; readonly ec2: ReadonlyMap<string, ecs.TaskDefinition> }
   >;
   readonly sidecarImage: ecs.ContainerImage;
+  /**
+   * What every task definition family of this deployment begins with (unique per stack and path):
+   * jobs launch by family (`taskDefinitionFamily`), and the state machine may run `<prefix>_*`.
+   */
+  readonly familyPrefix: string;
 
   constructor(scope: Construct, id: string, props: ModelTasksProps) {
     super(scope, id);
+    this.familyPrefix = Names.uniqueResourceName(this, { maxLength: 64, separator: '-' });
     const names = Object.keys(props.models);
     if (names.length === 0)
       throw new Error('models is empty: a deployment needs at least one model to run jobs with');
@@ -130,6 +137,7 @@ export class ModelTasks extends Construct {
     for (const [name, model] of Object.entries(props.models)) {
       const image = modelImage(this, name, model.image);
       const fargate = this.define(`${name}-fargate`, name, model, image, props.logGroup, {
+        family: taskDefinitionFamily(this.familyPrefix, name),
         compatibility: ecs.Compatibility.FARGATE,
         cpu: FARGATE_REGISTERED_SIZE.cpu,
         memoryMiB: FARGATE_REGISTERED_SIZE.memoryMiB,
@@ -143,6 +151,7 @@ export class ModelTasks extends Construct {
         ec2.set(
           spec.ec2InstanceType,
           this.define(`${name}-${spec.ec2InstanceType}`, name, model, image, props.logGroup, {
+            family: taskDefinitionFamily(this.familyPrefix, name, spec.ec2InstanceType),
             compatibility: ecs.Compatibility.EC2,
             cpu: spec.vcpus * 1024,
             // The catalog's rule, the same validation puts in the job's Capacity.
@@ -177,6 +186,7 @@ export class ModelTasks extends Construct {
     image: ecs.ContainerImage,
     logGroup: logs.ILogGroup,
     size: {
+      family: string;
       compatibility: ecs.Compatibility;
       cpu: number;
       memoryMiB: number;
@@ -186,6 +196,7 @@ export class ModelTasks extends Construct {
   ): ecs.TaskDefinition {
     const fargate = size.compatibility === ecs.Compatibility.FARGATE;
     const definition = new ecs.TaskDefinition(this, id, {
+      family: size.family,
       compatibility: size.compatibility,
       networkMode: ecs.NetworkMode.AWS_VPC,
       cpu: String(size.cpu),

@@ -1,10 +1,11 @@
 import type { Capacity } from '../../src/contract/job';
-import type {
-  AwsvpcConfiguration,
-  DeploymentConfig,
-  DeploymentContext,
-  LaunchSpec,
-  ModelSpec,
+import {
+  type AwsvpcConfiguration,
+  type DeploymentConfig,
+  type DeploymentContext,
+  type LaunchSpec,
+  type ModelSpec,
+  taskDefinitionFamily,
 } from '../../src/contract/deployment';
 import type { JobRef } from '../../src/contract/state';
 
@@ -34,20 +35,21 @@ export function deploymentContext(config: DeploymentConfig): DeploymentContext {
  */
 export function launchSpecFor(job: JobRef, config: DeploymentConfig): LaunchSpec {
   const { launch, context } = config;
-  const defs = launch.taskDefinitions[job.modelName];
-  if (!defs)
+  if (!context.models[job.modelName])
     throw new DeploymentConfigError(`model "${job.modelName}" has no task definition in this deployment`);
   const capacity: Capacity = job.capacity;
   let taskDefinition: string | undefined;
   let provider: string | undefined;
   let network: AwsvpcConfiguration;
+  const family = (ec2InstanceType?: string) =>
+    taskDefinitionFamily(launch.taskDefinitionFamilyPrefix, job.modelName, ec2InstanceType);
   if (capacity.kind === 'fargate') {
-    taskDefinition = defs.fargate;
+    taskDefinition = family();
     provider = launch.fargateCapacityProvider;
     network = launch.network.fargate;
   } else if (capacity.kind === 'ec2') {
-    taskDefinition = defs.ec2[capacity.instanceType];
     provider = launch.ec2CapacityProviders[capacity.instanceType];
+    taskDefinition = provider ? family(capacity.instanceType) : undefined;
     network = launch.network.ec2;
   } else {
     throw new DeploymentConfigError(`job "${job.jobName}" has local capacity, which a deployment cannot run`);

@@ -2,7 +2,10 @@ import { Match } from 'aws-cdk-lib/assertions';
 import validateAsl from 'asl-validator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STATE_NAMES } from '../../src/contract/state-names';
-import { stateMachineDefinition } from './definition';
+import { launchSpecFor } from '../../lambdas/shared/deployment';
+import type { DeploymentConfig, LaunchSpec } from '../../src/contract/deployment';
+import type { JobRef } from '../../src/contract/state';
+import { resolve, stateMachineDefinition } from './definition';
 import { type Cfn, exampleProps, type Synthesized, synthesize } from './synth';
 
 let synth: Synthesized;
@@ -250,12 +253,56 @@ describe('IAM', () => {
   it('lets the state machine run only the deployment task definitions, on its cluster, passing only the task roles', () => {
     const statements = statementsOfRole('BatchTransformLifecycleStateMachineRole');
     const run = statements.find((s) => list(s.Action).includes('ecs:RunTask'));
-    expect(list(run.Resource)).toHaveLength(8);
+    // One resource for every revision of every family of the deployment (8 task definitions here).
+    const [resource] = list(run.Resource).map((r) => String(resolve(r, synth.json)));
+    expect(list(run.Resource)).toHaveLength(1);
+    const prefix = synth.construct.modelTasks.familyPrefix;
+    expect(resource).toBe(`arn:aws:ecs:us-east-1:123456789012:task-definition/${prefix}_*:*`);
+    const families = resourcesOf('AWS::ECS::TaskDefinition').map(([, td]) => String(td.Properties.Family));
+    expect(families).toHaveLength(8);
+    for (const family of families) expect(family.startsWith(`${prefix}_`), family).toBe(true);
     expect(run.Condition.ArnEquals['ecs:cluster']).toBeDefined();
     const pass = statements.find((s) => list(s.Action).includes('iam:PassRole'));
     expect(list(pass.Resource)).toHaveLength(2);
     expect(pass.Condition).toEqual({ StringEquals: { 'iam:PassedToService': 'ecs-tasks.amazonaws.com' } });
   });
+});
+
+describe('redeploys', () => {
+  /** The Validate step's answer for a job of `iris` on `capacity`, with the deployment the stack gives it. */
+  function validatedLaunch(capacity: JobRef['capacity']): LaunchSpec {
+    const [, validate] = resourcesOf('AWS::Lambda::Function').find(([id]) =>
+      id.startsWith('BatchTransformLifecycleStagesValidate'),
+    )!;
+    const config = JSON.parse(
+      String(resolve(validate.Properties.Environment.Variables.DEPLOYMENT, synth.json)),
+    ) as DeploymentConfig;
+    const job = {
+      jobName: 'job-1',
+      modelName: 'iris',
+      instanceType: 'ml.m5.large',
+      capacity,
+      modelEnvironment: [],
+    } as unknown as JobRef;
+    return launchSpecFor(job, config);
+  }
+
+  it.each([
+    ['Fargate', { kind: 'fargate', cpu: 2048, memoryMiB: 8192 }, 'fargate'],
+    [
+      'an EC2 type',
+      { kind: 'ec2', instanceType: 'g5.xlarge', cpu: 4096, memoryMiB: 14592, gpus: 1, neuronDevices: 0 },
+      'g5xlarge',
+    ],
+  ] as const)(
+    'has Validate store the task definition family on %s, which RunTask resolves to the latest ACTIVE revision, never a revision ARN',
+    (_label, capacity, id) => {
+      const launch = validatedLaunch(capacity as JobRef['capacity']);
+      // A revision ARN (`…:task-definition/family:3`) would be refused once a redeploy deregistered it.
+      expect(launch.taskDefinition).not.toMatch(/^arn:|:\d+$/);
+      expect(launch.taskDefinition).toBe(taskDefinition('iris', id).Family);
+    },
+  );
 });
 
 describe('schedules', () => {

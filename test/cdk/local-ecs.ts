@@ -162,6 +162,18 @@ const OVERRIDES_MAX = 8192;
 /** ECS's default stop timeout: SIGTERM, then SIGKILL this long after. */
 const DEFAULT_STOP_TIMEOUT_S = 30;
 
+/** A registered revision of a task definition family: one synthesized definition, ACTIVE or deregistered. */
+interface Revision {
+  readonly family: string;
+  readonly revision: number;
+  /** The template resource it was registered from. */
+  readonly logicalId: string;
+  status: 'ACTIVE' | 'INACTIVE';
+}
+
+const revisionArn = (family: string, revision: number) =>
+  `arn:${PLACEHOLDER_ENV.partition}:ecs:${PLACEHOLDER_ENV.region}:${PLACEHOLDER_ENV.account}:task-definition/${family}:${revision}`;
+
 export class NamedError extends Error {
   constructor(name: string, message: string) {
     super(message);
@@ -197,12 +209,19 @@ export class LocalEcs implements EcsEmulation {
   readonly #server: http.Server;
   readonly #tasks: Task[] = [];
   readonly #attempts = new Map<string, number>();
+  /** Family → its revisions, oldest first: revision 1 of each synthesized task definition to begin with. */
+  readonly #revisions = new Map<string, Revision[]>();
   /** Every ECS API call the endpoint answered, in order. */
   readonly apiCalls: EcsApiCall[] = [];
 
   private constructor(options: LocalEcsOptions) {
     this.#options = options;
     this.#engine = options.engine ?? new ProcessEngine(options.images ?? {});
+    for (const [logicalId, r] of Object.entries(options.template.Resources)) {
+      if (r.Type !== 'AWS::ECS::TaskDefinition') continue;
+      const family = String(r.Properties?.Family ?? logicalId);
+      this.#revisions.set(family, [{ family, revision: 1, logicalId, status: 'ACTIVE' }]);
+    }
     this.#server = http.createServer((req, res) => {
       this.#api(req, res).catch((e: Error) =>
         sendJson(res, 500, { __type: 'ServerException', message: e.message }),
@@ -268,16 +287,50 @@ export class LocalEcs implements EcsEmulation {
     return description;
   };
 
+  /**
+   * A redeploy's new revision of a family: the same synthesized definition under the next revision
+   * number, ACTIVE. Returns its ARN.
+   */
+  registerTaskDefinition(family: string): string {
+    const revisions = this.#revisions.get(family);
+    if (!revisions?.length) throw new Error(`no task definition family ${family} in the template`);
+    const latest = revisions[revisions.length - 1]!;
+    const next = { ...latest, revision: latest.revision + 1, status: 'ACTIVE' as const };
+    revisions.push(next);
+    return revisionArn(family, next.revision);
+  }
+
+  /** What CloudFormation does to the replaced revision on a redeploy: INACTIVE, refused by RunTask. */
+  deregisterTaskDefinition(arn: string): void {
+    const found = this.#revision(arn);
+    if (!found) throw new Error(`no task definition ${arn}`);
+    found.status = 'INACTIVE';
+  }
+
+  /**
+   * The revision RunTask's `taskDefinition` names, as ECS resolves it: a full ARN or `family:revision`
+   * names that revision; a bare family its latest ACTIVE one.
+   */
+  #revision(name: string): Revision | undefined {
+    const [, family = '', revision] =
+      /^(?:arn:[^:]+:ecs:[^:]+:\d+:task-definition\/)?([A-Za-z0-9_-]+)(?::(\d+))?$/.exec(name) ?? [];
+    const revisions = this.#revisions.get(family) ?? [];
+    if (revision !== undefined) return revisions.find((r) => r.revision === Number(revision));
+    return revisions.filter((r) => r.status === 'ACTIVE').at(-1);
+  }
+
   async #runTask(params: Cfn): Promise<Task> {
     const template = this.#options.template;
     const cluster = String(params.Cluster ?? '');
     const clusterId = this.#clusterId(cluster);
-    const taskDefinitionArn = String(params.TaskDefinition ?? '');
-    const definitionId = /:task-definition\/([A-Za-z0-9]+):\d+$/.exec(taskDefinitionArn)?.[1];
-    const definition = definitionId ? template.Resources[definitionId] : undefined;
-    if (definition?.Type !== 'AWS::ECS::TaskDefinition') {
-      throw new NamedError('ECS.ClientException', `TaskDefinition not found: ${taskDefinitionArn}`);
-    }
+    const requested = String(params.TaskDefinition ?? '');
+    const revision = this.#revision(requested);
+    // ECS's answers: a revision it does not know, and one a redeploy has deregistered.
+    if (!revision) throw new NamedError('ECS.ClientException', 'Unable to describe task definition.');
+    if (revision.status === 'INACTIVE')
+      throw new NamedError('ECS.ClientException', 'TaskDefinition is inactive');
+    const definition = template.Resources[revision.logicalId]!;
+    const taskDefinitionArn = revisionArn(revision.family, revision.revision);
     const strategy = (params.CapacityProviderStrategy ?? []) as Array<{ CapacityProvider: string }>;
     const providers = this.#capacityProviders(clusterId);
     if (strategy.length === 0 || strategy.some((s) => !providers.includes(s.CapacityProvider))) {

@@ -147,14 +147,22 @@ async function execute(
     data,
     Object.entries(objects).map(([key, body]) => [`input/${name}/${key}`, body] as const),
   );
-  const outcome = await runLocally(
+  return runLocally(
     definition,
     request(name, model, extra),
-    { ...lambdas, [S.runPartition]: runner.runTaskSync },
-    { executionName: name },
+    { ...lambdas, [S.runPartition]: runTaskSync ?? runner.runTaskSync },
+    {
+      executionName: name,
+      // The Distributed Map's ItemReader, which aws-local-stepfunctions does not run: the same
+      // GetObject of the plan's partition items, from the loopback S3.
+      readItems: async ({ Bucket, Key }) =>
+        JSON.parse((await s3.storage.readAll(`s3://${Bucket}/${Key}`)).toString()),
+    },
   );
-  return outcome;
 }
+
+/** The RunPartition handler for the next job, when a test needs to come between its tasks. */
+let runTaskSync: ((params: Record<string, unknown>) => Promise<unknown>) | undefined;
 
 /** Says why, with the tasks' logs, when an expectation on an outcome fails. */
 function explain(name: string, outcome: LocalOutcome): string {
@@ -285,6 +293,53 @@ describe('the stack end to end, every task in real containers', () => {
         exitCodes: { sidecar: 0, model: 143 },
       });
     }
+  });
+
+  it('completes a job redeployed between its two partitions: the old revision deregistered, the next task runs the new one', async () => {
+    const name = 'containers-redeploy';
+    // The second partition's RunTask waits until the first task has stopped and a redeploy has
+    // registered a new revision of the family and deregistered the one the job started with, as
+    // CloudFormation does when a model's task definition changes.
+    let redeployed!: () => void;
+    const afterRedeploy = new Promise<void>((resolve) => {
+      redeployed = resolve;
+    });
+    let calls = 0;
+    let replaced = '';
+    let firstParams: Record<string, unknown> = {};
+    runTaskSync = async (params) => {
+      if (++calls > 1) {
+        await afterRedeploy;
+        return runner.runTaskSync(params);
+      }
+      firstParams = params;
+      try {
+        return await runner.runTaskSync(params);
+      } finally {
+        const [first] = tasksOf(name);
+        replaced = first!.taskDefinitionArn;
+        runner.registerTaskDefinition(String(params.TaskDefinition));
+        runner.deregisterTaskDefinition(replaced);
+        redeployed();
+      }
+    };
+    let outcome: LocalOutcome;
+    try {
+      outcome = await execute(name, 'echo', OBJECTS);
+    } finally {
+      runTaskSync = undefined;
+    }
+
+    expect(outcome.status, explain(name, outcome)).toBe('SUCCEEDED');
+    expect(await objectsUnder(data, `output/${name}/`)).toEqual(
+      Object.fromEntries(Object.entries(OBJECTS).map(([k, v]) => [`${k}.out`, v.toUpperCase()])),
+    );
+    const revisions = tasksOf(name).map((t) => t.taskDefinitionArn);
+    expect(revisions).toEqual([replaced, replaced.replace(/:1$/, ':2')]);
+    // What a job that stored the revision's ARN would have met: ECS refuses the deregistered revision.
+    await expect(runner.runTaskSync({ ...firstParams, TaskDefinition: replaced })).rejects.toThrow(
+      /TaskDefinition is inactive/,
+    );
   });
 
   it('fails a job whose model never becomes healthy, naming the model and the budget that ran out', async () => {
