@@ -376,6 +376,28 @@ describe('cdk-nag', () => {
 describe('state machine definition', () => {
   const definition = () => stateMachineDefinition(synth.json);
 
+  it('gives FinalizeFailure, which assembles what finished, the time and output access Assemble has', () => {
+    const states = definition().States;
+    /** The function a Lambda state invokes, and the statements of its role. */
+    const invoked = (state: string) => {
+      const id = /:function:([A-Za-z0-9]+)$/.exec(states[state].Resource)![1]!;
+      const fn = synth.json.Resources[id]!.Properties as Cfn;
+      const roleId = fn.Role['Fn::GetAtt'][0];
+      const statements = resourcesOf('AWS::IAM::Policy')
+        .filter(([, p]) => p.Properties.Roles.some((r: Cfn) => r.Ref === roleId))
+        .flatMap(([, p]) => p.Properties.PolicyDocument.Statement);
+      const writes = statements
+        .filter((st) => list(st.Action).includes('s3:PutObject'))
+        .flatMap((st) => list(st.Resource).map((r) => JSON.stringify(r)));
+      return { timeout: fn.Timeout, writes };
+    };
+    const assemble = invoked(STATE_NAMES.assemble);
+    const finalizeFailure = invoked(STATE_NAMES.finalizeFailure);
+    expect(assemble.timeout).toBe(900);
+    expect(finalizeFailure.timeout).toBe(assemble.timeout);
+    for (const output of assemble.writes) expect(finalizeFailure.writes).toContain(output);
+  });
+
   it('is valid Amazon States Language', () => {
     const result = validateAsl(structuredClone(definition()));
     expect(result.errorsText('\n')).toBe('');

@@ -155,6 +155,8 @@ export interface EcsApiCall {
   readonly input: Record<string, unknown>;
 }
 
+/** Where the endpoint serves task metadata: `<endpoint>/v4/<task id>/task`. */
+const METADATA_PATH = '/v4/';
 /** Output kept per container. */
 export const LOG_LIMIT = 64 * 1024;
 /** ECS caps a RunTask's `overrides` at 8 KiB of JSON. */
@@ -223,6 +225,10 @@ export class LocalEcs implements EcsEmulation {
       this.#revisions.set(family, [{ family, revision: 1, logicalId, status: 'ACTIVE' }]);
     }
     this.#server = http.createServer((req, res) => {
+      if (req.method === 'GET' && req.url?.startsWith(METADATA_PATH)) {
+        this.#metadata(req, res);
+        return;
+      }
       this.#api(req, res).catch((e: Error) =>
         sendJson(res, 500, { __type: 'ServerException', message: e.message }),
       );
@@ -272,6 +278,43 @@ export class LocalEcs implements EcsEmulation {
     const closed = new Promise((resolve) => this.#server.close(resolve));
     this.#server.closeAllConnections();
     await closed;
+  }
+
+  /**
+   * Where containers reach this endpoint: its own address for local processes; the Docker runner
+   * sets the address tasks reach it on. Containers get `ECS_CONTAINER_METADATA_URI_V4` under it.
+   */
+  taskMetadataBase?: string;
+
+  /**
+   * The task metadata endpoint (version 4) of ECS, `GET <ECS_CONTAINER_METADATA_URI_V4>/task`: the
+   * task and each container's `KnownStatus` and, once stopped, its `ExitCode`.
+   */
+  #metadata(req: IncomingMessage, res: ServerResponse): void {
+    const [id, what] = (req.url ?? '').slice(METADATA_PATH.length).split('/');
+    const task = this.#tasks.find((t) => t.id === id);
+    if (!task || what !== 'task') {
+      sendJson(res, 404, { message: 'not found' });
+      return;
+    }
+    sendJson(res, 200, {
+      Cluster: task.cluster,
+      TaskARN: task.arn,
+      Family: task.taskDefinitionArn.replace(/^.*task-definition\/|:\d+$/g, ''),
+      DesiredStatus: task.desiredStatus,
+      KnownStatus: task.lastStatus,
+      Containers: task.containers.map((c) => ({
+        Name: c.name,
+        Image: c.image,
+        KnownStatus:
+          c.exitCode !== undefined || task.lastStatus === 'STOPPED'
+            ? 'STOPPED'
+            : c.running
+              ? 'RUNNING'
+              : 'PENDING',
+        ...(c.exitCode !== undefined ? { ExitCode: c.exitCode } : {}),
+      })),
+    });
   }
 
   /** The handler of the `ecs:runTask.sync` state: its input is the state's evaluated Parameters. */
@@ -375,6 +418,7 @@ export class LocalEcs implements EcsEmulation {
     this.#attempts.set(key, attempt);
     const extra = this.#options.misbehave?.({ startedBy, attempt, environment }) ?? {};
 
+    const id = randomUUID().replaceAll('-', '');
     const containers: TaskContainer[] = defs.map((d) => {
       const command = overrideOf(d.Name)?.Command ?? d.Command;
       return {
@@ -384,7 +428,12 @@ export class LocalEcs implements EcsEmulation {
         stopTimeoutS: d.StopTimeout ?? DEFAULT_STOP_TIMEOUT_S,
         definition: d,
         ...(command ? { command } : {}),
-        env: { ...this.#options.platformEnvironment, ...environment[d.Name], ...extra[d.Name] },
+        env: {
+          ...this.#options.platformEnvironment,
+          ECS_CONTAINER_METADATA_URI_V4: `${this.taskMetadataBase ?? this.endpoint}${METADATA_PATH}${id}`,
+          ...environment[d.Name],
+          ...extra[d.Name],
+        },
         dependsOn: (d.DependsOn ?? []).map((x: Cfn) => ({
           container: x.ContainerName,
           condition: x.Condition,
@@ -395,7 +444,6 @@ export class LocalEcs implements EcsEmulation {
         output: '',
       };
     });
-    const id = randomUUID().replaceAll('-', '');
     const cpu = overrides.Cpu ?? properties.Cpu;
     const memory = overrides.Memory ?? properties.Memory;
     const task: Task = {

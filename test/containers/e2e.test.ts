@@ -370,6 +370,41 @@ describe('the stack end to end, every task in real containers', () => {
     expect(await objectsUnder(data, `output/${name}/`)).toEqual({});
   });
 
+  it('fails a job whose model exits before it ever answers /ping within seconds, not its start-up budget, naming the model and its exit code', async () => {
+    const name = 'containers-model-crashes';
+    // A setting the model server cannot parse: it throws while starting and exits 1, as a model
+    // whose configuration or artifacts are broken does.
+    misbehave = (task) =>
+      task.startedBy === name ? { model: { TEST_MODEL_LATENCY_MS: 'not-a-number' } } : undefined;
+    const started = Date.now();
+    let outcome: LocalOutcome;
+    try {
+      outcome = await execute(
+        name,
+        'echo',
+        { 'a.csv': rows(1, 10) },
+        {
+          TransformResources: { InstanceType: 'ml.m5.large', InstanceCount: 1 },
+          Extensions: { ModelStartupTimeoutInSeconds: 600 },
+        },
+      );
+    } finally {
+      misbehave = undefined;
+    }
+
+    expect(outcome.status, explain(name, outcome)).toBe('FAILED');
+    if (outcome.status !== 'FAILED') return;
+    // Three attempts, none of which waited out the 600 s budget for a model that was gone.
+    expect(Date.now() - started).toBeLessThan(150_000);
+    expect(outcome.cause).toMatch(
+      /model "echo": the model server exited before it became healthy: container "model" exited with code 1/,
+    );
+    for (const task of tasksOf(name)) {
+      expect(task.exitCodes).toMatchObject({ model: 1, sidecar: 1 });
+      expect(task.stoppedAt! - task.startedAt!).toBeLessThan(20_000);
+    }
+  });
+
   it('fails a job at once when fetch-model fails, naming it, without waiting out the start-up budget', async () => {
     const name = 'containers-fetch-fails';
     const started = Date.now();
