@@ -70,6 +70,12 @@ const TASK_FAILURE_RETRY = {
   maxDelay: 300,
 } as const;
 
+/**
+ * Copying large shard outputs into `.out` objects may take minutes: Lambda's longest timeout, for
+ * Assemble and for FinalizeFailure, which assembles what finished before it finalizes.
+ */
+const ASSEMBLE_TIMEOUT = Duration.minutes(15);
+
 /** The Plan Lambda's V8 heap cap, in MiB: the figure `npm run scale` measures the plan with. */
 export const PLAN_HEAP_MIB = 768;
 
@@ -127,7 +133,7 @@ export class TransformLifecycle extends Construct {
       validate: fn('Validate', 'Batch transform: validate a job request', {
         environment: { DEPLOYMENT: Stack.of(this).toJsonString(props.deployment) },
       }),
-      // Listing a large input (plan) and copying large shard outputs (assemble) may take minutes: Lambda's longest timeout.
+      // Listing a large input may take minutes: Lambda's longest timeout.
       // The heap cap keeps a million-object plan within the function's 1,024 MB: uncapped, V8 grew
       // the heap lazily to 1.4–1.6 GiB; capped, the plan peaked at 922 MiB (docs/RELIABILITY.md).
       plan: fn('Plan', 'Batch transform: plan the partitions of a job', {
@@ -135,9 +141,13 @@ export class TransformLifecycle extends Construct {
         environment: { NODE_OPTIONS: `--max-old-space-size=${PLAN_HEAP_MIB}` },
       }),
       assemble: fn('Assemble', 'Batch transform: assemble sharded outputs', {
-        timeout: Duration.minutes(15),
+        timeout: ASSEMBLE_TIMEOUT,
       }),
-      finalize: fn('Finalize', 'Batch transform: write the job summary and status'),
+      // FinalizeFailure assembles what finished before it finalizes (src/lifecycle/failure-path.ts):
+      // it needs the time Assemble has, not the 5 minutes a summary would.
+      finalize: fn('Finalize', 'Batch transform: write the job summary and status', {
+        timeout: ASSEMBLE_TIMEOUT,
+      }),
       cleanup: fn('Cleanup', 'Batch transform: stop tasks, abort uploads, remove scratch', {
         environment: { CLUSTER_ARN: props.compute.cluster.clusterArn },
       }),
@@ -464,6 +474,8 @@ export class TransformLifecycle extends Construct {
     storage.grantWork(f.assemble.role, 'read', 'list');
     storage.grant(f.assemble.role, storage.outputs, 'write');
     storage.grantWork(f.finalize.role, 'read', 'write', 'list');
+    // The failure path's assembly writes finished objects' `.out`, as Assemble does.
+    storage.grant(f.finalize.role, storage.outputs, 'write');
     storage.grantWork(f.cleanup.role, 'read', 'write', 'delete', 'list', 'abortUploads');
     storage.grant(f.cleanup.role, storage.outputs, 'abortUploads');
     this.grantStopTasks(f.cleanup.role);

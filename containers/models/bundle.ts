@@ -5,19 +5,22 @@
  *
  * The bundle needs nothing but Node 20: no node_modules, no tsx.
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
-import { findExampleModel } from '../../src/local/example-models';
 
 const MODELS_DIR = fileURLToPath(new URL('.', import.meta.url));
 
 export async function bundleModel(name: string, outdir: string): Promise<string> {
-  if (!findExampleModel(name)) throw new Error(`no example model "${name}"`);
+  // Only containers/models is in an image build's context: the model is found by its directory.
+  const entry = join(MODELS_DIR, name, 'serve.ts');
+  if (!existsSync(entry))
+    throw new Error(`no example model "${name}" (no ${name}/serve.ts beside bundle.ts)`);
   const outfile = join(outdir, 'serve.mjs');
   await build({
-    entryPoints: [join(MODELS_DIR, name, 'serve.ts')],
+    entryPoints: [entry],
     outfile,
     bundle: true,
     platform: 'node',
