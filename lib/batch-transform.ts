@@ -108,6 +108,10 @@ export class BatchTransform extends Construct {
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
     });
 
+    const taskLogs = new logs.LogGroup(this, 'TaskLogs', {
+      retention: logRetention,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
     this.compute = new TransformCompute(this, 'Compute', {
       ...(props.vpc ? { vpc: props.vpc } : {}),
       ...(props.subnets ? { subnets: props.subnets } : {}),
@@ -115,12 +119,9 @@ export class BatchTransform extends Construct {
       maxInstancesPerType: maxInstanceCount,
       ec2RootVolumeGiB: props.ec2RootVolumeGiB ?? 200,
       flowLogBucket: this.storage.accessLogs,
+      logGroups: [taskLogs],
     });
 
-    const taskLogs = new logs.LogGroup(this, 'TaskLogs', {
-      retention: logRetention,
-      removalPolicy: RemovalPolicy.DESTROY,
-    });
     this.modelTasks = new ModelTasks(this, 'Models', {
       models: props.models,
       ec2InstanceTypes,
@@ -195,8 +196,8 @@ export class BatchTransform extends Construct {
     if (estimate > LAMBDA_ENVIRONMENT_BUDGET) {
       throw new Error(
         `The deployment description the validate Lambda needs is about ${estimate} bytes, over the ${LAMBDA_ENVIRONMENT_BUDGET} bytes a Lambda environment can hold ` +
-          `(${Object.keys(props.models).length} models × ${ec2InstanceTypes.length + 1} task definitions, plus the models' environments). ` +
-          'Enable fewer EC2 instance types, split the models over two deployments, or move large model settings into the image.',
+          `(${Object.keys(props.models).length} models and their environments, ${ec2InstanceTypes.length} EC2 instance types). ` +
+          'Split the models over two deployments, move large model settings into the image, or enable fewer EC2 instance types.',
       );
     }
     return config;

@@ -1,4 +1,4 @@
-import { ArnFormat, Aws, Duration, Names, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Arn, ArnFormat, Aws, Duration, Names, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -171,7 +171,10 @@ export class TransformLifecycle extends Construct {
       stateMachineType: sfn.StateMachineType.STANDARD,
       comment: 'Batch transform job: validate, plan, run partitions on ECS, assemble, finalize, clean up',
       definitionBody: sfn.DefinitionBody.fromChainable(definition),
-      logs: { destination: this.logGroup, level: sfn.LogLevel.ALL, includeExecutionData: true },
+      // Every event, without its data: a job's states carry its Environment (the request, the
+      // model's overrides in $.launch), which may hold settings nobody should read in a log group.
+      // The execution history keeps the data for those allowed to read it.
+      logs: { destination: this.logGroup, level: sfn.LogLevel.ALL, includeExecutionData: false },
       tracingEnabled: props.tracing,
     });
     this.grantRunTask(this.stateMachine.role);
@@ -184,36 +187,69 @@ export class TransformLifecycle extends Construct {
         'X-Ray tracing is off by default (set tracing: true): every step of a job is in the execution history and its logs, and traces would bill per execution.',
       );
     }
-    acknowledgeWildcards(this, [
+    this.acknowledgeWildcards();
+  }
+
+  /** Every wildcard the lifecycle's roles hold, each named exactly, with its reason. */
+  private acknowledgeWildcards(): void {
+    const stack = Stack.of(this);
+    const machine = this.stateMachine;
+    const machineName = Arn.split(machine.stateMachineArn, ArnFormat.COLON_RESOURCE_NAME).resourceName!;
+    const executions = (resourceName: string) =>
+      stack.formatArn({
+        service: 'states',
+        resource: 'execution',
+        resourceName,
+        arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+      });
+    acknowledgeWildcards(machine, [
+      ...Object.values(this.functions).map((f) => ({
+        resource: `${f.function.functionArn}:*`,
+        reason: `Invoking the ${f.node.id} Lambda allows its versions and aliases (\`<function arn>:*\`), as Step Functions calls them.`,
+      })),
       {
-        finding: /^Resource::<[A-Za-z0-9]+\.Arn>:\*$/,
+        resource: '*',
         reason:
-          'Invoking a stage Lambda allows its versions and aliases (`<function arn>:*`), as Step Functions calls them.',
+          'CloudWatch Logs delivery (logs:CreateLogDelivery, …) and X-Ray have no resource-level permissions.',
       },
       {
-        finding: /^Resource::\*$/,
-        reason:
-          'CloudWatch Logs delivery (logs:CreateLogDelivery, …), X-Ray and ecs:ListTasks have no resource-level permissions; ListTasks is limited to the cluster by condition.',
-      },
-      {
-        finding: /:task\/.*\/\*$/,
+        resource: this.clusterTasksArn(),
         reason:
           'ECS task ids are only known once RunTask has started them; the permission is limited to tasks of this cluster.',
       },
       {
-        finding: /:task-definition\/.*:\*$/,
+        resource: this.taskDefinitionsArn(),
         reason:
-          "Any revision of the deployment's own task definition families, so executions started before an update keep running.",
+          "Every revision of the deployment's own task definition families (`<prefix>_*`): jobs run a family's latest ACTIVE revision, and one resource stays within IAM's policy size whatever the number of models.",
       },
       {
-        finding: /:execution:.*:\*$/,
+        resource: `arn:${Aws.PARTITION}:s3:::${this.props.storage.workBucket.bucketName}/*`,
+        reason:
+          "The Distributed Map's ItemReader reads the plan's partition items from the work bucket, which holds only this deployment's records (granted by CDK on the whole bucket).",
+      },
+      {
+        resource: `${executions(machineName)}:*`,
+        reason: 'The Distributed Map describes and stops its own child executions, named at run time.',
+      },
+      {
+        resource: executions(`${machineName}/*:*`),
+        reason: 'The Distributed Map redrives its own map runs, labelled at run time.',
+      },
+    ]);
+    acknowledgeWildcards(this.functions.cleanup.role, [
+      {
+        resource: '*',
+        reason: 'ecs:ListTasks has no resource-level permissions; it is limited to the cluster by condition.',
+      },
+      {
+        resource: this.clusterTasksArn(),
+        reason:
+          "ECS task ids are only known at run time; cleanup stops the job's tasks of this cluster only.",
+      },
+      {
+        resource: executions(`${this.stateMachineName}:*`),
         reason:
           'Executions of this state machine only; execution names are the job names, known at run time.',
-      },
-      {
-        finding: /^Resource::.*\*$/,
-        reason:
-          'Object-level S3 permissions on the configured input, output and work prefixes (`prefix*`): the keys a job touches are only known when it runs.',
       },
     ]);
   }

@@ -165,14 +165,9 @@ export class ModelTasks extends Construct {
     }
     this.taskDefinitions = definitions;
 
-    acknowledgeWildcards(this, [
+    acknowledgeWildcards(this.executionRole, [
       {
-        finding: /^Resource::.*\*$/,
-        reason:
-          'Object-level S3 permissions are granted on the configured input, output and work prefixes (`prefix*`): the keys a job touches are only known when it runs.',
-      },
-      {
-        finding: /^Resource::\*$/,
+        resource: '*',
         reason:
           'ecr:GetAuthorizationToken has no resource-level permissions; image pulls themselves are limited to the repositories used.',
       },

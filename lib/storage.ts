@@ -3,7 +3,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { acknowledge } from './nag';
+import { acknowledge, acknowledgeWildcards } from './nag';
 
 /** A place jobs read from or write to: a bucket and a key prefix within it. */
 export interface DataLocation {
@@ -165,12 +165,18 @@ export class TransformStorage extends Construct {
       const prefix = location.prefix ?? '';
       const objectActions = [...new Set(access.flatMap((a) => (a === 'list' ? [] : OBJECT_ACTIONS[a])))];
       if (objectActions.length > 0) {
+        const objects = location.bucket.arnForObjects(`${prefix}*`);
         grantee.grantPrincipal.addToPrincipalPolicy(
-          new iam.PolicyStatement({
-            actions: objectActions,
-            resources: [location.bucket.arnForObjects(`${prefix}*`)],
-          }),
+          new iam.PolicyStatement({ actions: objectActions, resources: [objects] }),
         );
+        if (Construct.isConstruct(grantee.grantPrincipal)) {
+          acknowledgeWildcards(grantee.grantPrincipal, [
+            {
+              resource: objects,
+              reason: `Object-level S3 permissions (${objectActions.join(', ')}) on one configured location, \`${prefix}*\`: the keys a job touches are only known when it runs.`,
+            },
+          ]);
+        }
       }
       if (access.includes('list')) {
         grantee.grantPrincipal.addToPrincipalPolicy(

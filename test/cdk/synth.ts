@@ -46,7 +46,12 @@ export interface Synthesized {
  */
 export function synthesize(
   props: BatchTransformProps,
-  opts: { bundle?: boolean; nag?: boolean } = {},
+  opts: {
+    bundle?: boolean;
+    nag?: boolean;
+    /** Called with the construct before synthesis: how a test adds to a deployment. */
+    before?: (construct: BatchTransform) => void;
+  } = {},
 ): Synthesized {
   const outdir = mkdtempSync(join(tmpdir(), 'cdk-test-'));
   const app = new App({
@@ -55,6 +60,7 @@ export function synthesize(
   });
   const stack = new Stack(app, 'Test');
   const construct = new BatchTransform(stack, 'BatchTransform', props);
+  opts.before?.(construct);
   if (opts.nag !== false) Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   try {
     app.synth();
