@@ -348,13 +348,6 @@ describe('observability', () => {
     for (const [, g] of groups) expect(g.Properties.RetentionInDays).toBe(30);
   });
 
-  it('logs every execution event with its data', () => {
-    synth.template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
-      StateMachineType: 'STANDARD',
-      LoggingConfiguration: Match.objectLike({ Level: 'ALL', IncludeExecutionData: true }),
-    });
-  });
-
   it('cleans up after executions that end ABORTED, TIMED_OUT or FAILED', () => {
     const [, rule] = resourcesOf('AWS::Events::Rule')[0]!;
     expect(rule.Properties.EventPattern).toMatchObject({
