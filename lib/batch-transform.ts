@@ -43,6 +43,12 @@ export interface BatchTransformProps {
   readonly outputLocations?: readonly DataLocation[];
   /** KMS key for the buckets the construct creates (and granted to every stage and task). @default SSE-S3 */
   readonly encryptionKey?: kms.IKey;
+  /**
+   * Customer-managed KMS keys jobs may name in `TransformOutput.KmsKeyId`: the tasks, Assemble and
+   * FinalizeFailure may encrypt outputs with them. (Keys of imported buckets go with the location,
+   * `DataLocation.encryptionKey`, and the model, `ModelProps.modelDataKey`.) @default []
+   */
+  readonly outputKmsKeys?: readonly kms.IKey[];
   /** Days after which S3 removes the parts of an upload nobody completed or aborted. @default 1 */
   readonly abortIncompleteMultipartUploadAfterDays?: number;
   /** Days a job's work location (plan, progress, summary) is kept. @default 30 */
@@ -103,6 +109,7 @@ export class BatchTransform extends Construct {
       ...(props.inputLocations ? { inputLocations: props.inputLocations } : {}),
       ...(props.outputLocations ? { outputLocations: props.outputLocations } : {}),
       ...(props.encryptionKey ? { encryptionKey: props.encryptionKey } : {}),
+      ...(props.outputKmsKeys ? { outputKmsKeys: props.outputKmsKeys } : {}),
       workExpiryDays: props.workExpiryDays ?? 30,
       abortIncompleteMultipartUploadAfterDays: props.abortIncompleteMultipartUploadAfterDays ?? 1,
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,

@@ -5,6 +5,7 @@ import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { taskDefinitionFamily } from '../src/contract/deployment';
@@ -26,6 +27,8 @@ export interface ModelProps {
   readonly image: ecs.ContainerImage | string;
   /** `s3://…/model.tar.gz`, extracted to /opt/ml/model before the model starts. @default no artifacts */
   readonly modelDataUrl?: string;
+  /** The customer-managed KMS key `modelDataUrl` is encrypted with; the tasks get kms:Decrypt on it. @default none (SSE-S3) */
+  readonly modelDataKey?: kms.IKey;
   /** The model container's environment; a job's Environment overrides it. @default {} */
   readonly environment?: Readonly<Record<string, string>>;
   /**
@@ -122,6 +125,10 @@ export class ModelTasks extends Construct {
         new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: artifacts.map((u) => objectArn(u)) }),
       );
     }
+    for (const key of new Set(
+      Object.values(props.models).flatMap((m) => (m.modelDataKey ? [m.modelDataKey] : [])),
+    ))
+      key.grantDecrypt(this.taskRole);
 
     this.executionRole = new iam.Role(this, 'ExecutionRole', {
       description: 'ECS agent for batch transform tasks: pull images, write container logs',

@@ -1,5 +1,7 @@
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as s3 from 'aws-cdk-lib/aws-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolve } from './definition';
 import { type Cfn, exampleProps, type Synthesized, synthesize } from './synth';
@@ -119,4 +121,69 @@ describe('least privilege', () => {
       many.dispose();
     }
   }, 120_000);
+});
+
+describe('customer-managed KMS keys', () => {
+  const keyArn = (name: string) => `arn:aws:kms:eu-west-1:123456789012:key/${name}`;
+
+  it('lets each role use the keys of the imported buckets and model artifacts it reads or writes, and the keys jobs name for outputs', () => {
+    const imported = synthesize(
+      (stack) => {
+        const key = (name: string) => kms.Key.fromKeyArn(stack, `Key-${name}`, keyArn(name));
+        const bucket = (name: string, encryptionKey?: kms.IKey) =>
+          s3.Bucket.fromBucketAttributes(stack, `Bucket-${name}`, {
+            bucketName: name,
+            ...(encryptionKey ? { encryptionKey } : {}),
+          });
+        return exampleProps({
+          models: {
+            iris: {
+              image: ecs.ContainerImage.fromRegistry('public.ecr.aws/example/iris-model:1.0'),
+              modelDataUrl: 's3://model-artifacts-bucket/iris/model.tar.gz',
+              modelDataKey: key('models'),
+            },
+          },
+          ec2InstanceTypes: [],
+          schedules: {},
+          // The key as the imported bucket knows it, and as the location names it.
+          inputLocations: [{ bucket: bucket('features', key('inputs')), prefix: 'daily/' }],
+          outputLocations: [{ bucket: bucket('scores'), prefix: 'out/', encryptionKey: key('outputs') }],
+          outputKmsKeys: [key('job-output')],
+        });
+      },
+      { nag: false },
+    );
+    try {
+      /** KMS actions each key gets in the role's policies. */
+      const kmsOf = (rolePrefix: string) => {
+        const found: Record<string, string[]> = {};
+        for (const doc of policiesOfRole(imported, rolePrefix))
+          for (const st of doc.Statement)
+            for (const r of list(st.Resource))
+              if (String(r).includes(':kms:')) {
+                const name = String(r).slice(String(r).lastIndexOf('/') + 1);
+                found[name] = [...new Set([...(found[name] ?? []), ...list(st.Action as string)])].sort();
+              }
+        return found;
+      };
+      const read = ['kms:Decrypt'];
+      const write = ['kms:Decrypt', 'kms:GenerateDataKey'];
+      expect(kmsOf('BatchTransformModelsTaskRole')).toEqual({
+        models: read,
+        inputs: read,
+        outputs: write,
+        'job-output': write,
+      });
+      expect(kmsOf('BatchTransformLifecycleStagesPlanRole')).toEqual({ inputs: read });
+      // Assemble, and FinalizeFailure which assembles too: shard outputs in, .out objects out.
+      for (const stage of ['Assemble', 'Finalize'])
+        expect(kmsOf(`BatchTransformLifecycleStages${stage}Role`), stage).toEqual({
+          outputs: write,
+          'job-output': write,
+        });
+      expect(kmsOf('BatchTransformLifecycleStagesValidateRole')).toEqual({});
+    } finally {
+      imported.dispose();
+    }
+  });
 });

@@ -45,7 +45,8 @@ export interface Synthesized {
  * either way.
  */
 export function synthesize(
-  props: BatchTransformProps,
+  /** The construct's props, or a function making them in the stack (to import buckets and keys there). */
+  props: BatchTransformProps | ((stack: Stack) => BatchTransformProps),
   opts: {
     bundle?: boolean;
     nag?: boolean;
@@ -59,7 +60,11 @@ export function synthesize(
     context: { ...cdkJsonContext(), ...(opts.bundle ? {} : { 'aws:cdk:bundling-stacks': [] }) },
   });
   const stack = new Stack(app, 'Test');
-  const construct = new BatchTransform(stack, 'BatchTransform', props);
+  const construct = new BatchTransform(
+    stack,
+    'BatchTransform',
+    typeof props === 'function' ? props(stack) : props,
+  );
   opts.before?.(construct);
   if (opts.nag !== false) Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   try {
