@@ -284,7 +284,13 @@ export class ModelTasks extends Construct {
       cpu: SIDECAR_SHARE.cpu,
       memoryReservationMiB: SIDECAR_SHARE.memoryMiB,
       // JOB_URI, PLAN_URI and PARTITION_INDEX come from the RunTask overrides of each partition.
-      environment: { MODEL_URL: `http://127.0.0.1:${MODEL_PORT}`, METRICS: 'emf', AWS_REGION: Aws.REGION },
+      // MODEL_CONTAINER: whose exit the sidecar reads from the task metadata while it waits for /ping.
+      environment: {
+        MODEL_URL: `http://127.0.0.1:${MODEL_PORT}`,
+        MODEL_CONTAINER: CONTAINERS.model,
+        METRICS: 'emf',
+        AWS_REGION: Aws.REGION,
+      },
       logging: logging(),
       linuxParameters: withInit('sidecar'),
       // Time to abort open multipart uploads and write a final progress report after SIGTERM.
