@@ -43,6 +43,12 @@ export interface BatchTransformProps {
   readonly outputLocations?: readonly DataLocation[];
   /** KMS key for the buckets the construct creates (and granted to every stage and task). @default SSE-S3 */
   readonly encryptionKey?: kms.IKey;
+  /**
+   * Customer-managed KMS keys jobs may name in `TransformOutput.KmsKeyId`: the tasks, Assemble and
+   * FinalizeFailure may encrypt outputs with them. (Keys of imported buckets go with the location,
+   * `DataLocation.encryptionKey`, and the model, `ModelProps.modelDataKey`.) @default []
+   */
+  readonly outputKmsKeys?: readonly kms.IKey[];
   /** Days after which S3 removes the parts of an upload nobody completed or aborted. @default 1 */
   readonly abortIncompleteMultipartUploadAfterDays?: number;
   /** Days a job's work location (plan, progress, summary) is kept. @default 30 */
@@ -114,11 +120,16 @@ export class BatchTransform extends Construct {
       ...(props.inputLocations ? { inputLocations: props.inputLocations } : {}),
       ...(props.outputLocations ? { outputLocations: props.outputLocations } : {}),
       ...(props.encryptionKey ? { encryptionKey: props.encryptionKey } : {}),
+      ...(props.outputKmsKeys ? { outputKmsKeys: props.outputKmsKeys } : {}),
       workExpiryDays: props.workExpiryDays ?? 30,
       abortIncompleteMultipartUploadAfterDays: props.abortIncompleteMultipartUploadAfterDays ?? 1,
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
     });
 
+    const taskLogs = new logs.LogGroup(this, 'TaskLogs', {
+      retention: logRetention,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
     this.compute = new TransformCompute(this, 'Compute', {
       ...(props.vpc ? { vpc: props.vpc } : {}),
       ...(props.subnets ? { subnets: props.subnets } : {}),
@@ -126,12 +137,9 @@ export class BatchTransform extends Construct {
       maxInstancesPerType: maxInstanceCount,
       ec2RootVolumeGiB: props.ec2RootVolumeGiB ?? 200,
       flowLogBucket: this.storage.accessLogs,
+      logGroups: [taskLogs],
     });
 
-    const taskLogs = new logs.LogGroup(this, 'TaskLogs', {
-      retention: logRetention,
-      removalPolicy: RemovalPolicy.DESTROY,
-    });
     this.modelTasks = new ModelTasks(this, 'Models', {
       models: props.models,
       ec2InstanceTypes,
@@ -193,15 +201,6 @@ export class BatchTransform extends Construct {
         m.environment ? { environment: { ...m.environment } } : {},
       ]),
     );
-    const taskDefinitions = Object.fromEntries(
-      [...this.modelTasks.taskDefinitions].map(([name, d]) => [
-        name,
-        {
-          fargate: d.fargate.taskDefinitionArn,
-          ec2: Object.fromEntries([...d.ec2].map(([type, td]) => [type, td.taskDefinitionArn])),
-        },
-      ]),
-    );
     const config: DeploymentConfig = {
       context: {
         models,
@@ -216,7 +215,7 @@ export class BatchTransform extends Construct {
         ec2CapacityProviders: Object.fromEntries(
           [...this.compute.ec2CapacityProviders].map(([type, cp]) => [type, cp.capacityProviderName]),
         ),
-        taskDefinitions,
+        taskDefinitionFamilyPrefix: this.modelTasks.familyPrefix,
         network: { fargate: this.compute.fargateNetwork, ec2: this.compute.ec2Network },
         createdModels: this.modelTasks.createdModelLaunch,
       },
@@ -227,8 +226,8 @@ export class BatchTransform extends Construct {
     if (estimate > LAMBDA_ENVIRONMENT_BUDGET) {
       throw new Error(
         `The deployment description the validate Lambda needs is about ${estimate} bytes, over the ${LAMBDA_ENVIRONMENT_BUDGET} bytes a Lambda environment can hold ` +
-          `(${Object.keys(props.models).length} models × ${ec2InstanceTypes.length + 1} task definitions, plus the models' environments). ` +
-          'Enable fewer EC2 instance types, split the models over two deployments, or move large model settings into the image.',
+          `(${Object.keys(props.models).length} models and their environments, ${ec2InstanceTypes.length} EC2 instance types). ` +
+          'Split the models over two deployments, move large model settings into the image, or enable fewer EC2 instance types.',
       );
     }
     return config;

@@ -2,6 +2,7 @@ import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import {
@@ -26,6 +27,8 @@ export interface TransformComputeProps {
   readonly ec2RootVolumeGiB: number;
   /** Bucket for VPC flow logs (only when the VPC is created here). */
   readonly flowLogBucket: s3.IBucket;
+  /** The log groups container instances may write to: the tasks' (ECS grants `logs:*` writes on every group otherwise). */
+  readonly logGroups: readonly logs.ILogGroup[];
 }
 
 /**
@@ -54,6 +57,9 @@ export class TransformCompute extends Construct {
         // No NAT gateway: it is billed by the hour whether jobs run or not. Tasks reach ECR and
         // CloudWatch through public IPs and S3 through the gateway endpoint (free).
         natGateways: 0,
+        // The default security group would allow all traffic between its members and out; nothing
+        // uses it, so its rules are removed (CIS AWS Foundations 5.4).
+        restrictDefaultSecurityGroup: true,
         subnetConfiguration: [{ name: 'public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 20 }],
         gatewayEndpoints: { S3: { service: ec2.GatewayVpcEndpointAwsService.S3 } },
         flowLogs: {
@@ -103,7 +109,8 @@ export class TransformCompute extends Construct {
       const name = spec.ec2InstanceType.replace(/[^a-zA-Z0-9]/g, '');
       // An explicit launch template (not left to the generateLaunchTemplateInsteadOfLaunchConfig flag):
       // accounts created since 2024 cannot use launch configurations, whatever the embedding app's flags.
-      const instanceRole = new iam.Role(this, `InstanceRole${name}`, {
+      const instanceRole = new InstanceRole(this, `InstanceRole${name}`, {
+        logGroups: props.logGroups,
         assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
         description: `ECS container instances (${spec.ec2InstanceType}) of the batch transform cluster`,
       });
@@ -152,14 +159,14 @@ export class TransformCompute extends Construct {
       this.cluster.addAsgCapacityProvider(provider);
       acknowledgeWildcards(instanceRole, [
         {
-          finding: /^Action::ecs:Submit\*$/,
+          action: 'ecs:Submit*',
           reason:
-            'The ECS agent on the instance reports container and task state changes (ecs:Submit*), as the ECS-optimized AMI expects; added by the cluster for its capacity.',
+            'The ECS agent on the instance reports container and task state changes (ecs:Submit*), as the ECS-optimized AMI expects; added by the cluster for its capacity, on this cluster only.',
         },
         {
-          finding: /^Resource::\*$/,
+          resource: '*',
           reason:
-            'ECS agent registration and polling (ecs:DiscoverPollEndpoint, ecs:RegisterContainerInstance, …) and ecr:GetAuthorizationToken have no resource-level permissions; the cluster-scoped actions are limited to this cluster by condition.',
+            'ECS agent polling and endpoint discovery (ecs:Poll, ecs:StartTelemetrySession, limited to this cluster by condition; ecs:DiscoverPollEndpoint) and ecr:GetAuthorizationToken have no resource-level permissions.',
         },
       ]);
       providers.set(spec.ec2InstanceType, provider);
@@ -167,6 +174,40 @@ export class TransformCompute extends Construct {
     this.ec2CapacityProviders = providers;
   }
 }
+
+/**
+ * The role of ECS container instances. The cluster grants every instance role `logs:CreateLogStream`
+ * and `logs:PutLogEvents` on every log group (`*`), for tasks without an execution role; ours have
+ * one, and the agent writes their logs with it. Here those two actions are kept for the deployment's
+ * own log groups only, whoever adds them.
+ */
+class InstanceRole extends iam.Role {
+  readonly #logGroups: readonly logs.ILogGroup[];
+
+  constructor(scope: Construct, id: string, props: iam.RoleProps & { logGroups: readonly logs.ILogGroup[] }) {
+    const { logGroups, ...roleProps } = props;
+    super(scope, id, roleProps);
+    this.#logGroups = logGroups;
+  }
+
+  override addToPrincipalPolicy(statement: iam.PolicyStatement): iam.AddToPrincipalPolicyResult {
+    const writes = statement.actions.filter((a) => LOG_WRITES.includes(a));
+    if (writes.length === 0 || !statement.resources.includes('*') || statement.effect !== iam.Effect.ALLOW)
+      return super.addToPrincipalPolicy(statement);
+    const rest = statement.actions.filter((a) => !LOG_WRITES.includes(a));
+    if (rest.length > 0) super.addToPrincipalPolicy(statement.copy({ actions: rest }));
+    return super.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: writes,
+        // A log group's ARN ends in `:*`, which covers its streams.
+        resources: this.#logGroups.map((g) => g.logGroupArn),
+      }),
+    );
+  }
+}
+
+/** What the cluster grants instance roles on every log group. */
+const LOG_WRITES = ['logs:CreateLogStream', 'logs:PutLogEvents'];
 
 /** The catalog entry of an ml.* type that needs EC2 capacity; synth fails with what to change otherwise. */
 export function ec2Spec(mlType: string): InstanceSpec {

@@ -1,4 +1,4 @@
-import { ArnFormat, Aws, Duration, Names, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Arn, ArnFormat, Aws, Duration, Names, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -70,6 +70,12 @@ const TASK_FAILURE_RETRY = {
   maxDelay: 300,
 } as const;
 
+/**
+ * Copying large shard outputs into `.out` objects may take minutes: Lambda's longest timeout, for
+ * Assemble and for FinalizeFailure, which assembles what finished before it finalizes.
+ */
+const ASSEMBLE_TIMEOUT = Duration.minutes(15);
+
 /** The Plan Lambda's V8 heap cap, in MiB: the figure `npm run scale` measures the plan with. */
 export const PLAN_HEAP_MIB = 768;
 
@@ -127,7 +133,7 @@ export class TransformLifecycle extends Construct {
       validate: fn('Validate', 'Batch transform: validate a job request', {
         environment: { DEPLOYMENT: Stack.of(this).toJsonString(props.deployment) },
       }),
-      // Listing a large input (plan) and copying large shard outputs (assemble) may take minutes: Lambda's longest timeout.
+      // Listing a large input may take minutes: Lambda's longest timeout.
       // The heap cap keeps a million-object plan within the function's 1,024 MB: uncapped, V8 grew
       // the heap lazily to 1.4–1.6 GiB; capped, the plan peaked at 922 MiB (docs/RELIABILITY.md).
       plan: fn('Plan', 'Batch transform: plan the partitions of a job', {
@@ -135,9 +141,13 @@ export class TransformLifecycle extends Construct {
         environment: { NODE_OPTIONS: `--max-old-space-size=${PLAN_HEAP_MIB}` },
       }),
       assemble: fn('Assemble', 'Batch transform: assemble sharded outputs', {
-        timeout: Duration.minutes(15),
+        timeout: ASSEMBLE_TIMEOUT,
       }),
-      finalize: fn('Finalize', 'Batch transform: write the job summary and status'),
+      // FinalizeFailure assembles what finished before it finalizes (src/lifecycle/failure-path.ts):
+      // it needs the time Assemble has, not the 5 minutes a summary would.
+      finalize: fn('Finalize', 'Batch transform: write the job summary and status', {
+        timeout: ASSEMBLE_TIMEOUT,
+      }),
       cleanup: fn('Cleanup', 'Batch transform: stop tasks, abort uploads, remove scratch', {
         environment: { CLUSTER_ARN: props.compute.cluster.clusterArn },
       }),
@@ -161,7 +171,10 @@ export class TransformLifecycle extends Construct {
       stateMachineType: sfn.StateMachineType.STANDARD,
       comment: 'Batch transform job: validate, plan, run partitions on ECS, assemble, finalize, clean up',
       definitionBody: sfn.DefinitionBody.fromChainable(definition),
-      logs: { destination: this.logGroup, level: sfn.LogLevel.ALL, includeExecutionData: true },
+      // Every event, without its data: a job's states carry its Environment (the request, the
+      // model's overrides in $.launch), which may hold settings nobody should read in a log group.
+      // The execution history keeps the data for those allowed to read it.
+      logs: { destination: this.logGroup, level: sfn.LogLevel.ALL, includeExecutionData: false },
       tracingEnabled: props.tracing,
     });
     this.grantRunTask(this.stateMachine.role);
@@ -174,36 +187,69 @@ export class TransformLifecycle extends Construct {
         'X-Ray tracing is off by default (set tracing: true): every step of a job is in the execution history and its logs, and traces would bill per execution.',
       );
     }
-    acknowledgeWildcards(this, [
+    this.acknowledgeWildcards();
+  }
+
+  /** Every wildcard the lifecycle's roles hold, each named exactly, with its reason. */
+  private acknowledgeWildcards(): void {
+    const stack = Stack.of(this);
+    const machine = this.stateMachine;
+    const machineName = Arn.split(machine.stateMachineArn, ArnFormat.COLON_RESOURCE_NAME).resourceName!;
+    const executions = (resourceName: string) =>
+      stack.formatArn({
+        service: 'states',
+        resource: 'execution',
+        resourceName,
+        arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+      });
+    acknowledgeWildcards(machine, [
+      ...Object.values(this.functions).map((f) => ({
+        resource: `${f.function.functionArn}:*`,
+        reason: `Invoking the ${f.node.id} Lambda allows its versions and aliases (\`<function arn>:*\`), as Step Functions calls them.`,
+      })),
       {
-        finding: /^Resource::<[A-Za-z0-9]+\.Arn>:\*$/,
+        resource: '*',
         reason:
-          'Invoking a stage Lambda allows its versions and aliases (`<function arn>:*`), as Step Functions calls them.',
+          'CloudWatch Logs delivery (logs:CreateLogDelivery, …) and X-Ray have no resource-level permissions.',
       },
       {
-        finding: /^Resource::\*$/,
-        reason:
-          'CloudWatch Logs delivery (logs:CreateLogDelivery, …), X-Ray and ecs:ListTasks have no resource-level permissions; ListTasks is limited to the cluster by condition.',
-      },
-      {
-        finding: /:task\/.*\/\*$/,
+        resource: this.clusterTasksArn(),
         reason:
           'ECS task ids are only known once RunTask has started them; the permission is limited to tasks of this cluster.',
       },
       {
-        finding: /:task-definition\/.*:\*$/,
+        resource: this.taskDefinitionsArn(),
         reason:
-          "Any revision of the deployment's own task definition families, so executions started before an update keep running.",
+          "Every revision of the deployment's own task definition families (`<prefix>_*`): jobs run a family's latest ACTIVE revision, and one resource stays within IAM's policy size whatever the number of models.",
       },
       {
-        finding: /:execution:.*:\*$/,
+        resource: `arn:${Aws.PARTITION}:s3:::${this.props.storage.workBucket.bucketName}/*`,
+        reason:
+          "The Distributed Map's ItemReader reads the plan's partition items from the work bucket, which holds only this deployment's records (granted by CDK on the whole bucket).",
+      },
+      {
+        resource: `${executions(machineName)}:*`,
+        reason: 'The Distributed Map describes and stops its own child executions, named at run time.',
+      },
+      {
+        resource: executions(`${machineName}/*:*`),
+        reason: 'The Distributed Map redrives its own map runs, labelled at run time.',
+      },
+    ]);
+    acknowledgeWildcards(this.functions.cleanup.role, [
+      {
+        resource: '*',
+        reason: 'ecs:ListTasks has no resource-level permissions; it is limited to the cluster by condition.',
+      },
+      {
+        resource: this.clusterTasksArn(),
+        reason:
+          "ECS task ids are only known at run time; cleanup stops the job's tasks of this cluster only.",
+      },
+      {
+        resource: executions(`${this.stateMachineName}:*`),
         reason:
           'Executions of this state machine only; execution names are the job names, known at run time.',
-      },
-      {
-        finding: /^Resource::.*\*$/,
-        reason:
-          'Object-level S3 permissions on the configured input, output and work prefixes (`prefix*`): the keys a job touches are only known when it runs.',
       },
     ]);
   }
@@ -470,6 +516,8 @@ export class TransformLifecycle extends Construct {
     storage.grantWork(f.assemble.role, 'read', 'list');
     storage.grant(f.assemble.role, storage.outputs, 'write');
     storage.grantWork(f.finalize.role, 'read', 'write', 'list');
+    // The failure path's assembly writes finished objects' `.out`, as Assemble does.
+    storage.grant(f.finalize.role, storage.outputs, 'write');
     storage.grantWork(f.cleanup.role, 'read', 'write', 'delete', 'list', 'abortUploads');
     storage.grant(f.cleanup.role, storage.outputs, 'abortUploads');
     this.grantStopTasks(f.cleanup.role);
@@ -498,6 +546,15 @@ export class TransformLifecycle extends Construct {
     });
   }
 
+  /** Every revision of the deployment's task definition families: `task-definition/<prefix>_*:*`. */
+  private taskDefinitionsArn(): string {
+    return Stack.of(this).formatArn({
+      service: 'ecs',
+      resource: 'task-definition',
+      resourceName: `${this.props.models.familyPrefix}_*:*`,
+    });
+  }
+
   private grantStopTasks(role: iam.IRole): void {
     const cluster = this.props.compute.cluster.clusterArn;
     role.addToPrincipalPolicy(
@@ -520,13 +577,12 @@ export class TransformLifecycle extends Construct {
   private grantRunTask(role: iam.IRole): void {
     const stack = Stack.of(this);
     const { models, compute } = this.props;
-    const families = [...models.taskDefinitions.values()].flatMap((d) => [d.fargate, ...d.ec2.values()]);
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         actions: ['ecs:RunTask'],
-        resources: families.map((d) =>
-          stack.formatArn({ service: 'ecs', resource: 'task-definition', resourceName: `${d.family}:*` }),
-        ),
+        // Every revision of every family of the deployment, in one resource whatever the number of
+        // models and instance types (one ARN per family outgrew IAM's policy size at about 60 models).
+        resources: [this.taskDefinitionsArn()],
         conditions: { ArnEquals: { 'ecs:cluster': compute.cluster.clusterArn } },
       }),
     );

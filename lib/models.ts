@@ -5,9 +5,14 @@ import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import type { CreatedModelLaunch, CreatedModelPolicy } from '../src/contract/deployment';
+import {
+  type CreatedModelLaunch,
+  type CreatedModelPolicy,
+  taskDefinitionFamily,
+} from '../src/contract/deployment';
 import { defaultCreatedModelImages, ecrRepositoryOfPattern } from '../src/deploy/model-images';
 import {
   CONTAINERS,
@@ -36,6 +41,8 @@ export interface ModelProps {
   readonly image: ecs.ContainerImage | string;
   /** `s3://…/model.tar.gz`, extracted to /opt/ml/model before the model starts. @default no artifacts */
   readonly modelDataUrl?: string;
+  /** The customer-managed KMS key `modelDataUrl` is encrypted with; the tasks get kms:Decrypt on it. @default none (SSE-S3) */
+  readonly modelDataKey?: kms.IKey;
   /** The model container's environment; a job's Environment overrides it. @default {} */
   readonly environment?: Readonly<Record<string, string>>;
   /**
@@ -103,9 +110,15 @@ export class ModelTasks extends Construct {
   private readonly storage: TransformStorage;
   /** The sidecar's image URI, as the first task definition bound it. */
   private sidecarImageName?: string;
+  /**
+   * What every task definition family of this deployment begins with (unique per stack and path):
+   * jobs launch by family (`taskDefinitionFamily`), and the state machine may run `<prefix>_*`.
+   */
+  readonly familyPrefix: string;
 
   constructor(scope: Construct, id: string, props: ModelTasksProps) {
     super(scope, id);
+    this.familyPrefix = Names.uniqueResourceName(this, { maxLength: 64, separator: '-' });
     const names = Object.keys(props.models);
     if (names.length === 0)
       throw new Error('models is empty: a deployment needs at least one model to run jobs with');
@@ -131,6 +144,10 @@ export class ModelTasks extends Construct {
         new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: artifacts.map((u) => objectArn(u)) }),
       );
     }
+    for (const key of new Set(
+      Object.values(props.models).flatMap((m) => (m.modelDataKey ? [m.modelDataKey] : [])),
+    ))
+      key.grantDecrypt(this.taskRole);
 
     this.executionRole = new iam.Role(this, 'ExecutionRole', {
       description: 'ECS agent for batch transform tasks: pull images, write container logs',
@@ -145,23 +162,39 @@ export class ModelTasks extends Construct {
     >();
     for (const [name, model] of Object.entries(props.models)) {
       const image = modelImage(this, name, model.image);
-      const fargate = this.define(`${name}-fargate`, name, model, image, props.logGroup, {
-        compatibility: 'FARGATE',
-      });
+      const fargate = this.define(
+        `${name}-fargate`,
+        name,
+        model,
+        image,
+        props.logGroup,
+        taskDefinitionFamily(this.familyPrefix, name),
+        {
+          compatibility: 'FARGATE',
+        },
+      );
       const ec2 = new Map<string, ecs.TaskDefinition>();
       for (const mlType of props.ec2InstanceTypes) {
         const spec = ec2Spec(mlType);
         if (ec2.has(spec.ec2InstanceType)) continue;
         ec2.set(
           spec.ec2InstanceType,
-          this.define(`${name}-${spec.ec2InstanceType}`, name, model, image, props.logGroup, {
-            compatibility: 'EC2',
-            cpu: spec.vcpus * 1024,
-            // The catalog's rule, the same validation puts in the job's Capacity.
-            memoryMiB: ec2TaskMemoryMiB(spec),
-            gpus: spec.gpus,
-            neuronDevices: spec.neuronDevices,
-          }),
+          this.define(
+            `${name}-${spec.ec2InstanceType}`,
+            name,
+            model,
+            image,
+            props.logGroup,
+            taskDefinitionFamily(this.familyPrefix, name, spec.ec2InstanceType),
+            {
+              compatibility: 'EC2',
+              cpu: spec.vcpus * 1024,
+              // The catalog's rule, the same validation puts in the job's Capacity.
+              memoryMiB: ec2TaskMemoryMiB(spec),
+              gpus: spec.gpus,
+              neuronDevices: spec.neuronDevices,
+            },
+          ),
         );
       }
       definitions.set(name, { fargate, ec2 });
@@ -179,19 +212,15 @@ export class ModelTasks extends Construct {
     };
     this.createdModelLaunch = {
       // Fixed at synthesis, unique per stack and path: the IAM scope of the families Validate registers.
-      familyPrefix: `${Names.uniqueResourceName(this, { maxLength: 60, separator: '-' })}-created-`,
+      // `-created-`, where the declared families continue with `_`: the two sets never overlap.
+      familyPrefix: `${this.familyPrefix}-created-`,
       platform: this.platform(this.sidecarImageName!, props.logGroup),
     };
     this.grantCreatedModelPulls(props.createdModelImages);
 
-    acknowledgeWildcards(this, [
+    acknowledgeWildcards(this.executionRole, [
       {
-        finding: /^Resource::.*\*$/,
-        reason:
-          'Object-level S3 permissions are granted on the configured input, output and work prefixes (`prefix*`): the keys a job touches are only known when it runs.',
-      },
-      {
-        finding: /^Resource::\*$/,
+        resource: '*',
         reason:
           'ecr:GetAuthorizationToken has no resource-level permissions; image pulls themselves are limited to the repositories used.',
       },
@@ -204,10 +233,12 @@ export class ModelTasks extends Construct {
     model: ModelProps,
     image: ecs.ContainerImage,
     logGroup: logs.ILogGroup,
+    family: string,
     size: TaskSize,
   ): ecs.TaskDefinition {
     const fargate = size.compatibility === 'FARGATE';
     const definition = new ecs.TaskDefinition(this, id, {
+      family,
       compatibility: fargate ? ecs.Compatibility.FARGATE : ecs.Compatibility.EC2,
       networkMode: ecs.NetworkMode.AWS_VPC,
       cpu: String(fargate ? FARGATE_REGISTERED_SIZE.cpu : size.cpu),
@@ -290,23 +321,18 @@ export class ModelTasks extends Construct {
     );
     acknowledgeWildcards(o.registrar, [
       {
-        finding: /^Resource::\*$/,
+        resource: '*',
         reason: 'ecs:DescribeTaskDefinition has no resource-level permissions; it only reads definitions.',
       },
       {
-        finding: /^Resource::.*:task-definition\/.*-created-\*$/,
+        resource: families,
         reason:
           "A created model's task definition family is `<prefix><hash of its layout>`, only known when a job uses the model; the prefix is this deployment's own.",
-      },
-      {
-        finding: /^Resource::.*\*$/,
-        reason:
-          "Created models are read from the deployment's models prefix (`models/*`): their names are chosen at run time.",
       },
     ]);
     acknowledgeWildcards(o.runner, [
       {
-        finding: /^Resource::.*:task-definition\/.*-created-\*$/,
+        resource: families,
         reason:
           "Task definitions of created models are registered at run time under this deployment's family prefix; RunTask is limited to this cluster.",
       },
@@ -330,6 +356,16 @@ export class ModelTasks extends Construct {
     );
     this.executionRole.addToPrincipalPolicy(
       new iam.PolicyStatement({ actions: ['ecr:GetAuthorizationToken'], resources: ['*'] }),
+    );
+    acknowledgeWildcards(
+      this.executionRole,
+      repositories
+        .filter((r) => r.includes('*'))
+        .map((r) => ({
+          resource: r,
+          reason:
+            'Created models may use the images of these ECR repositories (the createdModelImages patterns): which one is chosen at run time by CreateModel.',
+        })),
     );
   }
 

@@ -3,13 +3,19 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { acknowledge } from './nag';
+import { acknowledge, acknowledgeWildcards } from './nag';
 
 /** A place jobs read from or write to: a bucket and a key prefix within it. */
 export interface DataLocation {
   readonly bucket: s3.IBucket;
   /** Key prefix; `''` is the whole bucket. A prefix should end with `/` unless a raw key prefix is meant. @default '' */
   readonly prefix?: string;
+  /**
+   * The customer-managed KMS key the bucket's objects are encrypted with: readers get kms:Decrypt,
+   * writers kms:GenerateDataKey and kms:Decrypt (a multipart upload needs both).
+   * @default the bucket's own `encryptionKey` (set by `Bucket.fromBucketAttributes({ encryptionKey })`), else none
+   */
+  readonly encryptionKey?: kms.IKey;
 }
 
 export interface TransformStorageProps {
@@ -27,6 +33,11 @@ export interface TransformStorageProps {
   readonly encryptionKey?: kms.IKey;
   /** What happens to created buckets when the stack is deleted. @default RemovalPolicy.RETAIN */
   readonly removalPolicy?: RemovalPolicy;
+  /**
+   * Keys jobs may name in `TransformOutput.KmsKeyId`: whoever writes outputs (the tasks, Assemble,
+   * FinalizeFailure) may encrypt with them, and whoever reads shard outputs may decrypt. @default []
+   */
+  readonly outputKmsKeys?: readonly kms.IKey[];
 }
 
 /**
@@ -65,6 +76,7 @@ export class TransformStorage extends Construct {
   /** `<workBucket>/job-names/`: one record per job name ever used, kept while the stack exists. */
   readonly jobNames: DataLocation;
   readonly encryptionKey?: kms.IKey;
+  readonly outputKmsKeys: readonly kms.IKey[];
 
   constructor(scope: Construct, id: string, props: TransformStorageProps) {
     super(scope, id);
@@ -80,6 +92,7 @@ export class TransformStorage extends Construct {
       );
     }
     this.encryptionKey = props.encryptionKey;
+    this.outputKmsKeys = props.outputKmsKeys ?? [];
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     const encryption = props.encryptionKey
       ? { encryption: s3.BucketEncryption.KMS, encryptionKey: props.encryptionKey, bucketKeyEnabled: true }
@@ -165,12 +178,18 @@ export class TransformStorage extends Construct {
       const prefix = location.prefix ?? '';
       const objectActions = [...new Set(access.flatMap((a) => (a === 'list' ? [] : OBJECT_ACTIONS[a])))];
       if (objectActions.length > 0) {
+        const objects = location.bucket.arnForObjects(`${prefix}*`);
         grantee.grantPrincipal.addToPrincipalPolicy(
-          new iam.PolicyStatement({
-            actions: objectActions,
-            resources: [location.bucket.arnForObjects(`${prefix}*`)],
-          }),
+          new iam.PolicyStatement({ actions: objectActions, resources: [objects] }),
         );
+        if (Construct.isConstruct(grantee.grantPrincipal)) {
+          acknowledgeWildcards(grantee.grantPrincipal, [
+            {
+              resource: objects,
+              reason: `Object-level S3 permissions (${objectActions.join(', ')}) on one configured location, \`${prefix}*\`: the keys a job touches are only known when it runs.`,
+            },
+          ]);
+        }
       }
       if (access.includes('list')) {
         grantee.grantPrincipal.addToPrincipalPolicy(
@@ -191,10 +210,20 @@ export class TransformStorage extends Construct {
         );
       }
     }
-    if (this.encryptionKey) {
-      const writes = access.includes('write');
-      this.encryptionKey.grant(grantee, 'kms:Decrypt', ...(writes ? ['kms:GenerateDataKey'] : []));
+    // Keys only for reading and writing objects: listing, deleting and aborting uploads need none.
+    const reads = access.includes('read');
+    const writes = access.includes('write');
+    if (!reads && !writes) return;
+    const keys = new Set<kms.IKey>();
+    for (const location of locations) {
+      const key = location.encryptionKey ?? location.bucket.encryptionKey;
+      if (key) keys.add(key);
+      // A job's KmsKeyId encrypts its outputs, and its shard outputs (in the work location), which
+      // only writers of outputs (the tasks, Assemble, FinalizeFailure) write and read back.
+      if (this.outputs.includes(location)) for (const k of this.outputKmsKeys) keys.add(k);
     }
+    if (this.encryptionKey) keys.add(this.encryptionKey);
+    for (const key of keys) key.grant(grantee, 'kms:Decrypt', ...(writes ? ['kms:GenerateDataKey'] : []));
   }
 
   /**

@@ -14,11 +14,13 @@ import { build } from 'esbuild';
 const MODELS_DIR = fileURLToPath(new URL('.', import.meta.url));
 
 export async function bundleModel(name: string, outdir: string): Promise<string> {
-  // A model is a folder here with a serve.ts; the catalog in src/ is not in the image's build context.
-  if (!existsSync(join(MODELS_DIR, name, 'serve.ts'))) throw new Error(`no example model "${name}"`);
+  // Only containers/models is in an image build's context: the model is found by its directory.
+  const entry = join(MODELS_DIR, name, 'serve.ts');
+  if (!existsSync(entry))
+    throw new Error(`no example model "${name}" (no ${name}/serve.ts beside bundle.ts)`);
   const outfile = join(outdir, 'serve.mjs');
   await build({
-    entryPoints: [join(MODELS_DIR, name, 'serve.ts')],
+    entryPoints: [entry],
     outfile,
     bundle: true,
     platform: 'node',

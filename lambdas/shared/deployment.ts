@@ -1,10 +1,11 @@
 import type { Capacity } from '../../src/contract/job';
-import type {
-  AwsvpcConfiguration,
-  DeploymentConfig,
-  DeploymentContext,
-  LaunchSpec,
-  ModelSpec,
+import {
+  type AwsvpcConfiguration,
+  type DeploymentConfig,
+  type DeploymentContext,
+  type LaunchSpec,
+  type ModelSpec,
+  taskDefinitionFamily,
 } from '../../src/contract/deployment';
 import type { JobRef } from '../../src/contract/state';
 
@@ -39,22 +40,21 @@ export function launchSpecFor(
   created?: { readonly taskDefinition: string; readonly environment?: ModelSpec['environment'] },
 ): LaunchSpec {
   const { launch, context } = config;
-  const defs = created
-    ? { fargate: created.taskDefinition, ec2: { [ec2TypeOf(job)]: created.taskDefinition } }
-    : launch.taskDefinitions[job.modelName];
-  if (!defs)
+  if (!created && !context.models[job.modelName])
     throw new DeploymentConfigError(`model "${job.modelName}" has no task definition in this deployment`);
   const capacity: Capacity = job.capacity;
   let taskDefinition: string | undefined;
   let provider: string | undefined;
   let network: AwsvpcConfiguration;
+  const family = (ec2InstanceType?: string) =>
+    taskDefinitionFamily(launch.taskDefinitionFamilyPrefix, job.modelName, ec2InstanceType);
   if (capacity.kind === 'fargate') {
-    taskDefinition = defs.fargate;
+    taskDefinition = created?.taskDefinition ?? family();
     provider = launch.fargateCapacityProvider;
     network = launch.network.fargate;
   } else if (capacity.kind === 'ec2') {
-    taskDefinition = defs.ec2[capacity.instanceType];
     provider = launch.ec2CapacityProviders[capacity.instanceType];
+    taskDefinition = provider ? (created?.taskDefinition ?? family(capacity.instanceType)) : undefined;
     network = launch.network.ec2;
   } else {
     throw new DeploymentConfigError(`job "${job.jobName}" has local capacity, which a deployment cannot run`);
@@ -74,8 +74,4 @@ export function launchSpecFor(
     memory: String(capacity.memoryMiB),
     modelEnvironment: job.modelEnvironment.filter((e) => declared[e.Name] !== e.Value),
   };
-}
-
-function ec2TypeOf(job: JobRef): string {
-  return job.capacity.kind === 'ec2' ? job.capacity.instanceType : '';
 }

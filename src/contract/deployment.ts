@@ -96,18 +96,32 @@ export interface LaunchTargets {
   readonly fargateCapacityProvider: string;
   /** EC2 instance type (e.g. `g5.xlarge`) → the name of its Auto Scaling capacity provider. */
   readonly ec2CapacityProviders: Readonly<Record<string, string>>;
-  /** ModelName → task definition ARNs: one for Fargate, one per enabled EC2 instance type. */
-  readonly taskDefinitions: Readonly<
-    Record<string, { readonly fargate: string; readonly ec2: Readonly<Record<string, string>> }>
-  >;
+  /**
+   * What every task definition family of the deployment begins with: a model's family for a
+   * capacity is `taskDefinitionFamily(prefix, model, capacity)`. Every model of `context.models` has
+   * one for Fargate and one per key of `ec2CapacityProviders`.
+   */
+  readonly taskDefinitionFamilyPrefix: string;
   /** Task networking. EC2 tasks in awsvpc mode cannot take a public IP, so the two may differ. */
   readonly network: { readonly fargate: AwsvpcConfiguration; readonly ec2: AwsvpcConfiguration };
   /** How Validate registers the task definition of a created model. @default created models cannot run */
   readonly createdModels?: CreatedModelLaunch;
 }
 
+/**
+ * The task definition family of a model on Fargate (`ec2InstanceType` undefined) or on an EC2
+ * instance type (`g5.xlarge`). RunTask is given the family, not a revision's ARN: ECS runs its latest
+ * ACTIVE revision, so a job started before a redeploy (which registers a new revision and deregisters
+ * the old one) still starts its later tasks and retries. The separator `_` appears in no ModelName
+ * and no instance type, so two models never share a family.
+ */
+export function taskDefinitionFamily(prefix: string, modelName: string, ec2InstanceType?: string): string {
+  return `${prefix}_${modelName}_${ec2InstanceType ? ec2InstanceType.replaceAll('.', '-') : 'fargate'}`;
+}
+
 /** Everything the RunTask state needs that depends on the job: carried in the state as `$.launch`. */
 export interface LaunchSpec {
+  /** The task definition family (RunTask runs its latest ACTIVE revision), never a revision's ARN. */
   readonly taskDefinition: string;
   readonly capacityProviderStrategy: ReadonlyArray<{
     readonly CapacityProvider: string;

@@ -200,7 +200,13 @@ export function taskDefinitionLayout(
     cpu: SIDECAR_SHARE.cpu,
     memoryReservation: SIDECAR_SHARE.memoryMiB,
     // JOB_URI, PLAN_URI and PARTITION_INDEX come from the RunTask overrides of each partition.
-    ...env({ MODEL_URL: `http://127.0.0.1:${MODEL_PORT}`, METRICS: 'emf', AWS_REGION: platform.region }),
+    // MODEL_CONTAINER: whose exit the sidecar reads from the task metadata while it waits for /ping.
+    ...env({
+      MODEL_URL: `http://127.0.0.1:${MODEL_PORT}`,
+      MODEL_CONTAINER: CONTAINERS.model,
+      METRICS: 'emf',
+      AWS_REGION: platform.region,
+    }),
     mountPoints: [scratch],
     // The model's start-up budget begins once its artifacts are in place; a failed fetch-model
     // stops the task at once (the sidecar never starts) instead of costing that whole budget.

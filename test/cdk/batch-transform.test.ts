@@ -2,7 +2,10 @@ import { Match } from 'aws-cdk-lib/assertions';
 import validateAsl from 'asl-validator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STATE_NAMES } from '../../src/contract/state-names';
-import { stateMachineDefinition } from './definition';
+import { launchSpecFor } from '../../lambdas/shared/deployment';
+import type { DeploymentConfig, LaunchSpec } from '../../src/contract/deployment';
+import type { JobRef } from '../../src/contract/state';
+import { resolve, stateMachineDefinition } from './definition';
 import { type Cfn, exampleProps, type Synthesized, synthesize } from './synth';
 
 let synth: Synthesized;
@@ -250,14 +253,61 @@ describe('IAM', () => {
   it('lets the state machine run only the deployment task definitions, on its cluster, passing only the task roles', () => {
     const statements = statementsOfRole('BatchTransformLifecycleStateMachineRole');
     const run = statements.find((s) => list(s.Action).includes('ecs:RunTask'));
-    // The 8 declared task definitions, and the families Validate registers for created models.
-    expect(list(run.Resource)).toHaveLength(8 + 1);
-    expect(JSON.stringify(list(run.Resource))).toMatch(/task-definition\/[A-Za-z0-9-]+-created-\*"/);
+    // Every revision of every declared family in one resource (8 task definitions here), and the
+    // families Validate registers for created models, which begin with their own prefix.
+    const resources = statements
+      .filter((s) => list(s.Action).includes('ecs:RunTask'))
+      .flatMap((s) => list(s.Resource))
+      .map((r) => String(resolve(r, synth.json)));
+    const prefix = synth.construct.modelTasks.familyPrefix;
+    expect(resources).toHaveLength(2);
+    expect(resources).toContain(`arn:aws:ecs:us-east-1:123456789012:task-definition/${prefix}_*:*`);
+    expect(resources).toContain(`arn:aws:ecs:us-east-1:123456789012:task-definition/${prefix}-created-*`);
+    const families = resourcesOf('AWS::ECS::TaskDefinition').map(([, td]) => String(td.Properties.Family));
+    expect(families).toHaveLength(8);
+    for (const family of families) expect(family.startsWith(`${prefix}_`), family).toBe(true);
     expect(run.Condition.ArnEquals['ecs:cluster']).toBeDefined();
     const pass = statements.find((s) => list(s.Action).includes('iam:PassRole'));
     expect(list(pass.Resource)).toHaveLength(2);
     expect(pass.Condition).toEqual({ StringEquals: { 'iam:PassedToService': 'ecs-tasks.amazonaws.com' } });
   });
+});
+
+describe('redeploys', () => {
+  /** The Validate step's answer for a job of `iris` on `capacity`, with the deployment the stack gives it. */
+  function validatedLaunch(capacity: JobRef['capacity']): LaunchSpec {
+    const [, validate] = resourcesOf('AWS::Lambda::Function').find(([id]) =>
+      id.startsWith('BatchTransformLifecycleStagesValidate'),
+    )!;
+    const config = JSON.parse(
+      String(resolve(validate.Properties.Environment.Variables.DEPLOYMENT, synth.json)),
+    ) as DeploymentConfig;
+    const job = {
+      jobName: 'job-1',
+      modelName: 'iris',
+      instanceType: 'ml.m5.large',
+      capacity,
+      modelEnvironment: [],
+    } as unknown as JobRef;
+    return launchSpecFor(job, config);
+  }
+
+  it.each([
+    ['Fargate', { kind: 'fargate', cpu: 2048, memoryMiB: 8192 }, 'fargate'],
+    [
+      'an EC2 type',
+      { kind: 'ec2', instanceType: 'g5.xlarge', cpu: 4096, memoryMiB: 14592, gpus: 1, neuronDevices: 0 },
+      'g5xlarge',
+    ],
+  ] as const)(
+    'has Validate store the task definition family on %s, which RunTask resolves to the latest ACTIVE revision, never a revision ARN',
+    (_label, capacity, id) => {
+      const launch = validatedLaunch(capacity as JobRef['capacity']);
+      // A revision ARN (`…:task-definition/family:3`) would be refused once a redeploy deregistered it.
+      expect(launch.taskDefinition).not.toMatch(/^arn:|:\d+$/);
+      expect(launch.taskDefinition).toBe(taskDefinition('iris', id).Family);
+    },
+  );
 });
 
 describe('schedules', () => {
@@ -303,13 +353,6 @@ describe('observability', () => {
     for (const [, g] of groups) expect(g.Properties.RetentionInDays).toBe(30);
   });
 
-  it('logs every execution event with its data', () => {
-    synth.template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
-      StateMachineType: 'STANDARD',
-      LoggingConfiguration: Match.objectLike({ Level: 'ALL', IncludeExecutionData: true }),
-    });
-  });
-
   it('cleans up after executions that end ABORTED, TIMED_OUT or FAILED', () => {
     const [, rule] = resourcesOf('AWS::Events::Rule')[0]!;
     expect(rule.Properties.EventPattern).toMatchObject({
@@ -330,6 +373,28 @@ describe('cdk-nag', () => {
 
 describe('state machine definition', () => {
   const definition = () => stateMachineDefinition(synth.json);
+
+  it('gives FinalizeFailure, which assembles what finished, the time and output access Assemble has', () => {
+    const states = definition().States;
+    /** The function a Lambda state invokes, and the statements of its role. */
+    const invoked = (state: string) => {
+      const id = /:function:([A-Za-z0-9]+)$/.exec(states[state].Resource)![1]!;
+      const fn = synth.json.Resources[id]!.Properties as Cfn;
+      const roleId = fn.Role['Fn::GetAtt'][0];
+      const statements = resourcesOf('AWS::IAM::Policy')
+        .filter(([, p]) => p.Properties.Roles.some((r: Cfn) => r.Ref === roleId))
+        .flatMap(([, p]) => p.Properties.PolicyDocument.Statement);
+      const writes = statements
+        .filter((st) => list(st.Action).includes('s3:PutObject'))
+        .flatMap((st) => list(st.Resource).map((r) => JSON.stringify(r)));
+      return { timeout: fn.Timeout, writes };
+    };
+    const assemble = invoked(STATE_NAMES.assemble);
+    const finalizeFailure = invoked(STATE_NAMES.finalizeFailure);
+    expect(assemble.timeout).toBe(900);
+    expect(finalizeFailure.timeout).toBe(assemble.timeout);
+    for (const output of assemble.writes) expect(finalizeFailure.writes).toContain(output);
+  });
 
   it('is valid Amazon States Language', () => {
     const result = validateAsl(structuredClone(definition()));

@@ -73,12 +73,13 @@ const REF_SHAPES: Record<string, (id: string, template: CfnTemplate) => string> 
   'AWS::SNS::Topic': arnOf,
 };
 
-const ARN_SHAPES: Record<string, (id: string) => string> = {
+const ARN_SHAPES: Record<string, (id: string, properties: Record<string, Json>) => string> = {
   'AWS::Lambda::Function': (id) =>
     `lambda:${PLACEHOLDER_ENV.region}:${PLACEHOLDER_ENV.account}:function:${id}`,
   'AWS::ECS::Cluster': (id) => `ecs:${PLACEHOLDER_ENV.region}:${PLACEHOLDER_ENV.account}:cluster/${id}`,
-  'AWS::ECS::TaskDefinition': (id) =>
-    `ecs:${PLACEHOLDER_ENV.region}:${PLACEHOLDER_ENV.account}:task-definition/${id}:1`,
+  // Revision 1 of its family, as a first deployment registers it.
+  'AWS::ECS::TaskDefinition': (id, properties) =>
+    `ecs:${PLACEHOLDER_ENV.region}:${PLACEHOLDER_ENV.account}:task-definition/${properties.Family ?? id}:1`,
   'AWS::IAM::Role': (id) => `iam::${PLACEHOLDER_ENV.account}:role/${id}`,
   'AWS::StepFunctions::StateMachine': (id) =>
     `states:${PLACEHOLDER_ENV.region}:${PLACEHOLDER_ENV.account}:stateMachine:${id}`,
@@ -90,5 +91,5 @@ function arnOf(id: string, template: CfnTemplate): string {
   if (!resource) throw new Error(`Fn::GetAtt of ${id}, which the template does not define`);
   const shape = ARN_SHAPES[resource.Type];
   const [, service = 'unknown'] = resource.Type.split('::').map((s) => s.toLowerCase());
-  return `arn:${PLACEHOLDER_ENV.partition}:${shape ? shape(id) : `${service}:${PLACEHOLDER_ENV.region}:${PLACEHOLDER_ENV.account}:${id}`}`;
+  return `arn:${PLACEHOLDER_ENV.partition}:${shape ? shape(id, resource.Properties ?? {}) : `${service}:${PLACEHOLDER_ENV.region}:${PLACEHOLDER_ENV.account}:${id}`}`;
 }

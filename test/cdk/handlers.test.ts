@@ -34,7 +34,7 @@ const config: DeploymentConfig = {
   launch: {
     fargateCapacityProvider: 'FARGATE',
     ec2CapacityProviders: { 'g5.xlarge': 'cp-g5' },
-    taskDefinitions: { iris: { fargate: 'arn:td/iris-fargate:3', ec2: { 'g5.xlarge': 'arn:td/iris-g5:2' } } },
+    taskDefinitionFamilyPrefix: 'Stack-Models-1A2B3C4D',
     network: { fargate: network(true), ec2: network(false) },
   },
 };
@@ -80,10 +80,10 @@ describe('validate handler: the execution input', () => {
 });
 
 describe('launchSpecFor: where a validated job runs', () => {
-  it('runs a Fargate-sized job with the FARGATE capacity provider, its size as overrides and a public IP', () => {
+  it("runs a Fargate-sized job by its model's Fargate family (no revision), with the FARGATE capacity provider, its size as overrides and a public IP", () => {
     const spec = launchSpecFor(jobRef(), config);
     expect(spec).toMatchObject({
-      taskDefinition: 'arn:td/iris-fargate:3',
+      taskDefinition: 'Stack-Models-1A2B3C4D_iris_fargate',
       capacityProviderStrategy: [{ CapacityProvider: 'FARGATE', Weight: 1, Base: 0 }],
       networkConfiguration: { AwsvpcConfiguration: network(true) },
       cpu: '4096',
@@ -91,7 +91,7 @@ describe('launchSpecFor: where a validated job runs', () => {
     });
   });
 
-  it("runs an EC2 job on its instance type's capacity provider and task definition, without a public IP", () => {
+  it("runs an EC2 job on its instance type's capacity provider and family (no revision), without a public IP", () => {
     const spec = launchSpecFor(
       jobRef({
         instanceType: 'ml.g5.xlarge',
@@ -107,7 +107,7 @@ describe('launchSpecFor: where a validated job runs', () => {
       config,
     );
     expect(spec).toMatchObject({
-      taskDefinition: 'arn:td/iris-g5:2',
+      taskDefinition: 'Stack-Models-1A2B3C4D_iris_g5-xlarge',
       capacityProviderStrategy: [{ CapacityProvider: 'cp-g5', Weight: 1, Base: 0 }],
       networkConfiguration: { AwsvpcConfiguration: network(false) },
       cpu: '4096',

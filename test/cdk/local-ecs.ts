@@ -155,12 +155,31 @@ export interface EcsApiCall {
   readonly input: Record<string, unknown>;
 }
 
+/** Where the endpoint serves task metadata: `<endpoint>/v4/<task id>/task`. */
+const METADATA_PATH = '/v4/';
 /** Output kept per container. */
 export const LOG_LIMIT = 64 * 1024;
 /** ECS caps a RunTask's `overrides` at 8 KiB of JSON. */
 const OVERRIDES_MAX = 8192;
 /** ECS's default stop timeout: SIGTERM, then SIGKILL this long after. */
 const DEFAULT_STOP_TIMEOUT_S = 30;
+
+/**
+ * A registered revision of a task definition family, ACTIVE or deregistered: a synthesized definition
+ * (its template resource) or one registered through the endpoint (RegisterTaskDefinition, as given).
+ */
+interface Revision {
+  readonly family: string;
+  readonly revision: number;
+  /** The template resource it was registered from. */
+  readonly logicalId?: string;
+  /** What RegisterTaskDefinition was given (PascalCase, as in a template). */
+  readonly properties?: Cfn;
+  status: 'ACTIVE' | 'INACTIVE';
+}
+
+const revisionArn = (family: string, revision: number) =>
+  `arn:${PLACEHOLDER_ENV.partition}:ecs:${PLACEHOLDER_ENV.region}:${PLACEHOLDER_ENV.account}:task-definition/${family}:${revision}`;
 
 export class NamedError extends Error {
   constructor(name: string, message: string) {
@@ -197,18 +216,24 @@ export class LocalEcs implements EcsEmulation {
   readonly #server: http.Server;
   readonly #tasks: Task[] = [];
   readonly #attempts = new Map<string, number>();
-  /** Task definitions registered through the endpoint (RegisterTaskDefinition), by ARN, as template resources. */
-  readonly #registered = new Map<
-    string,
-    { Type: 'AWS::ECS::TaskDefinition'; Properties: Cfn; family: string }
-  >();
+  /** Family → its revisions, oldest first: revision 1 of each synthesized task definition to begin with. */
+  readonly #revisions = new Map<string, Revision[]>();
   /** Every ECS API call the endpoint answered, in order. */
   readonly apiCalls: EcsApiCall[] = [];
 
   private constructor(options: LocalEcsOptions) {
     this.#options = options;
     this.#engine = options.engine ?? new ProcessEngine(options.images ?? {});
+    for (const [logicalId, r] of Object.entries(options.template.Resources)) {
+      if (r.Type !== 'AWS::ECS::TaskDefinition') continue;
+      const family = String(r.Properties?.Family ?? logicalId);
+      this.#revisions.set(family, [{ family, revision: 1, logicalId, status: 'ACTIVE' }]);
+    }
     this.#server = http.createServer((req, res) => {
+      if (req.method === 'GET' && req.url?.startsWith(METADATA_PATH)) {
+        this.#metadata(req, res);
+        return;
+      }
       this.#api(req, res).catch((e: Error) =>
         sendJson(res, 500, { __type: 'ServerException', message: e.message }),
       );
@@ -260,6 +285,43 @@ export class LocalEcs implements EcsEmulation {
     await closed;
   }
 
+  /**
+   * Where containers reach this endpoint: its own address for local processes; the Docker runner
+   * sets the address tasks reach it on. Containers get `ECS_CONTAINER_METADATA_URI_V4` under it.
+   */
+  taskMetadataBase?: string;
+
+  /**
+   * The task metadata endpoint (version 4) of ECS, `GET <ECS_CONTAINER_METADATA_URI_V4>/task`: the
+   * task and each container's `KnownStatus` and, once stopped, its `ExitCode`.
+   */
+  #metadata(req: IncomingMessage, res: ServerResponse): void {
+    const [id, what] = (req.url ?? '').slice(METADATA_PATH.length).split('/');
+    const task = this.#tasks.find((t) => t.id === id);
+    if (!task || what !== 'task') {
+      sendJson(res, 404, { message: 'not found' });
+      return;
+    }
+    sendJson(res, 200, {
+      Cluster: task.cluster,
+      TaskARN: task.arn,
+      Family: task.taskDefinitionArn.replace(/^.*task-definition\/|:\d+$/g, ''),
+      DesiredStatus: task.desiredStatus,
+      KnownStatus: task.lastStatus,
+      Containers: task.containers.map((c) => ({
+        Name: c.name,
+        Image: c.image,
+        KnownStatus:
+          c.exitCode !== undefined || task.lastStatus === 'STOPPED'
+            ? 'STOPPED'
+            : c.running
+              ? 'RUNNING'
+              : 'PENDING',
+        ...(c.exitCode !== undefined ? { ExitCode: c.exitCode } : {}),
+      })),
+    });
+  }
+
   /** The handler of the `ecs:runTask.sync` state: its input is the state's evaluated Parameters. */
   readonly runTaskSync = async (params: Cfn): Promise<unknown> => {
     const task = await this.#runTask(params);
@@ -273,17 +335,49 @@ export class LocalEcs implements EcsEmulation {
     return description;
   };
 
+  /**
+   * A redeploy's new revision of a family: the same synthesized definition under the next revision
+   * number, ACTIVE. Returns its ARN.
+   */
+  registerTaskDefinition(family: string): string {
+    const revisions = this.#revisions.get(family);
+    if (!revisions?.length) throw new Error(`no task definition family ${family} in the template`);
+    const latest = revisions[revisions.length - 1]!;
+    const next = { ...latest, revision: latest.revision + 1, status: 'ACTIVE' as const };
+    revisions.push(next);
+    return revisionArn(family, next.revision);
+  }
+
+  /** What CloudFormation does to the replaced revision on a redeploy: INACTIVE, refused by RunTask. */
+  deregisterTaskDefinition(arn: string): void {
+    const found = this.#revision(arn);
+    if (!found) throw new Error(`no task definition ${arn}`);
+    found.status = 'INACTIVE';
+  }
+
+  /**
+   * The revision RunTask's `taskDefinition` names, as ECS resolves it: a full ARN or `family:revision`
+   * names that revision; a bare family its latest ACTIVE one.
+   */
+  #revision(name: string): Revision | undefined {
+    const [, family = '', revision] =
+      /^(?:arn:[^:]+:ecs:[^:]+:\d+:task-definition\/)?([A-Za-z0-9_-]+)(?::(\d+))?$/.exec(name) ?? [];
+    const revisions = this.#revisions.get(family) ?? [];
+    if (revision !== undefined) return revisions.find((r) => r.revision === Number(revision));
+    return revisions.filter((r) => r.status === 'ACTIVE').at(-1);
+  }
+
   async #runTask(params: Cfn): Promise<Task> {
     const template = this.#options.template;
     const cluster = String(params.Cluster ?? '');
     const clusterId = this.#clusterId(cluster);
-    const taskDefinitionArn = String(params.TaskDefinition ?? '');
-    const definitionId = /:task-definition\/([A-Za-z0-9]+):\d+$/.exec(taskDefinitionArn)?.[1];
-    const registered = this.#registered.get(taskDefinitionArn);
-    const definition = registered ?? (definitionId ? template.Resources[definitionId] : undefined);
-    if (definition?.Type !== 'AWS::ECS::TaskDefinition') {
-      throw new NamedError('ECS.ClientException', `TaskDefinition not found: ${taskDefinitionArn}`);
-    }
+    const requested = String(params.TaskDefinition ?? '');
+    const revision = this.#revision(requested);
+    // ECS's answers: a revision it does not know, and one a redeploy has deregistered.
+    if (!revision) throw new NamedError('ECS.ClientException', 'Unable to describe task definition.');
+    if (revision.status === 'INACTIVE')
+      throw new NamedError('ECS.ClientException', 'TaskDefinition is inactive');
+    const taskDefinitionArn = revisionArn(revision.family, revision.revision);
     const strategy = (params.CapacityProviderStrategy ?? []) as Array<{ CapacityProvider: string }>;
     const providers = this.#capacityProviders(clusterId);
     if (strategy.length === 0 || strategy.some((s) => !providers.includes(s.CapacityProvider))) {
@@ -301,9 +395,8 @@ export class LocalEcs implements EcsEmulation {
       );
     }
 
-    const properties = (
-      registered ? definition.Properties : resolve(definition.Properties as Cfn, template)
-    ) as Cfn;
+    const properties = (revision.properties ??
+      resolve(template.Resources[revision.logicalId!]!.Properties as Cfn, template)) as Cfn;
     const defs = properties.ContainerDefinitions as Cfn[];
     const byName = new Map<string, Cfn>(defs.map((d) => [d.Name, d]));
     for (const o of overrides.ContainerOverrides ?? []) {
@@ -330,6 +423,7 @@ export class LocalEcs implements EcsEmulation {
     this.#attempts.set(key, attempt);
     const extra = this.#options.misbehave?.({ startedBy, attempt, environment }) ?? {};
 
+    const id = randomUUID().replaceAll('-', '');
     const containers: TaskContainer[] = defs.map((d) => {
       const command = overrideOf(d.Name)?.Command ?? d.Command;
       return {
@@ -339,7 +433,12 @@ export class LocalEcs implements EcsEmulation {
         stopTimeoutS: d.StopTimeout ?? DEFAULT_STOP_TIMEOUT_S,
         definition: d,
         ...(command ? { command } : {}),
-        env: { ...this.#options.platformEnvironment, ...environment[d.Name], ...extra[d.Name] },
+        env: {
+          ...this.#options.platformEnvironment,
+          ECS_CONTAINER_METADATA_URI_V4: `${this.taskMetadataBase ?? this.endpoint}${METADATA_PATH}${id}`,
+          ...environment[d.Name],
+          ...extra[d.Name],
+        },
         dependsOn: (d.DependsOn ?? []).map((x: Cfn) => ({
           container: x.ContainerName,
           condition: x.Condition,
@@ -350,7 +449,6 @@ export class LocalEcs implements EcsEmulation {
         output: '',
       };
     });
-    const id = randomUUID().replaceAll('-', '');
     const cpu = overrides.Cpu ?? properties.Cpu;
     const memory = overrides.Memory ?? properties.Memory;
     const task: Task = {
@@ -577,32 +675,38 @@ export class LocalEcs implements EcsEmulation {
             __type: 'ClientException',
             message: `Family contains invalid characters or is too long: ${family}`,
           });
-        const revision = [...this.#registered.values()].filter((d) => d.family === family).length + 1;
-        const arn = `arn:${PLACEHOLDER_ENV.partition}:ecs:${PLACEHOLDER_ENV.region}:${PLACEHOLDER_ENV.account}:task-definition/${family}:${revision}`;
-        this.#registered.set(arn, {
-          Type: 'AWS::ECS::TaskDefinition',
-          Properties: pascalCase(input),
-          family,
-        });
+        const revisions = this.#revisions.get(family) ?? [];
+        this.#revisions.set(family, revisions);
+        const revision = revisions.length + 1;
+        revisions.push({ family, revision, properties: pascalCase(input), status: 'ACTIVE' });
         return sendJson(res, 200, {
-          taskDefinition: { ...input, taskDefinitionArn: arn, revision, status: 'ACTIVE' },
+          taskDefinition: {
+            ...input,
+            taskDefinitionArn: revisionArn(family, revision),
+            revision,
+            status: 'ACTIVE',
+          },
         });
       }
       case 'DescribeTaskDefinition': {
-        const wanted = String(input.taskDefinition ?? '');
-        const found = [...this.#registered.entries()]
-          .filter(([arn, d]) => arn === wanted || d.family === wanted)
-          .at(-1);
+        const found = this.#revision(String(input.taskDefinition ?? ''));
         if (!found)
           return sendJson(res, 400, {
             __type: 'ClientException',
             message: 'Unable to describe task definition.',
           });
+        const properties =
+          found.properties ??
+          resolve(
+            this.#options.template.Resources[found.logicalId!]!.Properties as Cfn,
+            this.#options.template,
+          );
         return sendJson(res, 200, {
           taskDefinition: {
-            ...camelCase(found[1].Properties),
-            taskDefinitionArn: found[0],
-            status: 'ACTIVE',
+            ...camelCase(properties),
+            taskDefinitionArn: revisionArn(found.family, found.revision),
+            revision: found.revision,
+            status: found.status,
           },
         });
       }

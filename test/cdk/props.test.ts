@@ -78,13 +78,13 @@ describe('BatchTransform props', () => {
 
   it('rejects a deployment whose description outgrows the Lambda environment, and says what to change', () => {
     const models = Object.fromEntries(
-      Array.from({ length: 12 }, (_, i) => [
+      Array.from({ length: 30 }, (_, i) => [
         `model-${i}`,
         { image, environment: { SETTING: 'x'.repeat(100) } },
       ]),
     );
     expect(build(exampleProps({ models, schedules: {} }))).toThrow(
-      /over the 3800 bytes a Lambda environment can hold.*Enable fewer EC2 instance types/s,
+      /over the 3800 bytes a Lambda environment can hold.*Split the models over two deployments/s,
     );
   });
 

@@ -45,8 +45,14 @@ export interface Synthesized {
  * either way.
  */
 export function synthesize(
-  props: BatchTransformProps,
-  opts: { bundle?: boolean; nag?: boolean } = {},
+  /** The construct's props, or a function making them in the stack (to import buckets and keys there). */
+  props: BatchTransformProps | ((stack: Stack) => BatchTransformProps),
+  opts: {
+    bundle?: boolean;
+    nag?: boolean;
+    /** Called with the construct before synthesis: how a test adds to a deployment. */
+    before?: (construct: BatchTransform) => void;
+  } = {},
 ): Synthesized {
   const outdir = mkdtempSync(join(tmpdir(), 'cdk-test-'));
   const app = new App({
@@ -54,7 +60,12 @@ export function synthesize(
     context: { ...cdkJsonContext(), ...(opts.bundle ? {} : { 'aws:cdk:bundling-stacks': [] }) },
   });
   const stack = new Stack(app, 'Test');
-  const construct = new BatchTransform(stack, 'BatchTransform', props);
+  const construct = new BatchTransform(
+    stack,
+    'BatchTransform',
+    typeof props === 'function' ? props(stack) : props,
+  );
+  opts.before?.(construct);
   if (opts.nag !== false) Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   try {
     app.synth();

@@ -1,6 +1,10 @@
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CreatedModel, DeploymentConfig } from '../../src/contract/deployment';
+import {
+  type CreatedModel,
+  type DeploymentConfig,
+  taskDefinitionFamily,
+} from '../../src/contract/deployment';
 import type { TaskDefinitionLayout } from '../../src/deploy/task-layout';
 import { resolveCapacity } from '../../src/job/instances';
 import { createdModelLayout } from '../../src/lifecycle/created-models';
@@ -55,9 +59,12 @@ describe('one task layout for declared and created models', () => {
   it.each(cases)('%s on %s: what Validate registers is what the stack synthesized', (name, instanceType) => {
     const declared = MODELS[name as keyof typeof MODELS];
     const capacity = resolveCapacity(instanceType, EC2_TYPES);
-    const defs = config.launch.taskDefinitions[name]!;
-    const synthesizedArn = capacity.kind === 'ec2' ? defs.ec2[capacity.instanceType]! : defs.fargate;
-    const synthesized = synthesizedDefinition(synth.json, synthesizedArn);
+    const family = taskDefinitionFamily(
+      config.launch.taskDefinitionFamilyPrefix,
+      name,
+      capacity.kind === 'ec2' ? capacity.instanceType : undefined,
+    );
+    const synthesized = synthesizedDefinition(synth.json, family);
 
     const created: CreatedModel = {
       ModelName: name,
@@ -149,11 +156,12 @@ function statementsOfRole(template: CfnTemplate & Cfn, prefix: string): Cfn[] {
 }
 
 /** The resolved properties of the template's task definition with this (placeholder) ARN. */
-function synthesizedDefinition(template: CfnTemplate & Cfn, arn: string): Record<string, unknown> {
-  const id = /:task-definition\/([A-Za-z0-9]+):\d+$/.exec(arn)?.[1];
-  const resource = id ? template.Resources[id] : undefined;
-  if (resource?.Type !== 'AWS::ECS::TaskDefinition')
-    throw new Error(`no task definition ${arn} in the template`);
+/** The synthesized task definition of a family (jobs launch by family). */
+function synthesizedDefinition(template: CfnTemplate & Cfn, family: string): Record<string, unknown> {
+  const resource = Object.values<Cfn>(template.Resources).find(
+    (r) => r.Type === 'AWS::ECS::TaskDefinition' && r.Properties?.Family === family,
+  );
+  if (!resource) throw new Error(`no task definition of family ${family} in the template`);
   return resolve(resource.Properties as Cfn, template) as Record<string, unknown>;
 }
 

@@ -147,10 +147,10 @@ async function execute(
     data,
     Object.entries(objects).map(([key, body]) => [`input/${name}/${key}`, body] as const),
   );
-  const outcome = await runLocally(
+  return runLocally(
     definition,
     request(name, model, extra),
-    { ...lambdas, [S.runPartition]: runner.runTaskSync },
+    { ...lambdas, [S.runPartition]: runTaskSync ?? runner.runTaskSync },
     {
       executionName: name,
       // The Distributed Map's ItemReader, which aws-local-stepfunctions does not run: the same
@@ -159,8 +159,10 @@ async function execute(
         JSON.parse((await s3.storage.readAll(`s3://${Bucket}/${Key}`)).toString()),
     },
   );
-  return outcome;
 }
+
+/** The RunPartition handler for the next job, when a test needs to come between its tasks. */
+let runTaskSync: ((params: Record<string, unknown>) => Promise<unknown>) | undefined;
 
 /** Says why, with the tasks' logs, when an expectation on an outcome fails. */
 function explain(name: string, outcome: LocalOutcome): string {
@@ -293,6 +295,53 @@ describe('the stack end to end, every task in real containers', () => {
     }
   });
 
+  it('completes a job redeployed between its two partitions: the old revision deregistered, the next task runs the new one', async () => {
+    const name = 'containers-redeploy';
+    // The second partition's RunTask waits until the first task has stopped and a redeploy has
+    // registered a new revision of the family and deregistered the one the job started with, as
+    // CloudFormation does when a model's task definition changes.
+    let redeployed!: () => void;
+    const afterRedeploy = new Promise<void>((resolve) => {
+      redeployed = resolve;
+    });
+    let calls = 0;
+    let replaced = '';
+    let firstParams: Record<string, unknown> = {};
+    runTaskSync = async (params) => {
+      if (++calls > 1) {
+        await afterRedeploy;
+        return runner.runTaskSync(params);
+      }
+      firstParams = params;
+      try {
+        return await runner.runTaskSync(params);
+      } finally {
+        const [first] = tasksOf(name);
+        replaced = first!.taskDefinitionArn;
+        runner.registerTaskDefinition(String(params.TaskDefinition));
+        runner.deregisterTaskDefinition(replaced);
+        redeployed();
+      }
+    };
+    let outcome: LocalOutcome;
+    try {
+      outcome = await execute(name, 'echo', OBJECTS);
+    } finally {
+      runTaskSync = undefined;
+    }
+
+    expect(outcome.status, explain(name, outcome)).toBe('SUCCEEDED');
+    expect(await objectsUnder(data, `output/${name}/`)).toEqual(
+      Object.fromEntries(Object.entries(OBJECTS).map(([k, v]) => [`${k}.out`, v.toUpperCase()])),
+    );
+    const revisions = tasksOf(name).map((t) => t.taskDefinitionArn);
+    expect(revisions).toEqual([replaced, replaced.replace(/:1$/, ':2')]);
+    // What a job that stored the revision's ARN would have met: ECS refuses the deregistered revision.
+    await expect(runner.runTaskSync({ ...firstParams, TaskDefinition: replaced })).rejects.toThrow(
+      /TaskDefinition is inactive/,
+    );
+  });
+
   it('fails a job whose model never becomes healthy, naming the model and the budget that ran out', async () => {
     const name = 'containers-never-healthy';
     misbehave = (task) =>
@@ -319,6 +368,41 @@ describe('the stack end to end, every task in real containers', () => {
       /within 3 s, its start-up budget \(Extensions.ModelStartupTimeoutInSeconds/,
     );
     expect(await objectsUnder(data, `output/${name}/`)).toEqual({});
+  });
+
+  it('fails a job whose model exits before it ever answers /ping within seconds, not its start-up budget, naming the model and its exit code', async () => {
+    const name = 'containers-model-crashes';
+    // A setting the model server cannot parse: it throws while starting and exits 1, as a model
+    // whose configuration or artifacts are broken does.
+    misbehave = (task) =>
+      task.startedBy === name ? { model: { TEST_MODEL_LATENCY_MS: 'not-a-number' } } : undefined;
+    const started = Date.now();
+    let outcome: LocalOutcome;
+    try {
+      outcome = await execute(
+        name,
+        'echo',
+        { 'a.csv': rows(1, 10) },
+        {
+          TransformResources: { InstanceType: 'ml.m5.large', InstanceCount: 1 },
+          Extensions: { ModelStartupTimeoutInSeconds: 600 },
+        },
+      );
+    } finally {
+      misbehave = undefined;
+    }
+
+    expect(outcome.status, explain(name, outcome)).toBe('FAILED');
+    if (outcome.status !== 'FAILED') return;
+    // Three attempts, none of which waited out the 600 s budget for a model that was gone.
+    expect(Date.now() - started).toBeLessThan(150_000);
+    expect(outcome.cause).toMatch(
+      /model "echo": the model server exited before it became healthy: container "model" exited with code 1/,
+    );
+    for (const task of tasksOf(name)) {
+      expect(task.exitCodes).toMatchObject({ model: 1, sidecar: 1 });
+      expect(task.stoppedAt! - task.startedAt!).toBeLessThan(20_000);
+    }
   });
 
   it('fails a job at once when fetch-model fails, naming it, without waiting out the start-up budget', async () => {

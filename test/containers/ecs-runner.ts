@@ -64,6 +64,8 @@ export async function startDockerEcs(
     platformEnvironment: { ...platformEnvironment, ...reachable },
     engine,
   });
+  // The task metadata endpoint (ECS serves it at 169.254.170.2 inside the task), reached from the tasks.
+  ecs.taskMetadataBase = await engine.exposeToTasks(ecs.endpoint);
   return { ecs, engine };
 }
 

@@ -4,7 +4,7 @@ import { encodeRecordIO, encodeTFRecord, RECORDIO_MAGIC } from '../../src/datapl
 import { assembleStage } from '../../src/lifecycle/assemble';
 import { progressUri } from '../../src/contract/layout';
 import type { StartedModel } from '../fixtures/models/start';
-import { model, recordedRequests, SidecarFixture, upper } from './harness';
+import { BUCKET, model, recordedRequests, SidecarFixture, upper } from './harness';
 
 // The sidecar as a process, end to end: job.json and plan.json written by the lifecycle stages into
 // the s3rver harness, the test model as a real HTTP server, outputs read back through the S3 API.
@@ -277,6 +277,47 @@ describe.concurrent('shards of one object', () => {
       expect(records.reduce((x, y) => x + y)).toBe(split === 'Line' ? 30_000 : 6000);
     },
   );
+});
+
+describe('TransformOutput.KmsKeyId', () => {
+  it("asks S3 for SSE-KMS with the key on every output write: the workers' shard outputs and Assemble's .out", async ({
+    expect,
+  }) => {
+    const object = Buffer.from(csvRows(30_000, 'kms', 60, 7));
+    const job = await fx.prepare('kms-shards', {
+      objects: { 'big.dat': object },
+      request: {
+        BatchStrategy: 'MultiRecord',
+        MaxPayloadInMB: 1,
+        TransformOutput: { KmsKeyId: 'alias/job-output' },
+        TransformResources: { InstanceCount: 2 },
+        Extensions: { ShardMinSizeInMB: 1 },
+      },
+    });
+    expect(job.plan.objects[0]!.shardCount).toBe(2);
+    const key = (uri: string) => uri.slice(`s3://${BUCKET}/`.length);
+    const outputs = [key(job.outputUri), key(`${job.ref.workUri}shards/`)];
+    // Every request that starts an object (a PUT, or a multipart upload) under the outputs or shards.
+    const stop = fx.record(
+      (r) =>
+        (r.operation === 'PutObject' || r.operation === 'CreateMultipartUpload') &&
+        outputs.some((prefix) => r.key.startsWith(prefix)),
+    );
+    const runs = await Promise.all(
+      job.plan.partitions.map((p) => fx.run(job, { model: echo, partition: p.index })),
+    );
+    for (const run of runs) expect(run.code, run.stderr).toBe(0);
+    await assembleStage(job.ref, job.planRef, fx.s3.storage);
+    const writes = stop();
+
+    expect((await fx.output(job, 'big.dat'))!.equals(upper(object))).toBe(true);
+    expect(writes.filter((w) => w.key.startsWith(outputs[1]!)).length).toBeGreaterThanOrEqual(2);
+    expect(writes.filter((w) => w.key === `${outputs[0]}big.dat.out`).length).toBeGreaterThanOrEqual(1);
+    for (const w of writes) {
+      expect(w.headers['x-amz-server-side-encryption'], `${w.operation} ${w.key}`).toBe('aws:kms');
+      expect(w.headers['x-amz-server-side-encryption-aws-kms-key-id'], w.key).toBe('alias/job-output');
+    }
+  });
 });
 
 describe.concurrent('what reaches the model', () => {

@@ -1,4 +1,7 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, it } from 'vitest';
+import { freePort } from '../../src/local/processes';
 import type { StartedModel } from '../fixtures/models/start';
 import { BUCKET, countingProxy, model, type PreparedJob, SidecarFixture, upper } from './harness';
 
@@ -297,6 +300,50 @@ describe.concurrent('a model that dies, a task that is stopped', () => {
       expect(await fx.incompleteUploads(job)).toEqual([]);
     },
   );
+
+  it('a model container that exits before it ever answers /ping ends the sidecar within seconds, not its start-up budget, naming the model and its exit code (ECS task metadata)', async ({
+    expect,
+  }) => {
+    // ECS's task metadata endpoint (v4) as it answers once the model container has exited with 1.
+    let modelStopped = false;
+    const metadata = http.createServer((req, res) => {
+      const body = JSON.stringify({
+        Containers: [
+          {
+            Name: 'model',
+            KnownStatus: modelStopped ? 'STOPPED' : 'RUNNING',
+            ...(modelStopped ? { ExitCode: 1 } : {}),
+          },
+          { Name: 'sidecar', KnownStatus: 'RUNNING' },
+        ],
+      });
+      res.writeHead(req.url === '/v4/task-1/task' ? 200 : 404, { 'content-type': 'application/json' });
+      res.end(body);
+    });
+    await new Promise<void>((resolve) => metadata.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((resolve) => metadata.close(resolve)));
+    const job = await fx.prepare('model-never-started', {
+      objects: { 'a.csv': rows(5, 'a') },
+      request: { Extensions: { ModelStartupTimeoutInSeconds: 600 } },
+    });
+    // Nothing listens where the model would: it crashed while starting.
+    const running = fx.spawn(job, {
+      model: { url: `http://127.0.0.1:${await freePort()}` },
+      modelPid: false,
+      env: {
+        ECS_CONTAINER_METADATA_URI_V4: `http://127.0.0.1:${(metadata.address() as AddressInfo).port}/v4/task-1`,
+      },
+    });
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const diedAt = performance.now();
+    modelStopped = true;
+    const run = await running.done;
+    expect(run.code, run.stderr).toBe(1);
+    expect(performance.now() - diedAt).toBeLessThan(5000);
+    expect((await fx.result(job)).fatal).toMatch(
+      /model "test-model": the model server exited before it became healthy: container "model" exited with code 1/,
+    );
+  });
 
   it('SIGTERM mid-object aborts the open upload and exits non-zero promptly', async ({ expect }) => {
     const { text } = bigObjectEndingWith('SLOWME', 10);

@@ -2,6 +2,7 @@ import { FileStorage, Storages, storages } from '../../../src/storage/index';
 import { ConfigError, configFromEnv } from './config';
 import { createLogger } from './log';
 import { runPartition } from './partition';
+import { watchContainer } from './task-metadata';
 
 /**
  * The sidecar's entry point. `run` (the default) transforms one partition of a job beside the model
@@ -11,6 +12,9 @@ import { runPartition } from './partition';
  * Exit codes: 0 the partition ran to its end (objects may still have failed: the result says which),
  * 1 it could not (model unavailable, storage unreachable), 2 bad configuration, 143 stopped by SIGTERM
  * (or because the local runner that started it is gone).
+ *
+ * On ECS, ECS_CONTAINER_METADATA_URI_V4 (set by ECS) is where the sidecar learns that the model
+ * container (MODEL_CONTAINER, default `model`) has exited; local runs pass MODEL_PID instead.
  *
  * Local runs only: FILE_STAGING_DIR is where file:// outputs are written before their rename into
  * place (see FileStorage); PARENT_PIPE=stdin says standard input is a pipe from the runner, which
@@ -75,13 +79,24 @@ async function main(argv: readonly string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   const modelPid = process.env.MODEL_PID ? Number(process.env.MODEL_PID) : undefined;
   if (process.env.PARENT_PIPE === 'stdin') watchParent(() => onSignal('SIGTERM'), modelPid);
+  // On ECS the model is a container of the task: its exit is read from the task metadata endpoint.
+  const metadataUri = process.env.ECS_CONTAINER_METADATA_URI_V4;
+  const modelContainer =
+    modelPid === undefined && metadataUri
+      ? watchContainer(metadataUri, process.env.MODEL_CONTAINER ?? 'model')
+      : undefined;
+  const modelExited = modelPid
+    ? () => processGone(modelPid)
+    : modelContainer
+      ? () => modelContainer.exited()
+      : undefined;
   const result = await runPartition(config, {
     storage,
     log,
     signal: stop.signal,
-    ...(modelPid ? { modelExited: () => processGone(modelPid) } : {}),
+    ...(modelExited ? { modelExited } : {}),
     ...(config.metrics ? { writeMetrics: (line: string) => process.stdout.write(`${line}\n`) } : {}),
-  });
+  }).finally(() => modelContainer?.stop());
   if (signalled) return 143;
   if (result.fatal) {
     log.error(result.fatal);

@@ -28,7 +28,10 @@ import { processItem } from './process-item';
 export interface PartitionDeps {
   readonly storage: Storage;
   readonly log: Logger;
-  /** Why the model process is gone, if the sidecar can tell (local runs pass its PID). */
+  /**
+   * Why the model is gone, if the sidecar can tell: local runs pass its PID, on ECS the task metadata
+   * endpoint says when its container exited.
+   */
   readonly modelExited?: () => string | undefined;
   readonly signal: AbortSignal;
   readonly writeMetrics?: (line: string) => void;
@@ -214,7 +217,12 @@ async function negotiate(
     await raceAbort(
       probe.waitUntilHealthy(job.Extensions.ModelStartupTimeoutInSeconds * 1000, deps.modelExited),
       deps.signal,
-    );
+    ).catch((e: unknown) => {
+      // Name the model: the task's other containers say nothing of it.
+      if (e instanceof ModelUnavailableError)
+        throw new ModelUnavailableError(`model "${job.ModelName}": ${e.message}`);
+      throw e;
+    });
     const asked = asksModel(job) ? await probe.executionParameters() : undefined;
     return negotiateParameters(job, asked, job.TransformInput.SplitType);
   } finally {
