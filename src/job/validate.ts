@@ -63,7 +63,6 @@ const IGNORED_FIELDS: ReadonlyArray<readonly [path: string, reason: string]> = [
     "GPU tasks run on the deployment's ECS GPU-optimized AMI, whose NVIDIA driver the deployment chooses",
   ],
   ['ExperimentConfig', 'SageMaker Experiments has no counterpart here'],
-  ['DataCaptureConfig', 'batch data capture is not implemented yet'],
 ];
 
 function ignoredFields(r: Record<string, unknown>): Problem[] {
@@ -136,6 +135,14 @@ function normalize(r: TransformJobRequest, capacity: Capacity): NormalizedJob {
       JoinSource: r.DataProcessing?.JoinSource ?? 'None',
     },
     Tags: r.Tags ?? [],
+    ...(r.DataCaptureConfig
+      ? {
+          DataCaptureConfig: {
+            ...r.DataCaptureConfig,
+            DestinationS3Uri: normalizeLocationUri(r.DataCaptureConfig.DestinationS3Uri),
+          },
+        }
+      : {}),
     Extensions: { ...EXTENSION_DEFAULTS, ...ext },
     Capacity: capacity,
   };
@@ -243,6 +250,17 @@ function crossFieldProblems(
     add('TransformInput.DataSource.S3DataSource.S3Uri', `${inProblem}; got "${inUri}"`);
   if (outUri !== undefined && outProblem)
     add('TransformOutput.S3OutputPath', `${outProblem}; got "${outUri}"`);
+  const capture = objectOr(r.DataCaptureConfig);
+  const captureUri = str(capture.DestinationS3Uri);
+  const captureProblem = captureUri === undefined ? undefined : locationProblem(captureUri, uriOpts);
+  if (captureUri !== undefined && captureProblem)
+    add('DataCaptureConfig.DestinationS3Uri', `${captureProblem}; got "${captureUri}"`);
+  if (capture.GenerateInferenceId === true) {
+    add(
+      'DataCaptureConfig.GenerateInferenceId',
+      'true is not supported yet: appending an inference ID and time to each output record is not implemented here; leave it out or set it to false (the capture manifests are written either way)',
+    );
+  }
   if (inUri && !inProblem && source.S3DataType === 'ManifestFile' && inUri.endsWith('/')) {
     add(
       'TransformInput.DataSource.S3DataSource.S3Uri',
