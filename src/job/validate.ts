@@ -36,6 +36,23 @@ export const EXTENSION_DEFAULTS = {
   KeepOutputsOnStop: false,
 } as const;
 
+/**
+ * A deployed job's DataCaptureConfig destination must lie under one of the deployment's output
+ * locations (`s3://bucket/prefix`, raw key prefixes as IAM grants them): the only places its Finalize
+ * function may write the capture manifests. Checked by the plan stage, which is told the locations.
+ */
+export function captureDestinationProblem(
+  job: Pick<NormalizedJob, 'DataCaptureConfig'>,
+  outputRoots: readonly string[],
+): Problem | undefined {
+  const dest = job.DataCaptureConfig?.DestinationS3Uri;
+  if (dest === undefined || outputRoots.some((root) => joinUri(dest, '').startsWith(root))) return undefined;
+  return {
+    path: 'DataCaptureConfig.DestinationS3Uri',
+    message: `must lie under one of this deployment's output locations (${outputRoots.join(', ')}), the only places it may write the capture manifests (the construct's outputLocations); got "${dest}"`,
+  };
+}
+
 /** Validates a CreateTransformJob request and returns the normalized job, or throws JobValidationError with every problem. */
 export function validateRequest(input: unknown, ctx: ValidationContext = {}): NormalizedJob {
   const result = checkRequest(input, ctx);
