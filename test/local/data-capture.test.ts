@@ -155,6 +155,25 @@ describe('run --local with DataCaptureConfig', () => {
     expect(existsSync(capture)).toBe(false);
   });
 
+  it('a manifest that cannot be written fails the job with a ClientError naming the destination', async () => {
+    const input = join(tmp.path, 'w-in');
+    await mkdir(input, { recursive: true });
+    await writeFile(join(input, 'a.csv'), rows(1, 20));
+    // A file where the destination's folder should be: nothing can be written under it.
+    const blocked = join(tmp.path, 'blocked');
+    await writeFile(blocked, 'not a folder');
+    const r = await run(
+      job('unwritable', `file://${input}/`, `file://${join(tmp.path, 'w-out')}/`, {
+        DataCaptureConfig: { DestinationS3Uri: `file://${blocked}/capture/` },
+      }),
+    );
+    expect(r.code).toBe(1);
+    expect(lastJson(r).TransformJobStatus).toBe('Failed');
+    expect(lastJson(r).FailureReason).toMatch(
+      /^ClientError: .*DataCaptureConfig\.DestinationS3Uri: could not write the data capture manifests under file:\/\//,
+    );
+  });
+
   describe('with s3:// locations on an S3-compatible endpoint', () => {
     let s3: S3Harness;
     beforeAll(async () => {
