@@ -11,7 +11,7 @@ import { STATE_NAMES } from '../src/contract/state-names';
 import type { TransformCompute } from './compute';
 import { CONTAINERS, type ModelTasks } from './models';
 import { acknowledge, acknowledgeWildcards } from './nag';
-import type { TransformStorage } from './storage';
+import { locationUri, type TransformStorage } from './storage';
 import { TransformFunction } from './transform-function';
 
 /**
@@ -138,7 +138,11 @@ export class TransformLifecycle extends Construct {
       // the heap lazily to 1.4–1.6 GiB; capped, the plan peaked at 922 MiB (docs/RELIABILITY.md).
       plan: fn('Plan', 'Batch transform: plan the partitions of a job', {
         timeout: Duration.minutes(15),
-        environment: { NODE_OPTIONS: `--max-old-space-size=${PLAN_HEAP_MIB}` },
+        environment: {
+          NODE_OPTIONS: `--max-old-space-size=${PLAN_HEAP_MIB}`,
+          // DataCaptureConfig destinations must lie under these (src/job/validate.ts).
+          OUTPUT_ROOTS: Stack.of(this).toJsonString(props.storage.outputs.map(locationUri)),
+        },
       }),
       assemble: fn('Assemble', 'Batch transform: assemble sharded outputs', {
         timeout: ASSEMBLE_TIMEOUT,
@@ -516,7 +520,8 @@ export class TransformLifecycle extends Construct {
     storage.grantWork(f.assemble.role, 'read', 'list');
     storage.grant(f.assemble.role, storage.outputs, 'write');
     storage.grantWork(f.finalize.role, 'read', 'write', 'list');
-    // The failure path's assembly writes finished objects' `.out`, as Assemble does.
+    // The failure path's assembly writes finished objects' `.out`, as Assemble does; DataCaptureConfig's
+    // manifests go under an output location too (src/lifecycle/capture.ts).
     storage.grant(f.finalize.role, storage.outputs, 'write');
     storage.grantWork(f.cleanup.role, 'read', 'write', 'delete', 'list', 'abortUploads');
     storage.grant(f.cleanup.role, storage.outputs, 'abortUploads');

@@ -117,6 +117,12 @@ export interface NormalizedJob {
     readonly JoinSource: JoinSource;
   };
   readonly Tags: ReadonlyArray<{ readonly Key: string; readonly Value: string }>;
+  /** Batch data capture: manifests of the job's inputs and outputs (src/lifecycle/capture.ts). */
+  readonly DataCaptureConfig?: {
+    readonly DestinationS3Uri: string;
+    readonly KmsKeyId?: string;
+    readonly GenerateInferenceId?: boolean;
+  };
   readonly Extensions: JobExtensions;
   /** Request fields accepted but ignored here, each with the reason (absent when none). */
   readonly IgnoredFields?: ReadonlyArray<{ readonly path: string; readonly message: string }>;

@@ -14,6 +14,7 @@ import { joinUri } from '../storage/uri';
  *   <work>/results/<partition>.json              a sidecar's final report (per-object outcome)
  *   <work>/summary.json                          the job summary written by finalize
  *   <jobNamesRoot>/<jobName>.json                 the job name's reservation (never expires)
+ *   <DestinationS3Uri>/{input,output}/yyyy/mm/dd/hh/<jobName>.jsonl   data capture manifests
  */
 
 export const OUTPUT_SUFFIX = '.out';
@@ -59,3 +60,19 @@ export const outputObjectUri = (outputPath: string, relativeKey: string) =>
   joinUri(outputPath, relativeKey + OUTPUT_SUFFIX);
 export const errorsObjectUri = (outputPath: string, relativeKey: string) =>
   joinUri(outputPath, relativeKey + ERRORS_SUFFIX);
+
+/**
+ * A data capture manifest (DataCaptureConfig): `<destination>/input/` or `/output/`, then the job's
+ * start hour in UTC as `yyyy/mm/dd/hh/` (SageMaker's documented layout), then `<jobName>.jsonl` (a
+ * name of ours: SageMaker does not document it).
+ */
+export function captureManifestUri(
+  destination: string,
+  side: 'input' | 'output',
+  startTime: Date,
+  jobName: string,
+): string {
+  const two = (n: number) => String(n).padStart(2, '0');
+  const hour = `${startTime.getUTCFullYear()}/${two(startTime.getUTCMonth() + 1)}/${two(startTime.getUTCDate())}/${two(startTime.getUTCHours())}`;
+  return joinUri(destination, `${side}/${hour}/${jobName}.jsonl`);
+}

@@ -123,11 +123,18 @@ export const TransformJobRequestSchema = z.strictObject({
     .max(LIMITS.tagsMaxEntries)
     .optional(),
   /**
-   * Accepted so that a request copied from SageMaker validates unchanged; these SageMaker features
-   * (experiment tracking, data capture) have no counterpart here and are ignored.
+   * Accepted so that a request copied from SageMaker validates unchanged; SageMaker Experiments has
+   * no counterpart here, so it is ignored.
    */
   ExperimentConfig: z.record(z.string(), z.unknown()).optional(),
-  DataCaptureConfig: z.record(z.string(), z.unknown()).optional(),
+  /** Batch data capture (API_BatchDataCaptureConfig): manifests written when the job completes. */
+  DataCaptureConfig: z
+    .strictObject({
+      DestinationS3Uri: text(LIMITS.s3UriMaxLength, 1),
+      KmsKeyId: text(LIMITS.kmsKeyIdMaxLength).optional(),
+      GenerateInferenceId: z.boolean().optional(),
+    })
+    .optional(),
   Extensions: ExtensionsSchema.optional(),
 });
 

@@ -36,6 +36,23 @@ export const EXTENSION_DEFAULTS = {
   KeepOutputsOnStop: false,
 } as const;
 
+/**
+ * A deployed job's DataCaptureConfig destination must lie under one of the deployment's output
+ * locations (`s3://bucket/prefix`, raw key prefixes as IAM grants them): the only places its Finalize
+ * function may write the capture manifests. Checked by the plan stage, which is told the locations.
+ */
+export function captureDestinationProblem(
+  job: Pick<NormalizedJob, 'DataCaptureConfig'>,
+  outputRoots: readonly string[],
+): Problem | undefined {
+  const dest = job.DataCaptureConfig?.DestinationS3Uri;
+  if (dest === undefined || outputRoots.some((root) => joinUri(dest, '').startsWith(root))) return undefined;
+  return {
+    path: 'DataCaptureConfig.DestinationS3Uri',
+    message: `must lie under one of this deployment's output locations (${outputRoots.join(', ')}), the only places it may write the capture manifests (the construct's outputLocations); got "${dest}"`,
+  };
+}
+
 /** Validates a CreateTransformJob request and returns the normalized job, or throws JobValidationError with every problem. */
 export function validateRequest(input: unknown, ctx: ValidationContext = {}): NormalizedJob {
   const result = checkRequest(input, ctx);
@@ -63,7 +80,6 @@ const IGNORED_FIELDS: ReadonlyArray<readonly [path: string, reason: string]> = [
     "GPU tasks run on the deployment's ECS GPU-optimized AMI, whose NVIDIA driver the deployment chooses",
   ],
   ['ExperimentConfig', 'SageMaker Experiments has no counterpart here'],
-  ['DataCaptureConfig', 'batch data capture is not implemented yet'],
 ];
 
 function ignoredFields(r: Record<string, unknown>): Problem[] {
@@ -136,6 +152,14 @@ function normalize(r: TransformJobRequest, capacity: Capacity): NormalizedJob {
       JoinSource: r.DataProcessing?.JoinSource ?? 'None',
     },
     Tags: r.Tags ?? [],
+    ...(r.DataCaptureConfig
+      ? {
+          DataCaptureConfig: {
+            ...r.DataCaptureConfig,
+            DestinationS3Uri: normalizeLocationUri(r.DataCaptureConfig.DestinationS3Uri),
+          },
+        }
+      : {}),
     Extensions: { ...EXTENSION_DEFAULTS, ...ext },
     Capacity: capacity,
   };
@@ -243,6 +267,17 @@ function crossFieldProblems(
     add('TransformInput.DataSource.S3DataSource.S3Uri', `${inProblem}; got "${inUri}"`);
   if (outUri !== undefined && outProblem)
     add('TransformOutput.S3OutputPath', `${outProblem}; got "${outUri}"`);
+  const capture = objectOr(r.DataCaptureConfig);
+  const captureUri = str(capture.DestinationS3Uri);
+  const captureProblem = captureUri === undefined ? undefined : locationProblem(captureUri, uriOpts);
+  if (captureUri !== undefined && captureProblem)
+    add('DataCaptureConfig.DestinationS3Uri', `${captureProblem}; got "${captureUri}"`);
+  if (capture.GenerateInferenceId === true) {
+    add(
+      'DataCaptureConfig.GenerateInferenceId',
+      'true is not supported yet: appending an inference ID and time to each output record is not implemented here; leave it out or set it to false (the capture manifests are written either way)',
+    );
+  }
   if (inUri && !inProblem && source.S3DataType === 'ManifestFile' && inUri.endsWith('/')) {
     add(
       'TransformInput.DataSource.S3DataSource.S3Uri',

@@ -9,6 +9,7 @@ import { summaryUri } from '../contract/layout';
 import type { JobRef, StateFailure } from '../contract/state';
 import { readJsonIfExists, writeJson } from '../storage/json';
 import type { Storage } from '../storage/storage';
+import { writeCaptureManifests } from './capture';
 import { jobCounters, objectOutcomes, readReports } from './reports';
 
 /**
@@ -85,6 +86,18 @@ export async function finalizeStage(
   const job = stored?.job;
   const results = [...reports.results.values()];
   const started = results.map((r) => r.startedAt).sort()[0];
+  // Data capture is written "once the transform job completes" (SageMaker's words): a Failed or
+  // Stopped job captures nothing. A capture that cannot be written fails the job, as an output would.
+  if (status === 'Completed' && job?.DataCaptureConfig && plan) {
+    const startTime = new Date(started ?? stored?.creationTime ?? ref.creationTime);
+    try {
+      await writeCaptureManifests(job, plan, storage, startTime);
+    } catch (e) {
+      status = 'Failed';
+      category = 'ClientError';
+      reason = `DataCaptureConfig.DestinationS3Uri: could not write the data capture manifests under ${job.DataCaptureConfig.DestinationS3Uri}: ${e instanceof Error ? e.message : String(e)}`;
+    }
+  }
   const description: TransformJobDescription = {
     TransformJobName: ref.jobName,
     TransformJobStatus: status,

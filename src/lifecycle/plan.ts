@@ -4,6 +4,8 @@ import { partitionItemsUri, partitionWorkUri, planUri } from '../contract/layout
 import { buildPlan, partitionWorkOf } from '../plan/planner';
 import type { Storage, StoredObject } from '../storage/storage';
 import { parseLocation, prefixBase } from '../storage/uri';
+import { JobValidationError } from '../job/problems';
+import { captureDestinationProblem } from '../job/validate';
 import { readStoredJob, writeCompactJson } from '../storage/json';
 import type { JobRef, PlanRef } from '../contract/state';
 import { listManifest, ManifestError } from './manifest';
@@ -18,8 +20,18 @@ export class PlanError extends Error {
  * The plan stage: lists the input, balances it over the job's instances (sharding big objects),
  * writes `<work>/plan.json` and returns only a small reference (state payloads are capped at 256 KB).
  */
-export async function planStage(ref: JobRef, storage: Storage): Promise<PlanRef> {
+export async function planStage(
+  ref: JobRef,
+  storage: Storage,
+  opts: {
+    /** A deployment's output locations; when given, a capture destination must lie under one. @default any */
+    outputRoots?: readonly string[];
+  } = {},
+): Promise<PlanRef> {
   const { job, resumeFrom } = await readStoredJob(storage, ref.jobUri);
+  // Refused before any task runs, not when Finalize is denied the write after the whole job ran.
+  const captureProblem = opts.outputRoots && captureDestinationProblem(job, opts.outputRoots);
+  if (captureProblem) throw new JobValidationError([captureProblem], job.TransformJobName);
   const { objects, skipped } = await listInput(job, storage);
   if (objects.length === 0) {
     const where = job.TransformInput.DataSource.S3DataSource.S3Uri;

@@ -240,6 +240,27 @@ describe('IAM', () => {
     expect(readable.some((r) => r.includes('/output/'))).toBe(false);
   });
 
+  it('lets the Finalize function write under the output locations, where DataCaptureConfig manifests go', () => {
+    const [, finalize] = resourcesOf('AWS::Lambda::Function').find(
+      ([, f]) => f.Properties.Description === 'Batch transform: write the job summary and status',
+    )!;
+    const roleId = finalize.Properties.Role['Fn::GetAtt'][0] as string;
+    const statements = resourcesOf('AWS::IAM::Policy')
+      .filter(([, p]) => p.Properties.Roles.some((r: Cfn) => r.Ref === roleId))
+      .flatMap(([, p]) => p.Properties.PolicyDocument.Statement);
+    const writable = statements
+      .filter((s) => list(s.Action).includes('s3:PutObject'))
+      .flatMap((s) => list(s.Resource).map((r) => JSON.stringify(r)));
+    expect(writable.some((r) => r.includes('StorageData') && r.includes('/output/*'))).toBe(true);
+    // The Plan function is told the same locations, to refuse a destination Finalize could not write.
+    const [, plan] = resourcesOf('AWS::Lambda::Function').find(
+      ([, f]) => f.Properties.Description === 'Batch transform: plan the partitions of a job',
+    )!;
+    expect(JSON.stringify(plan.Properties.Environment.Variables.OUTPUT_ROOTS)).toMatch(
+      /StorageData.*\/output\//,
+    );
+  });
+
   it('grants no role s3:* or any action on every resource of S3', () => {
     for (const [, policy] of resourcesOf('AWS::IAM::Policy')) {
       for (const s of policy.Properties.PolicyDocument.Statement) {

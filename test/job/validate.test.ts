@@ -785,14 +785,44 @@ describe('SageMaker request fields honoured or clearly refused (issue 13 §4)', 
     req.Tags = [{ Key: 'team', Value: 'ml' }];
     const r = checkRequest(req, ctx);
     if (!r.ok) throw new Error(JSON.stringify(r.problems));
-    // Tags are honoured (on the job's tasks, and from ListTags): not among them.
-    const paths = ['TransformResources.VolumeKmsKeyId', 'ExperimentConfig', 'DataCaptureConfig'];
+    // Tags (on the job's tasks, and from ListTags) and DataCaptureConfig (capture manifests) are
+    // honoured: not among them.
+    const paths = ['TransformResources.VolumeKmsKeyId', 'ExperimentConfig'];
     expect(r.warnings.map((w) => w.path)).toEqual(paths);
     expect(r.job.IgnoredFields?.map((w) => w.path)).toEqual(paths);
     expect(r.job.Tags).toEqual([{ Key: 'team', Value: 'ml' }]);
     const plain = checkRequest(seed, ctx);
     expect(plain.ok && plain.warnings).toEqual([]);
     expect(plain.ok && plain.job).not.toHaveProperty('IgnoredFields');
+  });
+
+  it('DataCaptureConfig is normalized into the job, with its destination checked like any location', () => {
+    const req = withField('DataCaptureConfig', {
+      DestinationS3Uri: 's3://cap/monitor',
+      KmsKeyId: 'alias/cap',
+    });
+    const r = checkRequest(req, ctx);
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    expect(r.job.DataCaptureConfig).toEqual({ DestinationS3Uri: 's3://cap/monitor', KmsKeyId: 'alias/cap' });
+    const bad = problemsOf(withField('DataCaptureConfig', { DestinationS3Uri: 'file:///tmp/cap/' }));
+    expect(bad.map((p) => p.path)).toEqual(['DataCaptureConfig.DestinationS3Uri']);
+    const missing = problemsOf(withField('DataCaptureConfig', { KmsKeyId: 'alias/cap' }));
+    expect(missing.map((p) => p.path)).toEqual(['DataCaptureConfig.DestinationS3Uri']);
+    const unknown = problemsOf(withField('DataCaptureConfig', { DestinationS3Uri: 's3://cap/', Foo: 1 }));
+    expect(unknown.map((p) => p.path)).toEqual(['DataCaptureConfig.Foo']);
+  });
+
+  it('DataCaptureConfig.GenerateInferenceId true is refused as not supported yet, not ignored', () => {
+    const problems = problemsOf(
+      withField('DataCaptureConfig', { DestinationS3Uri: 's3://cap/', GenerateInferenceId: true }),
+    );
+    expect(problems.map((p) => p.path)).toEqual(['DataCaptureConfig.GenerateInferenceId']);
+    expect(problems[0]!.message).toMatch(/^true is not supported yet/);
+    const off = checkRequest(
+      withField('DataCaptureConfig', { DestinationS3Uri: 's3://cap/', GenerateInferenceId: false }),
+      ctx,
+    );
+    expect(off.ok).toBe(true);
   });
 
   it.each([

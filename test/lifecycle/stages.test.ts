@@ -9,6 +9,7 @@ import { PlanError, planStage } from '../../src/lifecycle/plan';
 import type { DeploymentContext } from '../../src/contract/deployment';
 import { modelEnvironmentFor, validateStage } from '../../src/lifecycle/validate';
 import { validateRequest } from '../../src/job/validate';
+import { JobValidationError } from '../../src/job/problems';
 import { progressUri, resultUri } from '../../src/contract/layout';
 import { readReports } from '../../src/lifecycle/reports';
 import type { Plan } from '../../src/contract/plan';
@@ -214,6 +215,36 @@ describe('the plan stage', () => {
     expect(plan.partitions).toEqual([{ index: 0 }, { index: 1 }]);
     const stored = JSON.parse((await storage.readAll(plan.planUri)).toString()) as Plan;
     expect(stored.objects.map((o) => o.relativeKey)).toEqual(['a.csv', 'sub/b.csv']);
+  });
+
+  it("with the deployment's output locations, refuses a DataCaptureConfig destination outside them by its field path, before any task runs", async () => {
+    await writeFile(join(dir.path, 'in', 'a.csv'), '1\n');
+    const roots = [`${dir.uri}out/`, `${dir.uri}monitor/`];
+    const stored = async (name: string, dest: string) =>
+      validateStage(
+        { request: request(name, { DataCaptureConfig: { DestinationS3Uri: dest } }) },
+        ctx(),
+        storage,
+      );
+    const outside = await stored('cap-1', `${dir.uri}elsewhere/capture/`);
+    const refused = await planStage(outside, storage, { outputRoots: roots }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(JobValidationError);
+    expect((refused as JobValidationError).problems).toEqual([
+      {
+        path: 'DataCaptureConfig.DestinationS3Uri',
+        message: expect.stringMatching(
+          /^must lie under one of this deployment's output locations \(file:\/\//,
+        ),
+      },
+    ]);
+    expect(await storage.head(`${outside.workUri}plan.json`)).toBeUndefined();
+    // Under an output location, written without its trailing slash too; and with no locations given (local runs), anywhere.
+    const inside = await stored('cap-2', `${dir.uri}monitor`);
+    await expect(planStage(inside, storage, { outputRoots: roots })).resolves.toMatchObject({
+      objectCount: 1,
+    });
+    const local = await stored('cap-3', `${dir.uri}elsewhere/capture/`);
+    await expect(planStage(local, storage)).resolves.toMatchObject({ objectCount: 1 });
   });
 
   it('fails clearly on an empty input', async () => {
