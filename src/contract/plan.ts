@@ -52,6 +52,8 @@ export interface Partition {
 export interface PartitionWork {
   readonly version: typeof PLAN_VERSION;
   readonly jobName: string;
+  /** The plan's `createdAt`: the job start time every partition shares (GenerateInferenceId). */
+  readonly createdAt: string;
   readonly workUri: string;
   readonly outputUri: string;
   readonly index: number;

@@ -34,6 +34,11 @@ export interface DataPlaneOptions {
   readonly batchGridBytes?: number;
   /** How filters read slice ends. @default 'Inclusive' (SageMaker's developer guide) */
   readonly jsonPathSliceEnd?: SliceEnd;
+  /**
+   * DataCaptureConfig.GenerateInferenceId: the job start time (`YYYY-MM-DDTHH:MM:SSZ`, UTC) appended
+   * with a fresh random UUID to every output record. The same time for every record of the job.
+   */
+  readonly inferenceTime?: string;
 }
 
 /**
@@ -43,9 +48,15 @@ export interface DataPlaneOptions {
 export function dataPlaneOptions(
   job: NormalizedJob,
   effective: Pick<EffectiveParameters, 'BatchStrategy' | 'MaxPayloadInMB'>,
+  jobStartTime?: string,
 ): DataPlaneOptions {
   const input = job.TransformInput;
+  const inference = job.DataCaptureConfig?.GenerateInferenceId === true;
+  if (inference && jobStartTime === undefined) {
+    throw new Error('DataCaptureConfig.GenerateInferenceId needs the job start time');
+  }
   return {
+    ...(inference ? { inferenceTime: inferenceTime(jobStartTime!) } : {}),
     splitType: input.SplitType,
     compressionType: input.CompressionType,
     batchStrategy: effective.BatchStrategy,
@@ -67,6 +78,13 @@ export function dataPlaneOptions(
       shardMinSizeInMB: job.Extensions.ShardMinSizeInMB,
     }),
   };
+}
+
+/** SageMaker's SageMakerInferenceTime form: UTC to the second, `2022-08-30T00:49:15Z`. */
+export function inferenceTime(iso: string): string {
+  const ms = Date.parse(iso);
+  if (Number.isNaN(ms)) throw new Error(`not a time: ${JSON.stringify(iso)}`);
+  return `${new Date(ms).toISOString().slice(0, 19)}Z`;
 }
 
 /** SplitType None with MaxPayloadInMB 0: the object goes to the model as one streamed body. */
@@ -98,6 +116,15 @@ export function unsupportedOptions(o: DataPlaneOptions): string[] {
     !isText(o.splitType)
   ) {
     problems.push(`filters and JoinSource Input cannot apply to binary ${o.splitType} records`);
+  }
+  if (o.inferenceTime !== undefined) {
+    const kind =
+      o.joinSource === 'Input' ? contentKind(o.contentType) : contentKind(o.accept ?? o.contentType);
+    if (kind === 'other') problems.push('GenerateInferenceId needs CSV, JSON or JSON Lines output');
+    if (streamed)
+      problems.push('GenerateInferenceId needs each output in memory; MaxPayloadInMB 0 streams it');
+    if (!isText(o.splitType))
+      problems.push(`GenerateInferenceId cannot apply to binary ${o.splitType} records`);
   }
   return problems;
 }

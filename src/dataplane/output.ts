@@ -1,4 +1,5 @@
-import { contentKind } from '../job/content-types';
+import { randomUUID } from 'node:crypto';
+import { type ContentKind, contentKind } from '../job/content-types';
 import type { MiniBatch } from './batch';
 import { joinParts, NEWLINE } from './chunks';
 import { withoutCR } from './csv';
@@ -43,6 +44,7 @@ export function createOutputProcessor(opts: DataPlaneOptions): OutputProcessor {
   const join = opts.joinSource === 'Input';
   const hasFilter = opts.outputFilter !== undefined && opts.outputFilter !== '' && opts.outputFilter !== '$';
   const csvAwareLines = outKind === 'csv' && opts.csvQuotedNewlines === true;
+  const inference = opts.inferenceTime !== undefined;
 
   const assemble = (batch: MiniBatch, bytes: Buffer): Buffer =>
     line && needsLineEnd(batch, [bytes]) ? Buffer.concat([bytes, NEWLINE]) : bytes;
@@ -57,7 +59,7 @@ export function createOutputProcessor(opts: DataPlaneOptions): OutputProcessor {
   };
 
   // Nothing needs records: the response is the output, unparsed.
-  if (!join && !hasFilter) {
+  if (!join && !hasFilter && !inference) {
     const process = (batch: MiniBatch, response: Buffer) =>
       assemble(batch, repeat ? dropHeaderOutput(batch, response, csvAwareLines) : response);
     return {
@@ -101,6 +103,13 @@ export function createOutputProcessor(opts: DataPlaneOptions): OutputProcessor {
     };
   } else {
     throw new Error('JoinSource Input applies to text/csv, application/json or application/jsonlines input');
+  }
+  if (inference) {
+    // The record as written (joined and filtered) is what gets the ID: a CSV join is CSV, a JSON join JSON.
+    const recordKind = join ? (inKind === 'csv' ? 'csv' : 'json') : outKind;
+    const append = inferenceIdAppender(recordKind, opts.inferenceTime!);
+    const base = perRecord;
+    perRecord = (batch, i, output) => append(base(batch, i, output), batch.recordOffset(i));
   }
 
   // SingleRecord (and SplitType None, one record per object) sends a bare record: the whole response
@@ -294,6 +303,65 @@ class JsonJoiner {
     parts.length = 0;
     return joined;
   }
+}
+
+const ID_MEMBER = Buffer.from('"SageMakerInferenceId":"');
+const TIME_MEMBER = Buffer.from('","SageMakerInferenceTime":"');
+const WRAP_OUTPUT = Buffer.from('{"SageMakerOutput":');
+
+/**
+ * DataCaptureConfig.GenerateInferenceId: each output record gets a random UUID and the job start time
+ * (SageMaker's developer guide,
+ * https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-data-capture-batch.html). A CSV record
+ * gets `,<id>,<time>` after it; a JSON object gets `"SageMakerInferenceId"` and `"SageMakerInferenceTime"`
+ * members before its closing `}`. The record's bytes are otherwise kept as they are. A JSON record that
+ * is not an object (a bare score) has nowhere to put members, so it becomes
+ * `{"SageMakerOutput":<record>,...}`, the shape JoinSource Input gives a non-object.
+ */
+function inferenceIdAppender(kind: ContentKind, time: string): (record: Buffer, offset: number) => Buffer {
+  if (kind === 'csv') {
+    const tail = Buffer.from(`,${time}`);
+    return (record) => Buffer.concat([record, COMMA, Buffer.from(randomUUID()), tail]);
+  }
+  if (kind !== 'json' && kind !== 'jsonlines') {
+    throw new Error('GenerateInferenceId applies to CSV, JSON or JSON Lines output');
+  }
+  const tape = new JsonTape();
+  const close = Buffer.from(`${time}"}`);
+  return (record, offset) => {
+    const invalid = (why: string) =>
+      new DataError(
+        `GenerateInferenceId: the output record at byte offset ${offset} ${why}: ${preview(record)}`,
+        offset,
+      );
+    checkUtf8(record, invalid);
+    scanOrFail(tape, record, invalid);
+    const id = Buffer.from(randomUUID());
+    const start = tape.start(0);
+    const end = tape.end(0);
+    if (tape.kind(0) !== JsonKind.Object) {
+      return Buffer.concat([
+        WRAP_OUTPUT,
+        record.subarray(start, end),
+        COMMA,
+        ID_MEMBER,
+        id,
+        TIME_MEMBER,
+        close,
+      ]);
+    }
+    // Everything up to the closing `}` is kept, whitespace included; an empty object takes no comma.
+    const head = record.subarray(0, end - 1);
+    return Buffer.concat([
+      head,
+      tape.count(0) === 0 ? EMPTY : COMMA,
+      ID_MEMBER,
+      id,
+      TIME_MEMBER,
+      close,
+      record.subarray(end),
+    ]);
+  };
 }
 
 function scanOrFail(tape: JsonTape, text: Buffer, invalid: (why: string) => Error): void {

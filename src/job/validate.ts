@@ -272,11 +272,28 @@ function crossFieldProblems(
   const captureProblem = captureUri === undefined ? undefined : locationProblem(captureUri, uriOpts);
   if (captureUri !== undefined && captureProblem)
     add('DataCaptureConfig.DestinationS3Uri', `${captureProblem}; got "${captureUri}"`);
+  // GenerateInferenceId appends to each output record, so the output must be records we can write to.
   if (capture.GenerateInferenceId === true) {
-    add(
-      'DataCaptureConfig.GenerateInferenceId',
-      'true is not supported yet: appending an inference ID and time to each output record is not implemented here; leave it out or set it to false (the capture manifests are written either way)',
-    );
+    const joined = processing.JoinSource === 'Input';
+    const outType = joined ? input.ContentType : (output.Accept ?? input.ContentType);
+    if (contentKind(str(outType)) === 'other') {
+      add(
+        'DataCaptureConfig.GenerateInferenceId',
+        `true appends an inference ID and time to each output record, which SageMaker supports for CSV, JSON and JSON Lines output; the output content type (${joined ? 'TransformInput.ContentType, for JoinSource Input' : 'TransformOutput.Accept, else TransformInput.ContentType'}) is ${describe(outType)}`,
+      );
+    }
+    if (split === 'RecordIO' || split === 'TFRecord') {
+      add(
+        'DataCaptureConfig.GenerateInferenceId',
+        `true needs text records (TransformInput.SplitType Line or None); got SplitType ${split}`,
+      );
+    }
+    if (payload === 0) {
+      add(
+        'MaxPayloadInMB',
+        '0 (no payload limit) streams each object to the model without reading its output whole, so it cannot be used with DataCaptureConfig.GenerateInferenceId, which appends to each output record; set MaxPayloadInMB to 1–100',
+      );
+    }
   }
   if (inUri && !inProblem && source.S3DataType === 'ManifestFile' && inUri.endsWith('/')) {
     add(

@@ -151,6 +151,7 @@ export function partitionWorkOf(plan: Plan, partition: Partition): PartitionWork
   return {
     version: plan.version,
     jobName: plan.jobName,
+    createdAt: plan.createdAt,
     workUri: plan.workUri,
     outputUri: plan.outputUri,
     index: partition.index,

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { DataError } from '../../src/dataplane/errors';
 import { firstInvalidUtf8 } from '../../src/dataplane/filter';
 import { readMiniBatches } from '../../src/dataplane/input';
-import type { DataPlaneOptions } from '../../src/dataplane/options';
+import { type DataPlaneOptions, inferenceTime } from '../../src/dataplane/options';
 import { createOutputProcessor } from '../../src/dataplane/output';
 import { buffered, CSV_LINE, chunked, collect, rejection } from './helpers';
 
@@ -310,5 +310,132 @@ describe('firstInvalidUtf8', () => {
     const b = Buffer.from(bytes);
     expect(firstInvalidUtf8(b)).toBe(expected);
     expect(isUtf8(b)).toBe(expected === b.length);
+  });
+});
+
+describe('GenerateInferenceId', () => {
+  const TIME = '2022-08-30T00:49:15Z';
+  const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}';
+
+  /** Like `transform`, without comparing the chunked path: every call draws fresh IDs. */
+  async function run(opts: Partial<DataPlaneOptions>, input: string, model: (body: string) => string) {
+    const o: DataPlaneOptions = { ...CSV_LINE, inferenceTime: TIME, ...opts };
+    const processor = createOutputProcessor(o);
+    const out: Buffer[] = [];
+    for (const batch of buffered(await collect(readMiniBatches(chunked(Buffer.from(input), 5), o)))) {
+      out.push(processor.process(batch, Buffer.from(model(batch.body.toString()))));
+    }
+    return Buffer.concat(out).toString();
+  }
+
+  const ids = (output: string, re: RegExp) =>
+    output
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => re.exec(l)![1]!);
+
+  it('CSV: each record output gets ,<uuid>,<job time>, the same time and a different id per record', async () => {
+    const output = await run({ maxPayloadInMB: 1 }, 'a,1\nbb,2\nccc,3\n', (body) =>
+      body
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => ` 0.${l.length}`)
+        .join('\n'),
+    );
+    const lines = output.split('\n');
+    expect(lines.pop()).toBe('');
+    expect(lines).toHaveLength(3);
+    const re = new RegExp(`^ 0\\.(\\d),(${UUID}),${TIME}$`);
+    expect(lines.map((l) => re.exec(l)?.[1])).toEqual(['3', '4', '5']);
+    const got = ids(output, new RegExp(`,(${UUID}),`));
+    expect(new Set(got).size).toBe(3);
+  });
+
+  it('CSV with processChunks: per-record pieces too, and the pass-through path is not taken', async () => {
+    const o: DataPlaneOptions = { ...CSV_LINE, inferenceTime: TIME };
+    const processor = createOutputProcessor(o);
+    const [batch] = buffered(await collect(readMiniBatches(chunked(Buffer.from('x\ny\n'), 5), o)));
+    const out = Buffer.concat(processor.processChunks(batch!, [Buffer.from('1\n'), Buffer.from('2\n')]));
+    expect(out.toString()).toMatch(new RegExp(`^1,${UUID},${TIME}\\n2,${UUID},${TIME}\\n$`));
+  });
+
+  it("JSON Lines: the two members go before each object's closing brace, its bytes otherwise unchanged", async () => {
+    const output = await run(
+      { contentType: 'application/jsonlines' },
+      '{"a":1}\n{"a":2}\n{"a":3}\n',
+      (body) =>
+        body
+          .split('\n')
+          .filter(Boolean)
+          .map((_, i) => (i === 0 ? '{ "output": 1.10 , "s":"é" }' : i === 1 ? '{}' : '0.5e0'))
+          .join('\n'),
+    );
+    const lines = output.split('\n');
+    expect(lines[0]).toMatch(
+      new RegExp(
+        `^\\{ "output": 1\\.10 , "s":"é" ,"SageMakerInferenceId":"${UUID}","SageMakerInferenceTime":"${TIME}"\\}$`,
+      ),
+    );
+    expect(lines[1]).toMatch(
+      new RegExp(`^\\{"SageMakerInferenceId":"${UUID}","SageMakerInferenceTime":"${TIME}"\\}$`),
+    );
+    // A bare value has no members to add to: it is wrapped as JoinSource Input wraps one.
+    expect(lines[2]).toMatch(
+      new RegExp(
+        `^\\{"SageMakerOutput":0\\.5e0,"SageMakerInferenceId":"${UUID}","SageMakerInferenceTime":"${TIME}"\\}$`,
+      ),
+    );
+    for (const l of lines.filter(Boolean)) expect(JSON.parse(l).SageMakerInferenceTime).toBe(TIME);
+    expect(new Set(ids(output, /"SageMakerInferenceId":"([^"]+)"/)).size).toBe(3);
+  });
+
+  it('application/json MultiRecord: each element of the response array becomes a record with its id', async () => {
+    const output = await run(
+      { contentType: 'application/json' },
+      '{"a":1}\n{"a":2}\n',
+      () => '[{"p":1},{"p":2}]',
+    );
+    const records = output
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
+    expect(records.map((r) => r.p)).toEqual([1, 2]);
+    expect(records.every((r) => r.SageMakerInferenceTime === TIME)).toBe(true);
+  });
+
+  it('after JoinSource Input: the joined record gets the id (CSV row and JSON object)', async () => {
+    const csv = await run({ joinSource: 'Input' }, 'a,1\n', () => '0.9');
+    expect(csv).toMatch(new RegExp(`^a,1,0\\.9,${UUID},${TIME}\\n$`));
+    const json = await run(
+      { contentType: 'application/jsonlines', joinSource: 'Input' },
+      '{"a":1}\n',
+      () => '7',
+    );
+    expect(json).toMatch(
+      new RegExp(
+        `^\\{"a":1,"SageMakerOutput":7,"SageMakerInferenceId":"${UUID}","SageMakerInferenceTime":"${TIME}"\\}\\n$`,
+      ),
+    );
+  });
+
+  it('an output record that is not JSON fails naming the record offset', async () => {
+    const err = await rejection(
+      run({ contentType: 'application/jsonlines' }, '{"a":1}\n{"a":2}\n', () => '{"ok":1}\n{oops'),
+    );
+    expect(err).toBeInstanceOf(DataError);
+    expect((err as Error).message).toMatch(
+      /GenerateInferenceId: the output record at byte offset 8 is not valid JSON/,
+    );
+  });
+
+  it("the time is SageMaker's form, UTC to the second", () => {
+    expect(inferenceTime('2026-12-03T15:28:15.987Z')).toBe('2026-12-03T15:28:15Z');
+    expect(() => inferenceTime('yesterday')).toThrow(/not a time/);
+  });
+
+  it('the data plane refuses output it cannot append to', () => {
+    expect(() => createOutputProcessor({ ...CSV_LINE, inferenceTime: TIME, contentType: undefined })).toThrow(
+      /GenerateInferenceId needs CSV, JSON or JSON Lines output/,
+    );
   });
 });

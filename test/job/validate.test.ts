@@ -812,12 +812,37 @@ describe('SageMaker request fields honoured or clearly refused (issue 13 §4)', 
     expect(unknown.map((p) => p.path)).toEqual(['DataCaptureConfig.Foo']);
   });
 
-  it('DataCaptureConfig.GenerateInferenceId true is refused as not supported yet, not ignored', () => {
-    const problems = problemsOf(
-      withField('DataCaptureConfig', { DestinationS3Uri: 's3://cap/', GenerateInferenceId: true }),
-    );
-    expect(problems.map((p) => p.path)).toEqual(['DataCaptureConfig.GenerateInferenceId']);
-    expect(problems[0]!.message).toMatch(/^true is not supported yet/);
+  it('DataCaptureConfig.GenerateInferenceId true is accepted for CSV, JSON and JSON Lines output', () => {
+    const capture = { DestinationS3Uri: 's3://cap/', GenerateInferenceId: true };
+    const csv = checkRequest(withField('DataCaptureConfig', capture), ctx);
+    if (!csv.ok) throw new Error(JSON.stringify(csv.problems));
+    expect(csv.job.DataCaptureConfig?.GenerateInferenceId).toBe(true);
+    for (const accept of ['application/json', 'application/jsonlines']) {
+      const req = withField('DataCaptureConfig', capture);
+      (req.TransformOutput as Record<string, unknown>).Accept = accept;
+      expect(checkRequest(req, ctx).ok).toBe(true);
+    }
+  });
+
+  it('DataCaptureConfig.GenerateInferenceId true is refused, with field paths, for output it cannot append to', () => {
+    const capture = { DestinationS3Uri: 's3://cap/', GenerateInferenceId: true };
+    const binary = withField('DataCaptureConfig', capture);
+    (binary.TransformOutput as Record<string, unknown>).Accept = 'application/x-recordio-protobuf';
+    const p1 = problemsOf(binary);
+    expect(p1.map((p) => p.path)).toEqual(['DataCaptureConfig.GenerateInferenceId']);
+    expect(p1[0]!.message).toMatch(/CSV, JSON and JSON Lines output.*"application\/x-recordio-protobuf"/);
+
+    const streamed = withField('DataCaptureConfig', capture);
+    streamed.MaxPayloadInMB = 0;
+    (streamed.TransformInput as Record<string, unknown>).SplitType = 'None';
+    const p2 = problemsOf(streamed);
+    expect(p2.map((p) => p.path)).toEqual(['MaxPayloadInMB']);
+    expect(p2[0]!.message).toMatch(/GenerateInferenceId/);
+
+    const recordio = withField('DataCaptureConfig', capture);
+    (recordio.TransformInput as Record<string, unknown>).SplitType = 'RecordIO';
+    expect(problemsOf(recordio).map((p) => p.path)).toContain('DataCaptureConfig.GenerateInferenceId');
+
     const off = checkRequest(
       withField('DataCaptureConfig', { DestinationS3Uri: 's3://cap/', GenerateInferenceId: false }),
       ctx,

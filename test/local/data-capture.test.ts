@@ -113,6 +113,48 @@ describe('run --local with DataCaptureConfig', () => {
     expect(existsSync(join(out, 'sub', 'b.csv.out'))).toBe(true);
   });
 
+  it('GenerateInferenceId appends a unique UUID and the one job start time to every output record', async () => {
+    const input = join(tmp.path, 'id-in');
+    await mkdir(input, { recursive: true });
+    await writeFile(join(input, 'a.csv'), rows(1, 40));
+    await writeFile(join(input, 'b.csv'), rows(2, 400));
+    const out = join(tmp.path, 'id-out');
+    const r = await run(
+      job('inference-ids', `file://${input}/`, `file://${out}/`, {
+        DataCaptureConfig: {
+          DestinationS3Uri: `file://${join(tmp.path, 'id-capture')}`,
+          GenerateInferenceId: true,
+        },
+      }),
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(lastJson(r).TransformJobStatus).toBe('Completed');
+    const re =
+      /^(.*),([0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}),(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)$/;
+    const ids = new Set<string>();
+    const times = new Set<string>();
+    for (const [name, object, count] of [
+      ['a.csv', 1, 40],
+      ['b.csv', 2, 400],
+    ] as const) {
+      const lines = (await readFile(join(out, `${name}.out`), 'utf8')).split('\n');
+      expect(lines.pop()).toBe('');
+      // The echo model answers each row with itself: the row, then the two appended fields.
+      expect(lines.map((l) => re.exec(l)?.[1])).toEqual(rows(object, count).split('\n').slice(0, -1));
+      for (const l of lines) {
+        const [, , id, time] = re.exec(l)!;
+        ids.add(id!);
+        times.add(time!);
+      }
+    }
+    expect(ids.size).toBe(440);
+    // One time for the whole job (both instances), the job's start to the second.
+    expect(times.size).toBe(1);
+    const [time] = [...times];
+    const start = Date.parse(lastJson(r).TransformStartTime as string);
+    expect(Math.abs(Date.parse(time!) - start)).toBeLessThan(60_000);
+  });
+
   it("for a ManifestFile input, the input manifest has the manifest's own prefix and entries", async () => {
     const data = join(tmp.path, 'm-data');
     await mkdir(join(data, 'd'), { recursive: true });

@@ -31,7 +31,7 @@ export const HEADER_RECORD_COUNT = 'x-batch-transform-record-count';
 
 export interface ItemContext {
   readonly job: NormalizedJob;
-  readonly plan: Pick<Plan, 'workUri' | 'outputUri'>;
+  readonly plan: Pick<Plan, 'workUri' | 'outputUri' | 'createdAt'>;
   readonly item: WorkItem;
   readonly object: PlannedObject;
   readonly effective: EffectiveParameters;
@@ -180,7 +180,7 @@ async function transform(
   const { job, item, object, effective } = c;
   const split = job.TransformInput.SplitType;
   const readStart = item.range ? shardReadStart(split, item.range) : 0;
-  const opts = dataPlaneOptions(job, effective);
+  const opts = dataPlaneOptions(job, effective, c.plan.createdAt);
   const range = item.range ? { start: readStart, end: object.size } : undefined;
   // When the packer slices the chunks as read (Line, uncompressed, no InputFilter), a file:// object
   // is read into a few reused buffers instead of a fresh Buffer per read. A chunk is released once
