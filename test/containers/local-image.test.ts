@@ -9,7 +9,7 @@ import { REPO_ROOT } from '../../lib/paths';
 import { LOCAL_RUN_LABEL, localRunKey } from '../../src/local/docker-model';
 import { localRunPaths } from '../../src/local/runner';
 import { startApi } from '../api/server';
-import { CLI, ROOT, runCli } from '../support/cli';
+import { CLI, ROOT, runCli, lastJson } from '../support/cli';
 import { partialFiles, waitFor } from '../support/run-processes';
 import { makeTempDir, type TempDir } from '../support/tmp';
 import { docker, dockerAvailable } from './ecs-runner';
@@ -141,10 +141,6 @@ async function outputs(name: string): Promise<Record<string, string>> {
   return Object.fromEntries(
     await Promise.all(files.map(async (f) => [f, await readFile(join(out, f), 'utf8')])),
   );
-}
-
-function lastJson(stdout: string) {
-  return JSON.parse(stdout.trim().split('\n').pop()!);
 }
 
 /** Starts the CLI and resolves once the run's containers are up; the caller ends it. */

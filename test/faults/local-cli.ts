@@ -17,10 +17,9 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI, ROOT, runCli } from '../support/cli';
+import { CLI, ROOT, runCli, TEST_MODEL } from '../support/cli';
 import { partialFiles, processesOfRun, RUN_MARKER, waitFor } from '../support/run-processes';
 
-const TEST_MODEL = 'node --import tsx test/fixtures/models/test-model.ts';
 const OBJECTS = 4;
 const ROWS = 300;
 

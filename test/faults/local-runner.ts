@@ -7,13 +7,12 @@ import type { TransformJobDescription } from '../../src/contract/description';
 import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli } from '../support/cli';
+import { runCli, TEST_MODEL } from '../support/cli';
 import type { S3Harness } from '../support/s3-server';
 import type { Deployment, Execution } from './harness';
 
 /** s3rver's built-in account: not a secret, the harness accepts only it. */
 export const S3RVER_KEYS = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' };
-const TEST_MODEL = 'node --import tsx test/fixtures/models/test-model.ts';
 export const LOCAL_BUCKET = 'data';
 
 export function localDeployment(s3: S3Harness): Deployment {

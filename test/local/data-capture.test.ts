@@ -3,7 +3,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type CliResult, runCli } from '../support/cli';
+import { type CliResult, runCli, TEST_MODEL, lastJson } from '../support/cli';
 import { type S3Harness, startS3Server } from '../support/s3-server';
 import { makeTempDir, type TempDir } from '../support/tmp';
 
@@ -13,14 +13,6 @@ import { makeTempDir, type TempDir } from '../support/tmp';
  * hour's `yyyy/mm/dd/hh/`, naming the input objects and their `.out` objects (SageMaker's batch
  * capture layout, docs/JOB.md). A job that fails captures nothing.
  */
-
-const TEST_MODEL = 'node --import tsx test/fixtures/models/test-model.ts';
-
-// biome-ignore lint/suspicious/noExplicitAny: the test reads fields of a JSON document it asserts on
-function lastJson(r: CliResult): Record<string, any> {
-  const lines = r.stdout.trim().split('\n');
-  return JSON.parse(lines[lines.length - 1]!);
-}
 
 function rows(object: number, count: number, poison = -1): string {
   let s = '';

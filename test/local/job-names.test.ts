@@ -5,12 +5,10 @@ import { mkdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobNameInUseError, lockJobName } from '../../src/local/job-name-lock';
-import { CLI, ROOT, runCli } from '../support/cli';
+import { CLI, ROOT, runCli, TEST_MODEL } from '../support/cli';
 import { makeTempDir, type TempDir } from '../support/tmp';
 
 /** Local job names: unique while their job runs, free again once it ended, never sharing scratch. */
-
-const TEST_MODEL = 'node --import tsx test/fixtures/models/test-model.ts';
 
 let dir: TempDir;
 beforeAll(async () => {

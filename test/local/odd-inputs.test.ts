@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import * as tar from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type CliResult, runCli } from '../support/cli';
+import { type CliResult, runCli, TEST_MODEL, lastJson } from '../support/cli';
 import { countIncompleteUploads, type S3Harness, startS3Server } from '../support/s3-server';
 import { makeTempDir, type TempDir } from '../support/tmp';
 
@@ -14,15 +14,9 @@ import { makeTempDir, type TempDir } from '../support/tmp';
  * servers: every case ends with a clear outcome (and with --json, its JSON line), never a stack.
  */
 
-const TEST_MODEL = 'node --import tsx test/fixtures/models/test-model.ts';
 const S3_ENV = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1' };
 /** Keys that a percent-decoding step would confuse: each must come back as `<key>.out`, exactly. */
 const ODD_KEYS = ['a b.csv', 'a%20b.csv', 'a%2Fb.csv', 'pct%zz.csv', 'a%41.csv', 'aA.csv'];
-
-// biome-ignore lint/suspicious/noExplicitAny: the test reads fields of a JSON document it asserts on
-function lastJson(r: CliResult): Record<string, any> {
-  return JSON.parse(r.stdout.trim().split('\n').pop()!);
-}
 
 const noStack = (r: CliResult) => expect(`${r.stdout}${r.stderr}`).not.toMatch(/\n\s+at /);
 

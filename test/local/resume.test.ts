@@ -1,7 +1,7 @@
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type CliResult, runCli } from '../support/cli';
+import { lastJson, runCli, TEST_MODEL } from '../support/cli';
 import { type MemoryS3, startMemoryS3 } from '../support/memory-s3';
 import { makeTempDir, type TempDir } from '../support/tmp';
 
@@ -10,14 +10,6 @@ import { makeTempDir, type TempDir } from '../support/tmp';
  * first run fails on one object (the model answers 500 to its records), a second run with a healthy
  * model resumes from it, and its outputs are compared byte for byte with a clean run's.
  */
-
-const TEST_MODEL = 'node --import tsx test/fixtures/models/test-model.ts';
-
-// biome-ignore lint/suspicious/noExplicitAny: the test reads fields of a JSON document it asserts on
-function lastJson(r: CliResult): Record<string, any> {
-  const lines = r.stdout.trim().split('\n');
-  return JSON.parse(lines[lines.length - 1]!);
-}
 
 function rows(object: number, count: number, poison = -1): string {
   let s = '';

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import * as tar from 'tar';
 import { countIncompleteUploads, type S3Harness, startS3Server } from '../support/s3-server';
-import { type CliResult, ROOT, runCli } from '../support/cli';
+import { lastJson, ROOT, runCli, TEST_MODEL } from '../support/cli';
 import { makeTempDir, type TempDir } from '../support/tmp';
 
 /**
@@ -14,15 +14,7 @@ import { makeTempDir, type TempDir } from '../support/tmp';
  * model processes that die, exit codes and the --json result.
  */
 
-const TEST_MODEL = 'node --import tsx test/fixtures/models/test-model.ts';
-
 /** The last line of stdout, parsed: the DescribeTransformJob-shaped result of --json. */
-// biome-ignore lint/suspicious/noExplicitAny: the test reads fields of a JSON document it asserts on
-function lastJson(r: CliResult): Record<string, any> {
-  const lines = r.stdout.trim().split('\n');
-  return JSON.parse(lines[lines.length - 1]!);
-}
-
 async function readTree(dir: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {

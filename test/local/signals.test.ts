@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, ROOT, runCli } from '../support/cli';
+import { CLI, ROOT, runCli, TEST_MODEL } from '../support/cli';
 import { partialFiles, processesOfRun, RUN_MARKER, waitFor } from '../support/run-processes';
 import { makeTempDir, type TempDir } from '../support/tmp';
 
@@ -14,7 +14,6 @@ import { makeTempDir, type TempDir } from '../support/tmp';
  * CLI passes its environment on), so the test finds them all in /proc, however they were started.
  */
 
-const TEST_MODEL = 'node --import tsx test/fixtures/models/test-model.ts';
 const MARK = RUN_MARKER;
 
 function rows(object: number, count: number): string {

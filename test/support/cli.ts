@@ -4,6 +4,9 @@ import { fileURLToPath } from 'node:url';
 export const CLI = fileURLToPath(new URL('../../bin/batch-transform.mjs', import.meta.url));
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
+/** The project's test model served as a process: `run --local --model-command` takes it as written. */
+export const TEST_MODEL = 'node --import tsx test/fixtures/models/test-model.ts';
+
 export interface CliResult {
   code: number | null;
   stdout: string;
@@ -44,4 +47,11 @@ export function runCli(
     });
     child.stdin.end(opts.stdin ?? '');
   });
+}
+
+/** The JSON line that ends every `--json` outcome (the CLI prints it last). */
+// biome-ignore lint/suspicious/noExplicitAny: tests read fields of a JSON document they assert on
+export function lastJson(r: CliResult | string): Record<string, any> {
+  const stdout = typeof r === 'string' ? r : r.stdout;
+  return JSON.parse(stdout.trim().split('\n').pop()!);
 }
