@@ -74,15 +74,21 @@ describe('flow-control primitives', () => {
 let fx: SidecarFixture;
 let slow: StartedModel;
 let jittery: StartedModel;
+/** Answers any body holding SLOWME after 1.5 s, the rest at once. */
+let slowTail: StartedModel;
 const cleanups: Array<() => Promise<unknown>> = [];
 
 beforeAll(async () => {
-  [fx, slow, jittery] = await Promise.all([
+  [fx, slow, jittery, slowTail] = await Promise.all([
     SidecarFixture.start(),
     // Slow enough that requests overlap whenever the sidecar keeps them in flight.
     model({ TEST_MODEL_LATENCY_MS: '250', TEST_MODEL_RECORD_LIMIT: '1000' }, cleanups),
     // Answers out of order: later mini-batches often finish first.
     model({ TEST_MODEL_UPPERCASE: '1', TEST_MODEL_LATENCY_MS: '0-40' }, cleanups),
+    model(
+      { TEST_MODEL_SLOW_MARKER: 'SLOWME', TEST_MODEL_SLOW_MS: '1500', TEST_MODEL_RECORD_LIMIT: '1000' },
+      cleanups,
+    ),
   ]);
 });
 afterAll(async () => {
@@ -157,6 +163,36 @@ describe('a partition keeps its slots busy across objects', () => {
     expect(flow.budgetPeakBytes as number).toBeLessThanOrEqual(flow.budgetBytes as number);
     expect(flow.invocationsInFlightPeak).toBe(2);
     expect((await fx.output(job, 'big.jsonl'))?.toString()).toBe(big);
+  });
+
+  it('a large object hands its place to the next once its last mini-batch is packed: the next object is sent while the last answer is awaited', async ({
+    expect,
+  }) => {
+    // MCT 2: one large object packed at a time. a's last record holds SLOWME, which the model
+    // answers after 1.5 s; b's mini-batches go to the model meanwhile, not after a's output completes.
+    const a = `${jsonLines('a', 30_000, 3)}{"object":"a","SLOWME":true}\n`;
+    const b = jsonLines('b', 30_000, 3);
+    const job = await fx.prepare('large-handover', {
+      objects: { 'a.jsonl': a, 'b.jsonl': b },
+      request: {
+        MaxConcurrentTransforms: 2,
+        BatchStrategy: 'MultiRecord',
+        MaxPayloadInMB: 1,
+        TransformInput: { ContentType: 'application/jsonlines' },
+      },
+    });
+    await fetch(`${slowTail.url}/debug/requests`, { method: 'DELETE' });
+    const run = await fx.run(job, { model: slowTail, modelPid: false });
+    expect(run.code, run.stderr).toBe(0);
+    // Recorded as answered: b's answers before a's last one mean b was sent while a's was held.
+    const objectOf = (r: { headers: Record<string, unknown> }) =>
+      decodeURI(String(r.headers['x-batch-transform-object'])).split('/').pop();
+    const order = (await recordedRequests(slowTail)).filter((r) => r.url === '/invocations').map(objectOf);
+    expect(order.filter((o) => o === 'a.jsonl').length).toBeGreaterThan(1);
+    expect(order.filter((o) => o === 'b.jsonl').length).toBeGreaterThan(1);
+    expect(order.indexOf('b.jsonl')).toBeLessThan(order.lastIndexOf('a.jsonl'));
+    expect((await fx.output(job, 'a.jsonl'))?.toString()).toBe(a);
+    expect((await fx.output(job, 'b.jsonl'))?.toString()).toBe(b);
   });
 
   it('outputs are byte-identical to one-at-a-time processing, whatever order the answers come in', async ({

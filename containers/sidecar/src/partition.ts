@@ -123,6 +123,15 @@ export async function runPartition(config: SidecarConfig, deps: PartitionDeps): 
         const object = item.target;
         const large = (item.range ? item.range.end - item.range.start : object.size) > flow.payloadBytes;
         if (large) await flow.largeObjects.acquire();
+        // The permit goes back once the object's last mini-batch is packed, not when its upload
+        // completes: the next object opens (its first GET, its first bytes packed) while this one's
+        // last answers come back and its output is completed (fdatasync and rename, or
+        // CompleteMultipartUpload), so the slots do not wait at object boundaries.
+        let permit = large;
+        const handBack = () => {
+          if (permit) flow.largeObjects.release();
+          permit = false;
+        };
         const result = await processItem({
           job,
           plan,
@@ -135,9 +144,8 @@ export async function runPartition(config: SidecarConfig, deps: PartitionDeps): 
           counters,
           signal: inner.signal,
           modelExited: deps.modelExited,
-        }).finally(() => {
-          if (large) flow.largeObjects.release();
-        });
+          packed: handBack,
+        }).finally(handBack);
         if (result.fatal !== undefined) {
           if (fatal === undefined) modelFailed = true; // an item ends the partition only when the model is gone
           fatal ??= result.fatal;

@@ -42,6 +42,8 @@ export interface ItemContext {
   readonly counters: Counters;
   readonly signal: AbortSignal;
   readonly modelExited?: (() => string | undefined) | undefined;
+  /** Called once every mini-batch of the item has been packed (what is left: answers and writes). */
+  readonly packed?: (() => void) | undefined;
 }
 
 /** The object (or shard) failed; the message names the cause, `offset` the record where known. */
@@ -393,6 +395,7 @@ async function writeInOrder(
         pullingFrom = undefined;
         if (next.done) {
           release(reserve);
+          c.packed?.();
           break;
         }
         const group = next.value;
