@@ -404,6 +404,8 @@ async function measureScenarios(
 interface KernelFigures {
   scan: number[];
   multi: number[];
+  /** multi / scan of each back-to-back pair: both halves see the same machine. */
+  packRatios: number[];
   single: number[];
   rowBytes: number;
   singleRowBytes: number;
@@ -417,6 +419,7 @@ async function measureKernels(): Promise<KernelFigures> {
   const out: KernelFigures = {
     scan: [],
     multi: [],
+    packRatios: [],
     single: [],
     rowBytes: data.length / lines,
     singleRowBytes: small.length / smallLines,
@@ -431,8 +434,11 @@ async function measureKernels(): Promise<KernelFigures> {
   await packLineMultiRecord(data, payloadMB);
   await packLineSingleRecord(small);
   for (let r = 0; r < mode.runs * KERNEL_REPEAT; r++) {
-    out.scan.push(mbps(data.length, await time(() => boundaryScan(data))));
-    out.multi.push(mbps(data.length, await time(() => packLineMultiRecord(data, payloadMB))));
+    const scan = mbps(data.length, await time(() => boundaryScan(data)));
+    const multi = mbps(data.length, await time(() => packLineMultiRecord(data, payloadMB)));
+    out.scan.push(scan);
+    out.multi.push(multi);
+    out.packRatios.push(multi / scan);
     out.single.push(smallLines / ((await time(() => packLineSingleRecord(small))) / 1000));
   }
   return out;
@@ -471,7 +477,10 @@ function report(
   const figures = {
     boundaryScanMBps: scan,
     lineMultiRecordMBps: multi,
-    packRatio: multi / scan,
+    // The median of the pairs' ratios, not the ratio of the medians: on a shared machine a scan and
+    // a pack far apart in time can see very different machines, and the two medians can come from
+    // different ones.
+    packRatio: median(k.packRatios),
     singleRecordRecordsPerSec: single,
     echoCeilingMBps: echoMBps,
     pipelineMBps,
@@ -551,7 +560,13 @@ function report(
     ['figure', 'median', 'runs (min–max)', 'goal', 'met'],
     ['bare newline scan (ceiling)', `${fmt(scan)} MB/s`, spread(k.scan), '', ''],
     ['Line MultiRecord packing', `${fmt(multi)} MB/s`, spread(k.multi), '', ''],
-    ['  packRatio', fmt(figures.packRatio, 2), '', '≥ 0.65', met(goals.packRatio)],
+    [
+      '  packRatio (median of back-to-back pairs)',
+      fmt(figures.packRatio, 2),
+      spread(k.packRatios, 2),
+      '≥ 0.65',
+      met(goals.packRatio),
+    ],
     [
       `Line SingleRecord packing (~${Math.round(k.singleRowBytes)} B rows)`,
       `${fmt(single / 1e6, 2)} M rec/s`,
