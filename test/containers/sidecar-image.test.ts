@@ -133,4 +133,36 @@ describe('the sidecar image', () => {
     );
     expect(seen).toEqual({ dns: '10.1.2.3', files: '10.9.8.7' });
   });
+
+  it('speaks TLS and trusts the roots S3’s certificates chain to without a system CA bundle', async () => {
+    // Node's own OpenSSL and Mozilla store: Amazon Root CA 1 signs S3's chain (Starfield cross-signs
+    // it for old clients). A TLS handshake (pre-shared key: no certificate to make) shows OpenSSL
+    // needs no file of the image.
+    const seen = lastLine(
+      await nodeInImage(`
+        const tls = require('tls');
+        const { X509Certificate } = require('crypto');
+        const roots = tls.rootCertificates.map((pem) => new X509Certificate(pem).subject);
+        const key = Buffer.alloc(32, 7);
+        const options = { ciphers: 'PSK-AES128-GCM-SHA256', maxVersion: 'TLSv1.2' };
+        const server = tls.createServer({ ...options, pskCallback: () => key }, (s) => s.end('over tls'));
+        server.listen(0, '127.0.0.1', () => {
+          const socket = tls.connect({ ...options, port: server.address().port, host: '127.0.0.1', checkServerIdentity: () => undefined, pskCallback: () => ({ psk: key, identity: 'sidecar' }) });
+          let got = '';
+          socket.on('data', (d) => { got += d; });
+          socket.on('end', () => {
+            console.log(JSON.stringify({
+              amazonRoots: roots.filter((s) => /CN=(Amazon Root CA \\d|Starfield Services Root)/.test(s)).length,
+              got,
+              protocol: socket.getProtocol(),
+            }));
+            server.close();
+          });
+        });
+      `),
+    ) as { amazonRoots: number; got: string; protocol: string };
+    expect(seen.amazonRoots).toBeGreaterThanOrEqual(4);
+    expect(seen.got).toBe('over tls');
+    expect(seen.protocol).toBe('TLSv1.2');
+  });
 });
