@@ -93,10 +93,15 @@ define('ReadOnly', [
 define('Volumes', [
   {
     Name: 'writer',
+    // The sidecar image has node and no shell.
     Image: IMAGES.sidecar,
-    EntryPoint: ['sh', '-c'],
+    EntryPoint: ['node', '-e'],
     Command: [
-      'touch /opt/ml/model/ok && echo model-writable; touch /data/ok 2>/dev/null || echo data-not-writable',
+      [
+        "const { writeFileSync } = require('fs');",
+        "writeFileSync('/opt/ml/model/ok', ''); console.log('model-writable');",
+        "try { writeFileSync('/data/ok', ''); } catch { console.log('data-not-writable'); }",
+      ].join(' '),
     ],
     Essential: false,
     ReadonlyRootFilesystem: true,
