@@ -38,6 +38,7 @@ const GOALS = [
   'peakRssFlat',
   'smallObjectsSaturation',
   'modelSaturation',
+  'modelSaturationVsCeiling',
   'localJobOverheadSeconds',
   's3CpuSecondsPerGiB',
   's3PeakRss',
