@@ -1,15 +1,18 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const SIDECAR_ENTRY = join(ROOT, 'containers', 'sidecar', 'src', 'main.ts');
 const BUNDLER = join(ROOT, 'containers', 'sidecar', 'bundle.ts');
-const TSX_LOADER = import.meta.resolve('tsx');
+// Resolved from this file's URL as require() does: the CLI's bundle keeps each source's own URL
+// but cannot keep ESM resolution relative to it (bin/cli-bundle.mjs); tsx has one entry for both.
+const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 /** What the sidecar bundle is made from: its sources, what they import, and the locked dependencies. */
 const INPUTS = ['containers/sidecar/src', 'containers/sidecar/bundle.ts', 'src', 'package-lock.json'];
 
