@@ -45,6 +45,9 @@ const UNUSED_MS = 24 * 3600 * 1000;
  * built or loaded.
  */
 export async function loadCli(env = process.env) {
+  // TEST ONLY: the fake AWS clients the deployed verbs' tests name (src/cli/deployed.ts) are a
+  // TypeScript module, which the bundle can import only with the TypeScript loader registered.
+  if (env.BATCH_TRANSFORM_TEST_AWS_CLIENTS) await registerTsx();
   if (env.BATCH_TRANSFORM_CLI !== 'tsx') {
     let bundle;
     try {
@@ -61,9 +64,17 @@ export async function loadCli(env = process.env) {
       }
     }
   }
+  await registerTsx();
+  return import(pathToFileURL(ENTRY).href);
+}
+
+let tsxRegistered = false;
+
+async function registerTsx() {
+  if (tsxRegistered) return;
+  tsxRegistered = true;
   const { register } = await import('tsx/esm/api');
   register();
-  return import(pathToFileURL(ENTRY).href);
 }
 
 /** The bundle's main.mjs, built when missing; undefined when building failed for these sources. */

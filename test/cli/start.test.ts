@@ -1,5 +1,6 @@
 import { cp, mkdir, readdir, readFile, realpath, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { build } from 'esbuild';
 import { describe, it } from 'vitest';
 import { ROOT, runCli } from '../support/cli';
 import { makeTempDir, type TempDir } from '../support/tmp';
@@ -152,4 +153,33 @@ describe('the batch-transform command starts', () => {
     expect(r.stdout.trim()).toBe('0.1.0');
     expect(await c.cached()).toEqual([]);
   }, 120_000);
+});
+
+describe("the CLI's start", () => {
+  it('loads no AWS SDK: only the verbs on a deployed stack and s3:// storage import it, when they run', async ({
+    expect,
+  }) => {
+    const { metafile } = await build({
+      entryPoints: [join(ROOT, 'src', 'cli', 'main.ts')],
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      splitting: true,
+      outdir: join(ROOT, 'unwritten'),
+      write: false,
+      metafile: true,
+      logLevel: 'silent',
+    });
+    // Every module reachable from the entry by static imports, with the one that imports it.
+    const importer = new Map<string, string>([
+      [Object.keys(metafile.inputs).find((p) => p.endsWith('src/cli/main.ts'))!, ''],
+    ]);
+    for (const [path] of importer)
+      for (const i of metafile.inputs[path]?.imports ?? [])
+        if (i.kind === 'import-statement' && !i.external && !importer.has(i.path)) importer.set(i.path, path);
+    const sdk = [...importer]
+      .filter(([p]) => /node_modules\/@aws-sdk\//.test(p))
+      .map(([p, by]) => `${p} ← ${by}`);
+    expect(sdk).toEqual([]);
+  });
 });
