@@ -6,6 +6,8 @@
  *
  * Without --cli it times this checkout's `bin/batch-transform.mjs`. One warm-up run per CLI first
  * (it builds any cached bundle), then `--runs` measured rounds; prints each CLI's median and range.
+ * An older commit to compare with: `git archive <commit> | tar -x -C <dir>`, then link this
+ * checkout's node_modules into `<dir>` and pass `--cli <dir>/bin/batch-transform.mjs`.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
