@@ -80,6 +80,10 @@ async function registerTsx() {
 /** The bundle's main.mjs, built when missing; undefined when building failed for these sources. */
 async function cachedBundle() {
   const cache = join(tmpdir(), 'batch-transform');
+  mkdirSync(cache, { recursive: true });
+  // Code is run from here: only from a folder that no other user can write to.
+  const owner = statSync(cache);
+  if (process.getuid && (owner.uid !== process.getuid() || (owner.mode & 0o022) !== 0)) return undefined;
   const prefix = `cli-${hash([ROOT]).slice(0, 8)}-`;
   const dir = join(cache, prefix + sourceKey());
   const main = join(dir, 'main.mjs');
@@ -88,7 +92,6 @@ async function cachedBundle() {
     return main;
   }
   if (existsSync(`${dir}.failed`)) return undefined;
-  mkdirSync(cache, { recursive: true });
   const temp = `${dir}.${process.pid}.${Date.now()}`;
   try {
     await build(temp);

@@ -1,4 +1,4 @@
-import { cp, mkdir, readdir, readFile, realpath, symlink, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, readdir, readFile, realpath, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { describe, it } from 'vitest';
@@ -143,6 +143,18 @@ describe('the batch-transform command starts', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe('0.1.0');
     expect(await c.cached()).toContain(`${bundle}.failed`);
+  }, 120_000);
+
+  it('through tsx, building nothing, when other users can write to the bundle cache', async ({ expect }) => {
+    const c = await copyCheckout('cli-start');
+    await using _ = c.dir;
+    const cache = join(c.tmp, 'batch-transform');
+    await mkdir(cache);
+    await chmod(cache, 0o777);
+    const r = await c.run(['--version']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('0.1.0');
+    expect(await c.cached()).toEqual([]);
   }, 120_000);
 
   it('through tsx with BATCH_TRANSFORM_CLI=tsx, building nothing', async ({ expect }) => {
