@@ -14,7 +14,6 @@ import { jobCounters, readReports } from '../lifecycle/reports';
 import type { ModelSpec } from '../contract/deployment';
 import type { JobRef, PlanRef } from '../contract/state';
 import { validateStage } from '../lifecycle/validate';
-import { fetchModelData } from '../model/model-data';
 import type { Counters } from '../contract/results';
 import { Storages } from '../storage/index';
 import { readJsonIfExists } from '../storage/json';
@@ -199,6 +198,8 @@ async function transform(
     await mkdir(paths.modelDir, { recursive: true });
     if (o.modelSpec?.modelDataUrl) {
       try {
+        // Loaded here: only a job with ModelDataUrl reads tar (as the sidecar's fetch-model does).
+        const { fetchModelData } = await import('../model/model-data');
         await fetchModelData(storage, o.modelSpec.modelDataUrl, paths.modelDir);
       } catch (e) {
         // As in SageMaker, model artifacts that cannot be fetched fail the job, saying why.
