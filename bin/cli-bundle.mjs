@@ -23,7 +23,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -185,8 +185,10 @@ async function build(outdir) {
 const ownImportMetaUrl = {
   name: 'own-import-meta-url',
   setup(b) {
-    b.onLoad({ filter: /\.ts$/ }, (args) => {
-      if (args.path.includes(`${join('node_modules', '')}`)) return undefined;
+    b.onLoad({ filter: /\.[cm]?[jt]s$/ }, (args) => {
+      // The project's own files only (this checkout may itself lie under someone's node_modules).
+      const own = relative(ROOT, args.path).split(sep);
+      if (own[0] === '..' || own[0] === 'node_modules' || isAbsolute(own.join(sep))) return undefined;
       const text = readFileSync(args.path, 'utf8');
       // Node resolves these from the module's own location too; a bundle would resolve them from
       // the temp folder. None is used yet: refuse, and the CLI runs through tsx until it is handled.
@@ -194,7 +196,8 @@ const ownImportMetaUrl = {
       if (other)
         return { errors: [{ text: `${args.path} uses ${other[0]}, which the CLI bundle cannot keep` }] };
       const url = JSON.stringify(pathToFileURL(args.path).href);
-      return { contents: text.replace(/\bimport\.meta\.url\b/g, url), loader: 'ts' };
+      const loader = /\.[cm]?ts$/.test(args.path) ? 'ts' : 'js';
+      return { contents: text.replace(/\bimport\.meta\.url\b/g, url), loader };
     });
   },
 };

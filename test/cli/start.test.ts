@@ -21,14 +21,16 @@ interface Checkout {
   cached(): Promise<string[]>;
 }
 
-async function copyCheckout(label: string): Promise<Checkout> {
+/** `under`: where in the temp folder the copy goes (as a package installed under node_modules/). */
+async function copyCheckout(label: string, under = '.'): Promise<Checkout> {
   const dir = await makeTempDir(label);
+  const root = join(dir.path, under);
   for (const entry of ['bin', 'src', 'package.json', 'package-lock.json', 'tsconfig.json'])
-    await cp(join(ROOT, entry), join(dir.path, entry), { recursive: true });
-  await symlink(await realpath(join(ROOT, 'node_modules')), join(dir.path, 'node_modules'));
+    await cp(join(ROOT, entry), join(root, entry), { recursive: true });
+  await symlink(await realpath(join(ROOT, 'node_modules')), join(root, 'node_modules'));
   const tmp = join(dir.path, 'tmp');
   await mkdir(tmp);
-  const cli = join(dir.path, 'bin', 'batch-transform.mjs');
+  const cli = join(root, 'bin', 'batch-transform.mjs');
   return {
     dir,
     cli,
@@ -109,7 +111,21 @@ describe('the batch-transform command starts', () => {
     const r = await c.run(['--version']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe('9.8.7');
-    expect((await c.cached())[0]).toMatch(BUNDLE);
+    expect(await c.cached()).toEqual([expect.stringMatching(BUNDLE)]);
+  }, 120_000);
+
+  it('from a bundle that keeps import.meta.url also when the checkout is a package under node_modules/', async ({
+    expect,
+  }) => {
+    const c = await copyCheckout('cli-start', join('node_modules', 'batch-transform'));
+    await using _ = c.dir;
+    const pkgFile = join(c.dir.path, 'node_modules', 'batch-transform', 'package.json');
+    const pkg = JSON.parse(await readFile(pkgFile, 'utf8'));
+    await writeFile(pkgFile, JSON.stringify({ ...pkg, version: '9.8.7' }));
+    const r = await c.run(['--version']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('9.8.7');
+    expect(await c.cached()).toEqual([expect.stringMatching(BUNDLE)]);
   }, 120_000);
 
   it('through tsx when the sources cannot be bundled, noting why once for later runs', async ({ expect }) => {
