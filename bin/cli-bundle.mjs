@@ -1,13 +1,15 @@
 // How `batch-transform` starts: from an esbuild bundle of src/cli/main.ts, built on first use into
 // the temp folder and reused while the sources are unchanged (the idea of src/local/sidecar-bundle.ts,
-// for the CLI). Under tsx the CLI loads ~200 modules one by one: `--help` took about 0.85 s here, and
-// from the bundle about 0.15 s. Plain JavaScript, so that nothing has to be compiled to decide.
+// for the CLI). Under tsx the CLI loads ~200 modules one by one: `--help` took a median 1.02 s on a
+// busy 2-core machine, and 0.18 s from the bundle (docs/CLI.md). Plain JavaScript, so that nothing
+// has to be compiled to decide.
 //
 // - The bundle's folder is named after a key of its inputs (every file's path, size and
 //   modification time under src/, the lock files, tsconfig.json, this file) and of the checkout's
 //   own path: a changed source gives a new key, so old code can never run.
 // - A build goes to a folder of its own that is renamed into place: processes that start together
 //   each build, the first rename wins, and none ever sees a half-written bundle.
+// - Code runs from the cache only when no other user can write to its folder.
 // - A build that fails leaves a note under the key (`<folder>.failed`, esbuild's words) and the CLI
 //   runs through tsx, as it does with BATCH_TRANSFORM_CLI=tsx (stack traces then name the sources).
 import { createHash } from 'node:crypto';
