@@ -114,6 +114,8 @@ export async function localJobSeconds(o: {
   scratchDir: string;
   modelUrl: string;
   name: string;
+  /** The CLI entry point to time. @default this checkout's bin/batch-transform.mjs */
+  cli?: string;
 }): Promise<number> {
   const dir = join(o.scratchDir, 'local-job', o.name);
   await rm(dir, { recursive: true, force: true });
@@ -138,7 +140,7 @@ export async function localJobSeconds(o: {
   const code = await new Promise<number | null>((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      [CLI, 'run', '--local', job, '--model-url', o.modelUrl, '--work-dir', `file://${dir}/work/`],
+      [o.cli ?? CLI, 'run', '--local', job, '--model-url', o.modelUrl, '--work-dir', `file://${dir}/work/`],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     let stderr = '';

@@ -1,7 +1,7 @@
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { BatchTransformStack } from '../lib/stack';
-import { DEFAULT_STACK_NAME } from '../src/client/deployment';
+import { DEFAULT_STACK_NAME } from '../src/client/defaults';
 
 /**
  * The CDK app (`npx cdk synth|deploy`, run through `npx tsx bin/app.ts` by cdk.json). The stack is

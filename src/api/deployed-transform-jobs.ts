@@ -1,6 +1,6 @@
 import { BatchTransformError } from '../client/aws';
 import type { JobDescription } from '../client/describe';
-import { LIST_MAX_RESULTS } from '../client/list';
+import { LIST_MAX_RESULTS } from '../client/defaults';
 import type { Transformer } from '../client/transformer';
 import type { NormalizedJob } from '../contract/job';
 import { INSTANCE_CATALOG } from '../job/instances';

@@ -1,4 +1,5 @@
-import { LIST_MAX_RESULTS, type ListJobsFilters } from '../client/list';
+import { LIST_MAX_RESULTS } from '../client/defaults';
+import type { ListJobsFilters } from '../client/list';
 import { TRANSFORM_JOB_STATUSES, type TransformJobStatus } from '../client/status';
 import type { Problem } from '../job/problems';
 import { ApiError, parseTimestamp, validationError } from './protocol';

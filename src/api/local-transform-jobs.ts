@@ -22,7 +22,7 @@ import { pageOf, type ListQuery } from './listing';
 import { type ModelRegistry, modelSpecOf } from './model-registry';
 import { ApiError, validationError } from './protocol';
 import { nameInUse, stopTargetNotFound, type TransformJobs } from './transform-jobs';
-import { LIST_MAX_RESULTS } from '../client/list';
+import { LIST_MAX_RESULTS } from '../client/defaults';
 
 export interface LocalTransformJobsOptions {
   readonly identity: ApiIdentity;

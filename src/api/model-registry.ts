@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { LIST_MAX_RESULTS } from '../client/list';
+import { LIST_MAX_RESULTS } from '../client/defaults';
 import { formatPath, type Problem } from '../job/problems';
 import { MODEL_NAME } from '../job/schema';
 import type { CreatedModel, ModelSpec } from '../contract/deployment';

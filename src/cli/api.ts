@@ -2,14 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
-import { DEFAULT_REGION, LOCAL_ACCOUNT } from '../api/arns';
-import { DeployedTransformJobs, deployedModelRegistry } from '../api/deployed-transform-jobs';
-import { LocalTransformJobs } from '../api/local-transform-jobs';
-import { ModelRegistry } from '../api/model-registry';
-import { startApiServer } from '../api/server';
+import type { ModelRegistry } from '../api/model-registry';
 import type { TransformJobs } from '../api/transform-jobs';
-import { Transformer } from '../client/transformer';
-import { Storages } from '../storage/index';
 import { testClients } from './deployed';
 import { CliError, EXIT } from './io';
 
@@ -84,11 +78,21 @@ Example:
       if (deployed && (opts.modelCommand || opts.endpointUrl || opts.workDir))
         throw new CliError('--model-command, --endpoint-url and --work-dir go with --local only');
       if (!deployed && opts.modelsRoot) throw new CliError('--models-root goes with a deployed stack only');
+      // Loaded here, not at start: the server and the deployed back end's AWS SDK are needed by `api` only.
+      const [{ DEFAULT_REGION, LOCAL_ACCOUNT }, { startApiServer }, { ModelRegistry }] = await Promise.all([
+        import('../api/arns'),
+        import('../api/server'),
+        import('../api/model-registry'),
+      ]);
       const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
       let jobs: TransformJobs;
       let models: ModelRegistry;
       const release: Array<() => unknown> = [];
       if (deployed) {
+        const [{ Transformer }, { DeployedTransformJobs, deployedModelRegistry }] = await Promise.all([
+          import('../client/transformer'),
+          import('../api/deployed-transform-jobs'),
+        ]);
         const transformer = new Transformer({
           ...(opts.stateMachineArn ? { stateMachineArn: opts.stateMachineArn } : {}),
           ...(opts.stack ? { stackName: opts.stack } : {}),
@@ -109,6 +113,10 @@ Example:
         const region =
           opts.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? DEFAULT_REGION;
         const identity = { partition: 'aws', region, account: LOCAL_ACCOUNT };
+        const [{ Storages }, { LocalTransformJobs }] = await Promise.all([
+          import('../storage/index'),
+          import('../api/local-transform-jobs'),
+        ]);
         if (opts.endpointUrl) process.env.AWS_ENDPOINT_URL_S3 = opts.endpointUrl;
         const storage = new Storages();
         const ownWorkDir = opts.workDir ? undefined : await mkdtemp(join(tmpdir(), 'batch-transform-api-'));

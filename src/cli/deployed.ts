@@ -1,10 +1,10 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type Command, InvalidArgumentError } from 'commander';
-import { type AwsClients, BatchTransformError } from '../client/aws';
-import { DEFAULT_STACK_NAME, STATE_MACHINE_ARN_ENV } from '../client/deployment';
+import type { AwsClients } from '../client/aws';
+import { DEFAULT_STACK_NAME, STATE_MACHINE_ARN_ENV } from '../client/defaults';
 import type { JobDescription } from '../client/describe';
-import { Transformer } from '../client/transformer';
+import type { Transformer } from '../client/transformer';
 import { CliError, EXIT, earlier } from './io';
 
 /** The options every verb on a deployed stack takes. */
@@ -45,6 +45,11 @@ export async function withTransformer<T>(
   opts: DeploymentOptions,
   fn: (transformer: Transformer) => Promise<T>,
 ): Promise<T> {
+  // Loaded here, not at start: the AWS SDK is most of the client, and only these verbs need it.
+  const [{ Transformer }, { BatchTransformError }] = await Promise.all([
+    import('../client/transformer'),
+    import('../client/aws'),
+  ]);
   const transformer = new Transformer({
     ...(opts.stateMachineArn ? { stateMachineArn: opts.stateMachineArn } : {}),
     ...(opts.stackName ? { stackName: opts.stackName } : {}),

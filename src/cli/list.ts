@@ -1,5 +1,6 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { LIST_MAX_RESULTS, type ListJobsFilters, type TransformJobSummary } from '../client/list';
+import { LIST_MAX_RESULTS } from '../client/defaults';
+import type { ListJobsFilters, TransformJobSummary } from '../client/list';
 import { TRANSFORM_JOB_STATUSES, type TransformJobStatus } from '../client/status';
 import { addDeploymentOptions, DEPLOYMENT_HELP, type DeploymentOptions, withTransformer } from './deployed';
 import { EXIT, printJson } from './io';

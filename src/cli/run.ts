@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { JobValidationError } from '../job/problems';
 import { DockerUnavailableError, ModelImageError, prepareModelImage } from '../local/docker-model';
 import { JobNameInUseError } from '../local/job-name-lock';
-import { checkLocalRequest, runLocalJob } from '../local/runner';
+import { checkLocalRequest, type LocalRunOptions, runLocalJob } from '../local/runner';
 import { modelUrlProblem } from '../model/model-url';
 import type { ModelSource } from '../local/worker';
 import { Storages } from '../storage/index';
@@ -137,17 +137,8 @@ async function runAction(file: string, opts: RunOptions, setExit: (code: number)
           });
         }
       },
-      onProgress: ({ counters, totalBytes, objectCount }) => {
-        if (!bar) return;
-        const secs = Math.max(0.001, (Date.now() - started) / 1000);
-        bar.setTotal(Math.max(1, totalBytes));
-        bar.update(Math.min(counters.bytesIn, totalBytes), {
-          objects: `${counters.objectsCompleted + counters.objectsFailed + counters.objectsCompletedEarlier}/${objectCount}`,
-          records: counters.records,
-          mb: (counters.bytesIn / 1048576).toFixed(1),
-          rate: (counters.bytesIn / 1048576 / secs).toFixed(1),
-        });
-      },
+      // Only for the bar: without one, the runner need not read the workers' reports as they go.
+      ...(bar ? { onProgress: progressTo(bar, started) } : {}),
     });
     bar?.stop();
     for (const w of warnings) process.stderr.write(`batch-transform: warning: ${w}\n`);
@@ -160,6 +151,21 @@ async function runAction(file: string, opts: RunOptions, setExit: (code: number)
     for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
     storage.destroy();
   }
+}
+
+type ProgressBar = ReturnType<typeof newProgressBar>;
+
+function progressTo(bar: ProgressBar, started: number): NonNullable<LocalRunOptions['onProgress']> {
+  return ({ counters, totalBytes, objectCount }) => {
+    const secs = Math.max(0.001, (Date.now() - started) / 1000);
+    bar.setTotal(Math.max(1, totalBytes));
+    bar.update(Math.min(counters.bytesIn, totalBytes), {
+      objects: `${counters.objectsCompleted + counters.objectsFailed + counters.objectsCompletedEarlier}/${objectCount}`,
+      records: counters.records,
+      mb: (counters.bytesIn / 1048576).toFixed(1),
+      rate: (counters.bytesIn / 1048576 / secs).toFixed(1),
+    });
+  };
 }
 
 /** The failure as the one-line error the CLI prints: exit 2 for what the user can fix before a run. */

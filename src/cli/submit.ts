@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { TransformJobRequest } from '../job/schema';
 import { JobValidationError } from '../job/problems';
-import { DEFAULT_POLL_INTERVAL_MS } from '../client/transformer';
+import { DEFAULT_POLL_INTERVAL_MS } from '../client/defaults';
 import {
   addDeploymentOptions,
   DEPLOYMENT_HELP,

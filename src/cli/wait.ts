@@ -1,7 +1,8 @@
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import type { JobDescription } from '../client/describe';
-import { DEFAULT_POLL_INTERVAL_MS, type TransformJob } from '../client/transformer';
+import { DEFAULT_POLL_INTERVAL_MS } from '../client/defaults';
+import type { TransformJob } from '../client/transformer';
 import {
   addDeploymentOptions,
   DEPLOYMENT_HELP,

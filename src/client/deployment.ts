@@ -1,11 +1,7 @@
 import { DescribeStacksCommand, type DescribeStacksCommandOutput } from '@aws-sdk/client-cloudformation';
 import { awsErrorName, awsFailure, BatchTransformError, type CommandSender } from './aws';
 
-/** The stack name `bin/app.ts` deploys when no `-c stackName=…` is given. */
-export const DEFAULT_STACK_NAME = 'BatchTransform';
-
-/** Names the state machine directly, skipping the stack lookup. */
-export const STATE_MACHINE_ARN_ENV = 'BATCH_TRANSFORM_STATE_MACHINE_ARN';
+import { DEFAULT_STACK_NAME, STATE_MACHINE_ARN_ENV } from './defaults';
 
 /** The outputs `lib/stack.ts` declares; the client needs StateMachineArn, the rest is shown to people. */
 export const STACK_OUTPUTS = {

@@ -14,22 +14,16 @@ export {
   type CommandSender,
 } from './aws';
 export {
+  DEFAULT_POLL_INTERVAL_MS,
   DEFAULT_STACK_NAME,
-  type Deployment,
-  executionArnOf,
-  STACK_OUTPUTS,
-  STATE_MACHINE_ARN_ENV,
-} from './deployment';
-export type { JobDescription, JobProgress } from './describe';
-export {
   LIST_MAX_RESULTS,
-  type ListJobsFilters,
-  type ListJobsResult,
-  type TransformJobSummary,
-} from './list';
+  STATE_MACHINE_ARN_ENV,
+} from './defaults';
+export { type Deployment, executionArnOf, STACK_OUTPUTS } from './deployment';
+export type { JobDescription, JobProgress } from './describe';
+export type { ListJobsFilters, ListJobsResult, TransformJobSummary } from './list';
 export { isTerminal, jobStatusOf, TRANSFORM_JOB_STATUSES, type TransformJobStatus } from './status';
 export {
-  DEFAULT_POLL_INTERVAL_MS,
   TransformJob,
   Transformer,
   type TransformerOptions,

@@ -5,6 +5,7 @@ import {
   type ListExecutionsCommandOutput,
 } from '@aws-sdk/client-sfn';
 import { awsFailure, BatchTransformError, type CommandSender } from './aws';
+import { LIST_MAX_RESULTS } from './defaults';
 import { iso } from './describe';
 import { executionStatusesFor, jobStatusOf, TRANSFORM_JOB_STATUSES, type TransformJobStatus } from './status';
 
@@ -39,9 +40,6 @@ export interface TransformJobSummary {
 export interface ListJobsResult {
   readonly TransformJobSummaries: TransformJobSummary[];
 }
-
-/** ListTransformJobs' MaxResults range and default. */
-export const LIST_MAX_RESULTS = { min: 1, max: 100, default: 10 } as const;
 
 /** Executions per ListExecutions page (the API allows up to 1000). */
 const PAGE_SIZE = 100;

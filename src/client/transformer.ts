@@ -27,6 +27,7 @@ import { type DescribeCache, describeJob, type JobDescription } from './describe
 import { type Deployment, executionArnOf, resolveDeployment } from './deployment';
 import { type ListJobsFilters, type ListJobsResult, listJobs } from './list';
 import { isTerminal } from './status';
+import { DEFAULT_POLL_INTERVAL_MS } from './defaults';
 
 export interface TransformerOptions {
   /** The state machine to run jobs on. @default the StateMachineArn output of the stack */
@@ -56,8 +57,6 @@ export interface WaitOptions {
   /** Stops waiting (not the job): wait() rejects with the signal's reason. */
   readonly signal?: AbortSignal;
 }
-
-export const DEFAULT_POLL_INTERVAL_MS = 10_000;
 
 /**
  * Runs transform jobs on a deployed stack, shaped like the SageMaker Python SDK's Transformer:

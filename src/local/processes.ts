@@ -87,7 +87,9 @@ export function startProcess(
       resolve({ code, signal });
     });
   });
-  void exited.then(() => setTimeout(() => log.end(), 50));
+  // Output still in the pipes after the exit lands in the log first. Unreferenced: a run that is
+  // done waits for pending writes, never for this timer.
+  void exited.then(() => setTimeout(() => log.end(), 50).unref());
   const killGroup = (signal: NodeJS.Signals) => {
     if (child.pid === undefined || reason !== undefined) return;
     try {

@@ -14,7 +14,6 @@ import { jobCounters, readReports } from '../lifecycle/reports';
 import type { ModelSpec } from '../contract/deployment';
 import type { JobRef, PlanRef } from '../contract/state';
 import { validateStage } from '../lifecycle/validate';
-import { fetchModelData } from '../model/model-data';
 import type { Counters } from '../contract/results';
 import { Storages } from '../storage/index';
 import { readJsonIfExists } from '../storage/json';
@@ -22,6 +21,7 @@ import type { Storage } from '../storage/storage';
 import { joinUri, locationsOverlap, parseLocation } from '../storage/uri';
 import { removeRunContainers } from './docker-model';
 import { lockJobName } from './job-name-lock';
+import { sidecarArgv } from './sidecar-bundle';
 import { type ModelSource, startWorker, type WorkerHandle } from './worker';
 
 export interface LocalRunOptions {
@@ -139,6 +139,9 @@ export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
   if (o.signal?.aborted) stopped = true;
   // file:// outputs are written under the run's staging folder and renamed into place.
   const storage = o.storage instanceof Storages ? o.storage.withFileStaging(paths.stagingDir) : o.storage;
+  // Found (and, the first time, built) while the job is validated and planned, not after.
+  const sidecar = sidecarArgv();
+  sidecar.catch(() => {});
   let ref: JobRef | undefined;
   try {
     // What an earlier run of this name left (a dead run's partial uploads and scratch, a finished
@@ -153,6 +156,7 @@ export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
       ref,
       storage,
       paths,
+      sidecar,
       () => stopped,
       (w) => {
         workers = w;
@@ -177,6 +181,7 @@ async function transform(
   ref: JobRef,
   storage: Storage,
   paths: ReturnType<typeof localRunPaths>,
+  sidecar: Promise<string[]>,
   isStopped: () => boolean,
   started: (workers: WorkerHandle[]) => void,
 ): Promise<TransformJobDescription> {
@@ -193,6 +198,8 @@ async function transform(
     await mkdir(paths.modelDir, { recursive: true });
     if (o.modelSpec?.modelDataUrl) {
       try {
+        // Loaded here: only a job with ModelDataUrl reads tar (as the sidecar's fetch-model does).
+        const { fetchModelData } = await import('../model/model-data');
         await fetchModelData(storage, o.modelSpec.modelDataUrl, paths.modelDir);
       } catch (e) {
         // As in SageMaker, model artifacts that cannot be fetched fail the job, saying why.
@@ -203,6 +210,7 @@ async function transform(
   if (plan && !isStopped() && !failure) {
     o.onPhase?.('transforming');
     const p = plan;
+    const argv = await sidecar;
     const workers = await Promise.all(
       p.partitions.map(({ index }) =>
         startWorker({
@@ -216,6 +224,7 @@ async function transform(
           logDir: paths.logDir,
           env: { ...(o.sidecarEnv ?? {}), FILE_STAGING_DIR: paths.stagingDir },
           progressIntervalMs: o.progressIntervalMs ?? 500,
+          sidecarArgv: argv,
         }),
       ),
     );

@@ -1,15 +1,18 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const SIDECAR_ENTRY = join(ROOT, 'containers', 'sidecar', 'src', 'main.ts');
 const BUNDLER = join(ROOT, 'containers', 'sidecar', 'bundle.ts');
-const TSX_LOADER = import.meta.resolve('tsx');
+// Resolved from this file's URL as require() does: the CLI's bundle keeps each source's own URL
+// but cannot keep ESM resolution relative to it (bin/cli-bundle.mjs); tsx has one entry for both.
+const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 /** What the sidecar bundle is made from: its sources, what they import, and the locked dependencies. */
 const INPUTS = ['containers/sidecar/src', 'containers/sidecar/bundle.ts', 'src', 'package-lock.json'];
 
@@ -18,19 +21,31 @@ const INPUTS = ['containers/sidecar/src', 'containers/sidecar/bundle.ts', 'src',
  * built on first use into the temp folder and reused while its sources are unchanged. Under tsx the
  * sidecar loads ~100 modules one by one, about 1.5 s of a one-record job here; the bundle starts in
  * about 0.2 s. A failed build falls back to tsx, as does BATCH_TRANSFORM_SIDECAR=tsx (stack traces
- * then name the TypeScript sources).
+ * then name the TypeScript sources), and so does a cache folder that other users can write to.
  */
-export async function sidecarArgv(env: NodeJS.ProcessEnv = process.env): Promise<string[]> {
+export async function sidecarArgv(
+  env: NodeJS.ProcessEnv = process.env,
+  /** Where the bundle cache (`batch-transform/`) lives. */
+  tempDir: string = tmpdir(),
+): Promise<string[]> {
   const tsx = ['--import', TSX_LOADER, SIDECAR_ENTRY];
   if (env.BATCH_TRANSFORM_SIDECAR === 'tsx') return tsx;
   try {
-    const dir = join(tmpdir(), 'batch-transform', `sidecar-${await sourceKey(ROOT, INPUTS)}`);
+    const cache = join(tempDir, 'batch-transform');
+    await mkdir(cache, { recursive: true });
+    if (!ownedByUs(await stat(cache))) return tsx;
+    const dir = join(cache, `sidecar-${await sourceKey(ROOT, INPUTS)}`);
     const file = join(dir, 'sidecar.mjs');
     if (!existsSync(file)) await build(dir);
     return [file];
   } catch {
     return tsx;
   }
+}
+
+/** Code is run from the cache: only from a folder no other user can write to (as bin/cli-bundle.mjs). */
+function ownedByUs(s: { uid: number; mode: number }): boolean {
+  return !process.getuid || (s.uid === process.getuid() && (s.mode & 0o022) === 0);
 }
 
 /**

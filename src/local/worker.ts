@@ -32,6 +32,8 @@ export interface WorkerOptions {
   /** Extra environment for the sidecar (storage endpoint settings). */
   readonly env: NodeJS.ProcessEnv;
   readonly progressIntervalMs?: number;
+  /** The node arguments that start the sidecar, when the caller found them already. @default sidecarArgv() */
+  readonly sidecarArgv?: readonly string[];
 }
 
 export interface WorkerHandle {
@@ -51,7 +53,7 @@ export async function startWorker(o: WorkerOptions): Promise<WorkerHandle> {
   const name = `worker-${String(o.partition).padStart(3, '0')}`;
   // Before the model starts: building the sidecar bundle can take seconds, and a model (a container
   // above all) started before its sidecar outlives a runner killed in that gap.
-  const sidecarArgs = await sidecarArgv();
+  const sidecarArgs = o.sidecarArgv ?? (await sidecarArgv());
   let model: ManagedProcess | undefined;
   let container: ModelContainer | undefined;
   let modelUrl: string;

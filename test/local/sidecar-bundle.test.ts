@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'vitest';
 import { SIDECAR_ENTRY, sidecarArgv, sourceKey } from '../../src/local/sidecar-bundle';
@@ -18,6 +18,17 @@ describe('the sidecar a local run starts', () => {
     const argv = await sidecarArgv({ BATCH_TRANSFORM_SIDECAR: 'tsx' });
     expect(argv.at(-1)).toBe(SIDECAR_ENTRY);
     expect(argv[0]).toBe('--import');
+  });
+
+  it('is the TypeScript entry under tsx when other users can write to the bundle cache', async ({
+    expect,
+  }) => {
+    await using tmp = await makeTempDir('sidecar-cache');
+    await mkdir(join(tmp.path, 'batch-transform'));
+    await chmod(join(tmp.path, 'batch-transform'), 0o777);
+    const argv = await sidecarArgv({}, tmp.path);
+    expect(argv.at(-1)).toBe(SIDECAR_ENTRY);
+    expect(await readdir(join(tmp.path, 'batch-transform'))).toEqual([]);
   });
 
   it('is rebuilt when a source file is modified, added or removed (the cache key changes)', async ({
