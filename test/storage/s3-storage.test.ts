@@ -3,7 +3,8 @@
  * teardown while parts are in flight, concat's two paths, SSE-KMS on the wire, retries.
  */
 import { CreateMultipartUploadCommand } from '@aws-sdk/client-s3';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { crc32 } from 'node:zlib';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   DEFAULT_MAX_ATTEMPTS,
   MIN_UPLOAD_PART_SIZE,
@@ -144,6 +145,68 @@ describe('createWriter', () => {
     }
     await writer.complete();
     expect((await storage.readAll(uri)).equals(Buffer.concat(expected))).toBe(true);
+  });
+
+  it.each([
+    { size: 0, operations: ['PutObject'] },
+    { size: MIN_UPLOAD_PART_SIZE, operations: ['PutObject'] },
+    {
+      size: MIN_UPLOAD_PART_SIZE + 1,
+      operations: ['CreateMultipartUpload', 'UploadPart', 'UploadPart', 'CompleteMultipartUpload'],
+    },
+  ])('writes $size bytes with $operations, byte for byte', async ({ size, operations }) => {
+    const uri = `${fresh()}sized.bin`;
+    const data = randomData(size);
+    const requests = recordRequests();
+    const writer = storage.createWriter(uri);
+    for (const chunk of randomChunks(data, 3 * MiB, 7)) await writer.write(chunk);
+    await writer.complete();
+    expect(requests.map((r) => r.operation).sort()).toEqual([...operations].sort());
+    expect((await storage.readAll(uri)).equals(data)).toBe(true);
+  });
+
+  it('sends every part with the CRC32 of its bytes and an unsigned payload, on an upload declared CRC32', async () => {
+    const uri = `${fresh()}checksummed.bin`;
+    const data = randomData(2 * MIN_UPLOAD_PART_SIZE + 12_345);
+    const requests = recordRequests();
+    const writer = storage.createWriter(uri, { kmsKeyId: 'key-2' });
+    for (const chunk of randomChunks(data, MiB, 13)) await writer.write(chunk);
+    await writer.complete();
+    const create = requests.find((r) => r.operation === 'CreateMultipartUpload')!;
+    expect(create.headers['x-amz-checksum-algorithm']).toBe('CRC32');
+    expect(create.headers['x-amz-server-side-encryption-aws-kms-key-id']).toBe('key-2');
+    const parts = requests.filter((r) => r.operation === 'UploadPart');
+    expect(parts).toHaveLength(3);
+    for (const part of parts) {
+      const n = Number(part.query.get('partNumber'));
+      const bytes = data.subarray((n - 1) * MIN_UPLOAD_PART_SIZE, n * MIN_UPLOAD_PART_SIZE);
+      const crc = Buffer.alloc(4);
+      crc.writeUInt32BE(crc32(bytes));
+      expect(part.headers['x-amz-checksum-crc32']).toBe(crc.toString('base64'));
+      expect(part.headers['x-amz-content-sha256']).toBe('UNSIGNED-PAYLOAD');
+    }
+    expect((await storage.readAll(uri)).equals(data)).toBe(true);
+  });
+
+  it('copies each byte once into at most uploadQueueSize + 1 part buffers, reused part after part', async () => {
+    const uri = `${fresh()}reused-parts.bin`;
+    const data = randomData(6 * MIN_UPLOAD_PART_SIZE + 5);
+    const allocations = vi.spyOn(Buffer, 'allocUnsafeSlow');
+    const joins = vi.spyOn(Buffer, 'concat');
+    try {
+      const writer = storage.createWriter(uri);
+      for (const chunk of randomChunks(data, MiB, 17)) await writer.writeMany!([chunk, Buffer.alloc(0)]);
+      await writer.complete();
+      const partBuffers = allocations.mock.calls.filter(([size]) => size === MIN_UPLOAD_PART_SIZE);
+      // The default uploadQueueSize is 2: two parts in flight and one being filled.
+      expect(partBuffers.length).toBeGreaterThanOrEqual(1);
+      expect(partBuffers.length).toBeLessThanOrEqual(3);
+      expect(joins.mock.calls.filter(([list]) => list.length > 1)).toEqual([]);
+    } finally {
+      allocations.mockRestore();
+      joins.mockRestore();
+    }
+    expect((await storage.readAll(uri)).equals(data)).toBe(true);
   });
 
   it('rejects an expected size beyond the largest S3 object', () => {
