@@ -54,6 +54,8 @@ interface PooledSocket {
   onBytes: (n: number) => boolean;
   onEnd: (err: Error | undefined) => void;
   idleTimer?: NodeJS.Timeout | undefined;
+  /** The socket's silence limit while it is expected to talk (off while we hold it paused). */
+  readonly timeoutMs: number;
 }
 
 export class PooledGetter {
@@ -70,6 +72,7 @@ export class PooledGetter {
       readBuffer: Buffer.allocUnsafeSlow(READ_BUFFER),
       onBytes: () => true,
       onEnd: () => {},
+      timeoutMs: this.socketTimeoutMs,
     };
     const onread = { buffer: ps.readBuffer, callback: (n: number) => ps.onBytes(n) };
     const socket = tls
@@ -152,7 +155,12 @@ export class PooledGetter {
       priority: 'low',
       name: 'pooledGetTransfer',
     });
-    await client.send(command, { abortSignal: signal });
+    try {
+      await client.send(command, { abortSignal: signal });
+    } catch (err) {
+      (transfer as PooledTransfer | undefined)?.destroy(err as Error);
+      throw err;
+    }
     if (!transfer) throw new Error('GetObject answered without a body');
     return transfer;
   }
@@ -261,9 +269,10 @@ class PooledTransfer implements PooledRead {
   }
 
   /** The block being filled, from #free or new. */
-  #blockToFill(): Buffer {
+  #blockToFill(left: number): Buffer {
     if (!this.#block) {
-      this.#block = this.#free.pop() ?? Buffer.allocUnsafeSlow(BLOCK);
+      // The object's last bytes get a block their size: a partition may read thousands of small objects.
+      this.#block = this.#free.pop() ?? Buffer.allocUnsafeSlow(Math.max(1, Math.min(BLOCK, left)));
       this.#filled = 0;
     }
     return this.#block;
@@ -289,13 +298,14 @@ class PooledTransfer implements PooledRead {
       this.#fail(new Error('the server sent more than Content-Length'));
       return false;
     }
+    const left = this.#remaining; // body bytes to come, these included
     this.#remaining -= bytes.length;
     if (this.#whole) {
       if (bytes.length > 0) this.#whole.push(Buffer.from(bytes));
     } else {
       if (this.#expectedCrc !== undefined) this.#crc = crc32(bytes, this.#crc);
       for (let at = 0; at < bytes.length; ) {
-        const block = this.#blockToFill();
+        const block = this.#blockToFill(left - at);
         const copied = bytes.copy(block, this.#filled, at);
         this.#filled += copied;
         at += copied;
@@ -308,7 +318,9 @@ class PooledTransfer implements PooledRead {
       return true;
     }
     if (this.#ready.length > READ_AHEAD) {
+      // Paused for the caller, however slow the model: the server is not the one silent.
       this.#paused = true;
+      this.ps.socket.setTimeout(0);
       return false;
     }
     return true;
@@ -433,6 +445,7 @@ class PooledTransfer implements PooledRead {
         if (view) {
           if (this.#paused && this.#ready.length <= READ_AHEAD) {
             this.#paused = false;
+            this.ps.socket.setTimeout(this.ps.timeoutMs);
             this.ps.socket.resume();
           }
           yield view;

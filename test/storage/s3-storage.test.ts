@@ -382,6 +382,56 @@ describe('retries', () => {
       impatient.destroy();
     }
   });
+
+  describe('pooled reads with socketTimeoutMs 200', () => {
+    let impatient: S3Storage;
+    beforeAll(() => {
+      const { endpoint, region, credentials } = harness.clientConfig;
+      impatient = new S3Storage({
+        ...s3ClientConfigFromEnv({ AWS_ENDPOINT_URL_S3: endpoint as string, AWS_REGION: region as string }),
+        credentials,
+        socketTimeoutMs: 200,
+      });
+    });
+    afterAll(() => impatient.destroy());
+
+    /** The body, read chunk by chunk with a pause after each, releasing what was read. */
+    async function readSlowly(uri: string, pauseMs: number): Promise<Buffer> {
+      const read = (await impatient.readPooled(uri))!;
+      const copies: Buffer[] = [];
+      let at = 0;
+      for await (const chunk of read) {
+        copies.push(Buffer.from(chunk));
+        at += chunk.length;
+        await new Promise((resolve) => setTimeout(resolve, pauseMs));
+        read.release(at);
+      }
+      return Buffer.concat(copies);
+    }
+
+    it('retries a GetObject whose answer does not come, as read does', async () => {
+      const uri = `${fresh()}pooled-stalled`;
+      const data = randomData(MiB);
+      await storage.put(uri, data);
+      harness.faults.set(faultTimes(1, (r) => r.operation === 'GetObject', { stallMs: 10_000 }));
+      expect((await readSlowly(uri, 0)).equals(data)).toBe(true);
+      expect(harness.faults.injected.stall).toBe(1);
+    });
+
+    it('keeps reading for a caller slower than the timeout: a connection paused for it is not silent', async () => {
+      const uri = `${fresh()}pooled-slow-caller`;
+      const data = randomData(2 * MiB);
+      await storage.put(uri, data);
+      expect((await readSlowly(uri, 300)).equals(data)).toBe(true);
+    });
+
+    it('reads one object after another on a kept-alive connection, byte for byte', async () => {
+      const uris = [`${fresh()}a`, `${fresh()}b`, `${fresh()}c`];
+      const bodies = uris.map((_, i) => randomData(100_000 + i));
+      for (const [i, uri] of uris.entries()) await storage.put(uri, bodies[i]!);
+      for (const [i, uri] of uris.entries()) expect((await readSlowly(uri, 0)).equals(bodies[i]!)).toBe(true);
+    });
+  });
 });
 
 describe('s3ClientConfigFromEnv', () => {
