@@ -171,17 +171,13 @@ export class PooledGetter {
     const reused = this.#take(origin);
     if (reused) {
       try {
-        return await new PooledTransfer(reused, req, signal, (ps) => this.#giveBack(ps)).started;
+        return await new PooledTransfer(reused, true, req, signal, (ps) => this.#giveBack(ps)).started;
       } catch (err) {
         if (!(err instanceof StaleConnectionError)) throw err;
       }
     }
-    try {
-      return await new PooledTransfer(this.#connect(req), req, signal, (ps) => this.#giveBack(ps)).started;
-    } catch (err) {
-      // On a new connection, the socket's own error (with its code) is what the SDK retries on.
-      throw err instanceof StaleConnectionError ? err.cause : err;
-    }
+    // On a new connection, the socket's own error (with its code) is what the SDK retries on.
+    return new PooledTransfer(this.#connect(req), false, req, signal, (ps) => this.#giveBack(ps)).started;
   }
 
   close(): void {
@@ -235,6 +231,7 @@ class PooledTransfer implements PooledRead {
 
   constructor(
     private readonly ps: PooledSocket,
+    private readonly reused: boolean,
     req: SignedRequest,
     private readonly signal: AbortSignal | undefined,
     private readonly giveBack: (ps: PooledSocket) => void,
@@ -398,7 +395,8 @@ class PooledTransfer implements PooledRead {
 
   #fail(err: Error): void {
     if (this.#done || this.#error) return;
-    this.#error = this.#anyByte ? err : Object.assign(new StaleConnectionError(err.message), { cause: err });
+    const stale = this.reused && !this.#anyByte && !this.signal?.aborted;
+    this.#error = stale ? new StaleConnectionError(err.message, { cause: err }) : err;
     this.#detach();
     this.ps.socket.destroy();
     this.#rejectStarted(this.#error);

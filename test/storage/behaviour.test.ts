@@ -148,6 +148,12 @@ describe.each(backends)('$name', (backend) => {
       expect((await drain(read!, start)).bytes.toString()).toBe(expected);
     });
 
+    it('reads an object whose key needs escaping in a URL', async () => {
+      const uri = `${fresh()}odd key ü+%&=?#.csv`;
+      await storage.put(uri, 'odd but found');
+      expect((await drain((await storage.readPooled!(uri))!, 0)).bytes.toString()).toBe('odd but found');
+    });
+
     it('reads an empty object as no chunks', async () => {
       const uri = `${fresh()}empty`;
       await storage.put(uri, '');
