@@ -20,7 +20,9 @@ import type { PooledRead } from './storage';
  * own middleware; a middleware placed after signing sends it on our socket instead of the SDK's
  * handler. An answer other than 2xx is read whole and handed back to the SDK, which turns it into
  * its usual error (NoSuchKey, InvalidRange, a 503 it retries). What is not served: a 2xx body
- * without Content-Length (S3 always sends one for GetObject), proxies.
+ * without Content-Length (S3 always sends one for GetObject), proxies, a client's custom request
+ * handler. A whole object's `x-amz-checksum-crc32` is verified (native zlib.crc32), as the SDK's
+ * response validation would; its other algorithms (CRC32C, CRC64NVME, SHA) are left to TLS.
  */
 
 /** Bytes per block, as FileStorage reads (READ_CHUNK there: the packer's sweet spot). */
