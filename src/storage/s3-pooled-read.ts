@@ -365,7 +365,8 @@ class PooledTransfer implements PooledRead {
     }
     const crc = this.headers['x-amz-checksum-crc32'];
     // A whole object's CRC32 (a multipart one's is "<crc>-<parts>", a checksum of checksums).
-    if (ok && crc && !crc.includes('-') && !this.headers['content-range']) this.#expectedCrc = crc;
+    const composite = crc?.includes('-') || this.headers['x-amz-checksum-type'] === 'COMPOSITE';
+    if (ok && crc && !composite && !this.headers['content-range']) this.#expectedCrc = crc;
     this.#resolveStarted(this);
     return true;
   }

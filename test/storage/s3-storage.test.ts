@@ -3,6 +3,9 @@
  * teardown while parts are in flight, concat's two paths, SSE-KMS on the wire, retries.
  */
 import { CreateMultipartUploadCommand } from '@aws-sdk/client-s3';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
 import { crc32 } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
@@ -14,7 +17,7 @@ import {
   S3Storage,
   s3ClientConfigFromEnv,
 } from '../../src/storage/s3';
-import { eventually, MiB, randomChunks, randomData, toArray } from '../support/bytes';
+import { collect, eventually, MiB, randomChunks, randomData, toArray } from '../support/bytes';
 import {
   countIncompleteUploads,
   type FaultRequest,
@@ -431,6 +434,49 @@ describe('retries', () => {
       for (const [i, uri] of uris.entries()) await storage.put(uri, bodies[i]!);
       for (const [i, uri] of uris.entries()) expect((await readSlowly(uri, 0)).equals(bodies[i]!)).toBe(true);
     });
+  });
+});
+
+describe('readPooled checksums', () => {
+  /** A server answering every GET with `body` and the given x-amz-checksum-crc32. */
+  async function serving(body: Buffer, checksum: string) {
+    const server = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-length': body.length, 'x-amz-checksum-crc32': checksum });
+      res.end(body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const s3 = new S3Storage({
+      ...s3ClientConfigFromEnv({
+        AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      }),
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    });
+    return {
+      read: async () => collect(Readable.from((await s3.readPooled(`s3://${BUCKET}/object`))!)),
+      close: () => {
+        s3.destroy();
+        server.close();
+      },
+    };
+  }
+  const crcOf = (b: Buffer) => {
+    const out = Buffer.alloc(4);
+    out.writeUInt32BE(crc32(b));
+    return out.toString('base64');
+  };
+
+  it.each([
+    ['reads a body that matches its x-amz-checksum-crc32', 'the right bytes', true],
+    ['fails a body that does not', 'other bytes', false],
+  ])('%s', async (_what, checksummed, matches) => {
+    const body = randomData(600 * 1024);
+    const server = await serving(body, crcOf(matches ? body : Buffer.from(checksummed)));
+    try {
+      if (matches) expect((await server.read()).equals(body)).toBe(true);
+      else await expect(server.read()).rejects.toThrow(/x-amz-checksum-crc32/);
+    } finally {
+      server.close();
+    }
   });
 });
 
