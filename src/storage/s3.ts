@@ -672,6 +672,7 @@ class S3ObjectWriter implements ObjectWriter {
   /** The write under way: writes are copied in call order. */
   #pending: Promise<void> = Promise.resolve();
   #completion: Promise<void> | undefined;
+  #abortion: Promise<void> | undefined;
 
   constructor(client: S3Client, uri: string, opts: WriterOptions, queueSize: number) {
     this.uri = uri;
@@ -906,14 +907,20 @@ class S3ObjectWriter implements ObjectWriter {
       await this.#completion.catch(() => {});
       return;
     }
-    if (this.#state !== 'open') return; // aborted or aborting already
-    this.#state = 'aborting';
-    this.#wakeWriter();
-    await this.#pending;
-    await this.#drain();
-    await this.#abortUpload();
-    this.#release();
-    this.#state = 'aborted';
+    // A second abort() waits for the first one's teardown.
+    this.#abortion ??= (async () => {
+      this.#state = 'aborting';
+      this.#wakeWriter();
+      await this.#pending;
+      await this.#drain();
+      await this.#abortUpload();
+      this.#release();
+      this.#state = 'aborted';
+    })().catch((err) => {
+      this.#abortion = undefined; // the caller may try again
+      throw err;
+    });
+    return this.#abortion;
   }
 
   /** Waits until no part is in flight (a part that fails sets #failure and settles). */

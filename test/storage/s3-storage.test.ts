@@ -117,6 +117,18 @@ describe('createWriter', () => {
     expect(abort!.at).toBeGreaterThanOrEqual(lastPart + STALL_MS - 5);
   });
 
+  it('a second abort() while the first tears down waits for it: no upload is left when it returns', async () => {
+    const uri = `${fresh()}aborted-twice.bin`;
+    harness.faults.set((r) => (r.operation === 'UploadPart' ? { stallMs: 300 } : undefined));
+    const writer = storage.createWriter(uri);
+    await writer.write(randomData(MIN_UPLOAD_PART_SIZE + MiB)); // part 1 goes out
+    await eventually(async () => harness.faults.injected.stall >= 1, 'part 1 to be in flight');
+    const first = writer.abort();
+    await writer.abort();
+    expect(await countIncompleteUploads(harness, BUCKET)).toBe(0);
+    await first;
+  });
+
   it('fails complete when parts keep failing, and leaves no upload behind', async () => {
     const uri = `${fresh()}doomed.bin`;
     harness.faults.set((r) => (r.operation === 'UploadPart' ? { status: 500 } : undefined));
