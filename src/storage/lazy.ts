@@ -3,6 +3,7 @@ import type {
   ByteRange,
   IncompleteUpload,
   ObjectWriter,
+  PooledRead,
   Storage,
   StoredObject,
   WriterOptions,
@@ -41,6 +42,10 @@ export class LazyStorage implements Storage {
 
   async read(uri: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable> {
     return (await this.backend()).read(uri, range, signal);
+  }
+
+  async readPooled(uri: string, range?: ByteRange, signal?: AbortSignal): Promise<PooledRead | undefined> {
+    return (await this.backend()).readPooled?.(uri, range, signal);
   }
 
   async readAll(uri: string): Promise<Buffer> {

@@ -1,4 +1,5 @@
-import { PassThrough, Readable } from 'node:stream';
+import { Readable } from 'node:stream';
+import { crc32 } from 'node:zlib';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -12,18 +13,20 @@ import {
   PutObjectCommand,
   S3Client,
   type S3ClientConfig,
+  UploadPartCommand,
   UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { checkRange, concatStreamed, ObjectNotFoundError, unsatisfiableRange } from './common';
 import type {
   ByteRange,
   IncompleteUpload,
   ObjectWriter,
+  PooledRead,
   Storage,
   StoredObject,
   WriterOptions,
 } from './storage';
+import { PooledGetter } from './s3-pooled-read';
 import { LocationError, parseLocation } from './uri';
 
 const MiB = 1024 * 1024;
@@ -266,16 +269,19 @@ export class S3Storage implements Storage {
   readonly #pageSize: number;
   /** Set once the endpoint answered NotImplemented to UploadPartCopy (s3rver does), so concat stops trying. */
   #partCopyUnsupported = false;
+  readonly #pooledGets: PooledGetter;
 
   constructor(options: S3StorageOptions = {}) {
     this.client = options.client ?? createS3Client(options);
     this.#ownsClient = !options.client;
+    this.#pooledGets = new PooledGetter(options.socketTimeoutMs ?? 60_000);
     this.#queueSize = options.uploadQueueSize ?? 2;
     this.#pageSize = options.pageSize ?? 1000;
   }
 
   /** Releases the client's sockets if this storage created it. */
   destroy(): void {
+    this.#pooledGets.close();
     if (this.#ownsClient) this.client.destroy();
   }
 
@@ -352,13 +358,45 @@ export class S3Storage implements Storage {
       }
       return body;
     } catch (err) {
-      if (isNotFound(err)) throw new ObjectNotFoundError(uri, { cause: err });
-      if (range && (errorName(err) === 'InvalidRange' || httpStatus(err) === 416)) {
-        const size = (await this.head(uri))?.size ?? 0;
-        throw unsatisfiableRange(uri, range, size);
-      }
-      throw err;
+      throw await this.#readError(uri, range, err);
     }
+  }
+
+  /**
+   * `read`, into reused buffers (see s3-pooled-read.ts for why): the body arrives in 256 KiB blocks
+   * that are read into again once the caller releases them, one block read ahead.
+   */
+  async readPooled(uri: string, range?: ByteRange, signal?: AbortSignal): Promise<PooledRead | undefined> {
+    const { bucket, key } = s3Location(uri);
+    if (range) {
+      checkRange(uri, range);
+      if (range.start === range.end) return undefined; // `read` answers that one
+    }
+    try {
+      const body = await this.#pooledGets.get(
+        this.client,
+        new GetObjectCommand({
+          Bucket: bucket,
+          Key: key,
+          ...(range && { Range: `bytes=${range.start}-${range.end - 1}` }),
+        }),
+        signal,
+      );
+      body.base = range?.start ?? 0;
+      return body;
+    } catch (err) {
+      throw await this.#readError(uri, range, err);
+    }
+  }
+
+  /** A GetObject failure in this package's terms: ObjectNotFoundError, an unsatisfiable range. */
+  async #readError(uri: string, range: ByteRange | undefined, err: unknown): Promise<unknown> {
+    if (isNotFound(err)) return new ObjectNotFoundError(uri, { cause: err });
+    if (range && (errorName(err) === 'InvalidRange' || httpStatus(err) === 416)) {
+      const size = (await this.head(uri))?.size ?? 0;
+      return unsatisfiableRange(uri, range, size);
+    }
+    return err;
   }
 
   async readAll(uri: string): Promise<Buffer> {
@@ -556,63 +594,93 @@ export class S3Storage implements Storage {
 }
 
 type WriterState = 'open' | 'completing' | 'completed' | 'aborting' | 'aborted' | 'failed';
-type Settled = { ok: true } | { ok: false; error: unknown };
+
+/** S3's part checksum header value: the CRC32 of the bytes, big-endian, in base64. */
+function crc32Base64(bytes: Buffer): string {
+  const out = Buffer.allocUnsafe(4);
+  out.writeUInt32BE(crc32(bytes));
+  return out.toString('base64');
+}
 
 /**
- * A streamed upload through lib-storage's `Upload`. Chunks go through a PassThrough that `Upload`
- * reads; `write()` resolves once the stream has room again, so a fast producer waits for S3.
+ * Marks a request's body `UNSIGNED-PAYLOAD` for SigV4, so the signer does not hash it (see
+ * S3ObjectWriter). Added at the build step, before finalizeRequest where the signer reads it.
+ */
+function unsignedPayload<C extends PutObjectCommand | UploadPartCommand>(command: C): C {
+  (command.middlewareStack as UploadPartCommand['middlewareStack']).add(
+    (next) => (args) => {
+      (args.request as { headers: Record<string, string> }).headers['x-amz-content-sha256'] =
+        'UNSIGNED-PAYLOAD';
+      return next(args);
+    },
+    { step: 'build', name: 'unsignedPayload' },
+  );
+  return command;
+}
+
+/** The smallest buffer a writer starts with; it doubles up to the part size as bytes arrive. */
+const FIRST_BUFFER = 64 * 1024;
+
+/**
+ * A multipart upload written by hand, into reused part-sized buffers.
  *
- * Aborting does not use `Upload.abort()`: that rejects `done()` at once while parts are still in
- * flight, and a part that lands after AbortMultipartUpload would leave storage behind. Instead the
- * body is destroyed: every uploader stops after its current part, and only then does `Upload` send
- * AbortMultipartUpload, which `settled` waits for.
+ * Why not lib-storage's `Upload`: fed a stream, it joins what arrives into each part with
+ * `Buffer.concat`, and our writes had to join each output into one Buffer before that (a stream
+ * write per piece cost more). Two copies of every output byte and 8 MiB of fresh garbage per part:
+ * in the benchmark's S3 job `Buffer.concat` was 12 % of the sidecar's CPU and garbage collection
+ * 17 % (docs/PERFORMANCE.md). Here a write copies its pieces once, straight into the part being
+ * filled, and a part's buffer is filled again once S3 has it: at most `queueSize + 1` part buffers
+ * per writer, allocated as needed and never thrown away while the writer lives.
+ *
+ * Why UNSIGNED-PAYLOAD with a CRC32: the SDK signs a Buffer body's SHA-256 (5 % of the CPU over
+ * plain http, and over https too) and, with its default checksums, adds a CRC32. Every part here
+ * carries `x-amz-checksum-crc32`, from Node's native zlib.crc32 (about twice SHA-256's speed), which
+ * S3 verifies (BadDigest otherwise) and records for CompleteMultipartUpload: the part is
+ * integrity-checked end to end without hashing it twice. The upload is created with
+ * ChecksumAlgorithm CRC32, as lib-storage does under the SDK's default checksum setting.
+ *
+ * Semantics kept from the `Upload` it replaces: nothing is visible before `complete()`; an object
+ * of one part or less is a single PutObject; a part failing (after the SDK's retries) fails the
+ * writer; `abort()` and a failed `complete()` wait for every part in flight before
+ * AbortMultipartUpload, so no part lands after it and keeps storage.
  */
 class S3ObjectWriter implements ObjectWriter {
   readonly uri: string;
-  /**
-   * A write copies its chunks (below), so the caller may reuse them once it resolves. lib-storage
-   * holds what it is given until a whole part has arrived: without the copy, a small view into a
-   * large reused buffer (a 20-byte answer in a 256 KiB block) would keep all of it alive that long.
-   */
+  /** A write copies its chunks into the part being filled before it resolves. */
   readonly releasesChunks = true;
   #bytes = 0;
   #state: WriterState = 'open';
   readonly #client: S3Client;
   readonly #location: S3Location;
-  readonly #body: PassThrough;
-  readonly #upload: Upload;
-  /** Settles (never rejects) once lib-storage has finished everything, its own cleanup included. */
-  readonly #settled: Promise<Settled>;
+  readonly #opts: WriterOptions;
+  readonly #partSize: number;
+  /** Parts in flight at most; part buffers are one more (the one being filled). */
+  readonly #queueSize: number;
+  #buffers = 0;
+  readonly #free: Buffer[] = [];
+  /** The part being filled, and how much of it is. */
+  #current: Buffer | undefined;
+  #filled = 0;
+  #nextPart = 1;
+  #uploadId: Promise<string> | undefined;
+  readonly #inFlight = new Set<Promise<void>>();
+  readonly #parts: Array<{ PartNumber: number; ETag: string; ChecksumCRC32?: string }> = [];
+  /** The first failure of a part or of creating the upload: the writer is done for. */
+  #failure: { error: unknown } | undefined;
+  /** A write waiting for a part buffer to come back. */
+  #wake: (() => void) | undefined;
+  /** The write under way: writes are copied in call order. */
+  #pending: Promise<void> = Promise.resolve();
+  #completion: Promise<void> | undefined;
+  #abortion: Promise<void> | undefined;
 
   constructor(client: S3Client, uri: string, opts: WriterOptions, queueSize: number) {
     this.uri = uri;
     this.#client = client;
     this.#location = s3Location(uri);
-    const partSize = partSizeFor(opts.expectedSize);
-    this.#body = new PassThrough({ highWaterMark: MiB });
-    // Failures reach the caller through `settled`; this keeps a destroyed body from crashing the process.
-    this.#body.on('error', () => {});
-    this.#upload = new Upload({
-      client,
-      partSize,
-      queueSize,
-      leavePartsOnError: false,
-      params: {
-        Bucket: this.#location.bucket,
-        Key: this.#location.key,
-        Body: this.#body,
-        ContentType: opts.contentType,
-        ...sseParams(opts),
-      },
-    });
-    this.#settled = this.#upload.done().then(
-      (): Settled => ({ ok: true }),
-      (error): Settled => {
-        // Wake any write() waiting for room: nobody will read the body any more.
-        this.#body.destroy();
-        return { ok: false, error };
-      },
-    );
+    this.#opts = opts;
+    this.#partSize = partSizeFor(opts.expectedSize);
+    this.#queueSize = Math.max(1, queueSize);
   }
 
   get bytesWritten(): number {
@@ -623,84 +691,249 @@ class S3ObjectWriter implements ObjectWriter {
     return this.writeMany([chunk]);
   }
 
-  /**
-   * Hands a copy of the chunks, joined, to the upload, then waits (once) until the body has room
-   * again. One more copy of the output (lib-storage joins it into its part again), which frees the caller's
-   * memory at once (see releasesChunks).
-   */
-  async writeMany(chunks: readonly Buffer[]): Promise<void> {
-    if (this.#state !== 'open') throw new Error(`cannot write to ${this.uri}: the writer is ${this.#state}`);
-    // lib-storage destroys the body as soon as one part fails for good.
-    if (this.#body.destroyed) throw await this.#closedError();
-    let total = 0;
-    for (const chunk of chunks) total += chunk.length;
-    if (total === 0) return;
-    this.#bytes += total;
-    const room = this.#body.write(Buffer.concat(chunks as Buffer[], total));
-    if (room) return;
-    const drained = await new Promise<boolean>((resolve) => {
-      const onDrain = () => {
-        this.#body.off('close', onClose);
-        resolve(true);
-      };
-      const onClose = () => {
-        this.#body.off('drain', onDrain);
-        resolve(false);
-      };
-      this.#body.once('drain', onDrain);
-      this.#body.once('close', onClose);
-    });
-    if (!drained) throw await this.#closedError();
+  /** Copies the chunks, in order, into the part being filled; waits only for a free part buffer. */
+  writeMany(chunks: readonly Buffer[]): Promise<void> {
+    if (this.#state !== 'open') {
+      return Promise.reject(new Error(`cannot write to ${this.uri}: the writer is ${this.#state}`));
+    }
+    const op = this.#pending.then(() => this.#copy(chunks));
+    this.#pending = op.catch(() => {});
+    return op;
   }
 
-  /** Why the body closed under a write: our own abort, or the upload's failure once it is known. */
-  async #closedError(): Promise<Error> {
+  async #copy(chunks: readonly Buffer[]): Promise<void> {
+    for (const chunk of chunks) {
+      let at = 0;
+      while (at < chunk.length) {
+        if (this.#failure || this.#state === 'aborting' || this.#state === 'aborted')
+          throw this.#closedError();
+        const part = await this.#room(chunk.length - at);
+        const n = chunk.copy(part, this.#filled, at);
+        this.#filled += n;
+        this.#bytes += n;
+        at += n;
+      }
+    }
+  }
+
+  /**
+   * A part buffer with room for at least one more byte (as many as `wanted` if it can grow that
+   * far). A full part is sent only when more bytes come: the last part is sent by complete(), and
+   * an object of one part is a PutObject.
+   */
+  async #room(wanted: number): Promise<Buffer> {
+    let part = this.#current;
+    if (part && this.#filled === this.#partSize) {
+      // At most queueSize parts in flight: the producer waits here for S3.
+      while (this.#inFlight.size >= this.#queueSize) await this.#partSettled();
+      this.#send(part, this.#filled);
+      part = this.#current = undefined;
+      this.#filled = 0;
+    }
+    if (!part) {
+      part = this.#current = await this.#takeBuffer(wanted);
+    } else if (this.#filled === part.length) {
+      // The first buffer grows by doubling, so a small object never holds a whole part.
+      const grown = Buffer.allocUnsafeSlow(
+        Math.min(this.#partSize, Math.max(part.length * 2, this.#filled + wanted)),
+      );
+      part.copy(grown, 0, 0, this.#filled);
+      part = this.#current = grown;
+    }
+    return part;
+  }
+
+  async #takeBuffer(wanted: number): Promise<Buffer> {
+    for (;;) {
+      const free = this.#free.pop();
+      if (free) return free;
+      if (this.#buffers < this.#queueSize + 1) {
+        this.#buffers++;
+        // Only the first buffer starts small (and grows): once a part is sent, whole parts follow.
+        const size =
+          this.#nextPart === 1 ? Math.min(this.#partSize, Math.max(FIRST_BUFFER, wanted)) : this.#partSize;
+        return Buffer.allocUnsafeSlow(size);
+      }
+      await this.#partSettled();
+    }
+  }
+
+  /** Waits for a part in flight to settle; throws if the writer failed or is being aborted. */
+  async #partSettled(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.#wake = resolve;
+    });
+    if (this.#failure || this.#state === 'aborting' || this.#state === 'aborted') throw this.#closedError();
+  }
+
+  #wakeWriter(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  #createUpload(): Promise<string> {
+    this.#uploadId ??= this.#client
+      .send(
+        new CreateMultipartUploadCommand({
+          Bucket: this.#location.bucket,
+          Key: this.#location.key,
+          ContentType: this.#opts.contentType,
+          ChecksumAlgorithm: 'CRC32',
+          ...sseParams(this.#opts),
+        }),
+      )
+      .then((out) => {
+        if (!out.UploadId) throw new Error('CreateMultipartUpload answered without an UploadId');
+        return out.UploadId;
+      });
+    return this.#uploadId;
+  }
+
+  /** Uploads `part[0, length)` as the next part; its buffer comes back to #free once S3 has it. */
+  #send(part: Buffer, length: number): void {
+    const partNumber = this.#nextPart++;
+    const upload = (async () => {
+      if (partNumber > S3_LIMITS.maxParts) {
+        throw new Error(`more than ${S3_LIMITS.maxParts} parts of ${this.#partSize} bytes`);
+      }
+      const uploadId = await this.#createUpload();
+      if (this.#failure) return; // another part failed: the upload is being aborted
+      const body = part.subarray(0, length);
+      const checksum = crc32Base64(body);
+      const out = await this.#client.send(
+        unsignedPayload(
+          new UploadPartCommand({
+            Bucket: this.#location.bucket,
+            Key: this.#location.key,
+            UploadId: uploadId,
+            PartNumber: partNumber,
+            Body: body,
+            ContentLength: length,
+            ChecksumCRC32: checksum,
+          }),
+        ),
+      );
+      if (!out.ETag) throw new Error(`UploadPart ${partNumber} answered without an ETag`);
+      this.#parts.push({
+        PartNumber: partNumber,
+        ETag: out.ETag,
+        ChecksumCRC32: out.ChecksumCRC32 ?? checksum,
+      });
+    })()
+      .catch((error) => {
+        this.#failure ??= { error };
+      })
+      .finally(() => {
+        this.#inFlight.delete(upload);
+        this.#free.push(part);
+        this.#wakeWriter();
+      });
+    this.#inFlight.add(upload);
+  }
+
+  /** Why a write cannot go on: our own abort, or the upload's failure. */
+  #closedError(): Error {
     if (this.#state === 'aborting' || this.#state === 'aborted')
       return new Error(`upload to ${this.uri} aborted`);
-    const result = await this.#settled;
-    return result.ok ? new Error(`upload to ${this.uri} ended before complete()`) : this.#wrap(result.error);
+    return this.#wrap(this.#failure?.error);
   }
 
-  async complete(): Promise<void> {
-    if (this.#state === 'completed') return;
-    if (this.#state !== 'open') throw new Error(`cannot complete ${this.uri}: the writer is ${this.#state}`);
-    this.#state = 'completing';
-    this.#body.end();
-    const result = await this.#settled;
-    if (result.ok) {
-      this.#state = 'completed';
-      return;
+  complete(): Promise<void> {
+    if (this.#completion) return this.#completion;
+    if (this.#state !== 'open') {
+      return Promise.reject(new Error(`cannot complete ${this.uri}: the writer is ${this.#state}`));
     }
-    this.#state = 'failed';
-    const error = this.#wrap(result.error);
-    await this.#abortLeftover().catch((cleanupError) => {
-      error.message += `; aborting its multipart upload failed too (${(cleanupError as Error).message})`;
-    });
-    throw error;
+    this.#state = 'completing';
+    this.#completion = this.#finish();
+    return this.#completion;
+  }
+
+  async #finish(): Promise<void> {
+    try {
+      await this.#pending;
+      if (!this.#failure && this.#nextPart === 1) {
+        await this.#putWhole();
+      } else {
+        if (this.#current && this.#filled > 0 && !this.#failure) this.#send(this.#current, this.#filled);
+        this.#current = undefined;
+        await this.#drain();
+        if (this.#failure) throw this.#failure.error;
+        const uploadId = await this.#createUpload();
+        this.#parts.sort((a, b) => a.PartNumber - b.PartNumber);
+        await this.#client.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: this.#location.bucket,
+            Key: this.#location.key,
+            UploadId: uploadId,
+            MultipartUpload: { Parts: this.#parts },
+          }),
+        );
+      }
+      this.#state = 'completed';
+    } catch (cause) {
+      this.#state = 'failed';
+      const error = this.#wrap(cause);
+      await this.#abortUpload().catch((cleanupError) => {
+        error.message += `; aborting its multipart upload failed too (${(cleanupError as Error).message})`;
+      });
+      throw error;
+    } finally {
+      this.#release();
+    }
+  }
+
+  /** An object that fits in one part: one PutObject, as lib-storage sends. */
+  async #putWhole(): Promise<void> {
+    const body = this.#current ? this.#current.subarray(0, this.#filled) : Buffer.alloc(0);
+    await this.#client.send(
+      unsignedPayload(
+        new PutObjectCommand({
+          Bucket: this.#location.bucket,
+          Key: this.#location.key,
+          Body: body,
+          ContentLength: body.length,
+          ContentType: this.#opts.contentType,
+          ChecksumCRC32: crc32Base64(body),
+          ...sseParams(this.#opts),
+        }),
+      ),
+    );
   }
 
   async abort(): Promise<void> {
-    if (this.#state === 'aborted' || this.#state === 'completed') return;
-    if (this.#state === 'completing' || this.#state === 'aborting') {
-      // complete() or a first abort() owns the teardown; wait for it, then make sure nothing is left.
-      const result = await this.#settled;
-      if (result.ok) return;
+    if (this.#completion) {
+      // complete() owns the teardown; it aborts the upload itself if it fails.
+      await this.#completion.catch(() => {});
+      return;
     }
-    this.#state = 'aborting';
-    // With an error, so lib-storage's reader throws rather than taking the body as ended (which
-    // would complete the object with whatever it had).
-    this.#body.destroy(Object.assign(new Error(`upload to ${this.uri} aborted`), { name: 'AbortError' }));
-    await this.#settled;
-    await this.#abortLeftover();
-    this.#state = 'aborted';
+    // A second abort() waits for the first one's teardown.
+    this.#abortion ??= (async () => {
+      this.#state = 'aborting';
+      this.#wakeWriter();
+      await this.#pending;
+      await this.#drain();
+      await this.#abortUpload();
+      this.#release();
+      this.#state = 'aborted';
+    })().catch((err) => {
+      this.#abortion = undefined; // the caller may try again
+      throw err;
+    });
+    return this.#abortion;
+  }
+
+  /** Waits until no part is in flight (a part that fails sets #failure and settles). */
+  async #drain(): Promise<void> {
+    while (this.#inFlight.size > 0) await Promise.all(this.#inFlight);
   }
 
   /**
-   * lib-storage aborts its multipart upload on failure, but that request can fail too. Once more
-   * with the upload id, NoSuchUpload meaning it is gone (S3's guidance: abort again if unsure).
+   * AbortMultipartUpload once nothing is in flight; NoSuchUpload means it is gone already (S3's
+   * guidance: abort again if unsure).
    */
-  async #abortLeftover(): Promise<void> {
-    const uploadId = this.#upload.uploadId;
+  async #abortUpload(): Promise<void> {
+    const uploadId = await this.#uploadId?.catch(() => undefined);
     if (!uploadId) return;
     try {
       await this.#client.send(
@@ -713,6 +946,12 @@ class S3ObjectWriter implements ObjectWriter {
     } catch (err) {
       if (!isNoSuchUpload(err)) throw err;
     }
+  }
+
+  /** Drops the part buffers: the writer is finished. */
+  #release(): void {
+    this.#current = undefined;
+    this.#free.length = 0;
   }
 
   #wrap(cause: unknown): Error {

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ObjectNotFoundError, writeChunks } from '../../src/storage/common';
 import { FileStorage } from '../../src/storage/file';
-import type { Storage } from '../../src/storage/storage';
+import type { PooledRead, Storage } from '../../src/storage/storage';
 import { collect, eventually, MiB, randomChunks, randomData, toArray } from '../support/bytes';
 import { type S3Harness, startS3Server } from '../support/s3-server';
 import { makeTempDir, type TempDir } from '../support/tmp';
@@ -108,6 +108,76 @@ describe.each(backends)('$name', (backend) => {
     it('rejects a malformed range before any I/O', async () => {
       await expect(storage.read(uri, { start: 5, end: 4 })).rejects.toThrow(/invalid byte range/);
       await expect(storage.read(uri, { start: -1, end: 4 })).rejects.toThrow(/invalid byte range/);
+    });
+  });
+
+  describe('pooled reads (readPooled)', () => {
+    /** Every chunk copied out, then released: as the packer does once nothing refers to it. */
+    async function drain(read: PooledRead, from: number) {
+      const copies: Buffer[] = [];
+      const buffers = new Set<ArrayBufferLike>();
+      let at = from;
+      for await (const chunk of read) {
+        copies.push(Buffer.from(chunk));
+        buffers.add(chunk.buffer);
+        at += chunk.length;
+        read.release(at);
+      }
+      return { bytes: Buffer.concat(copies), buffers: buffers.size };
+    }
+
+    it('reads an object of many chunks byte for byte into a few buffers, reused once released', async () => {
+      const uri = `${fresh()}pooled`;
+      const data = randomData(5 * MiB + 123);
+      await storage.put(uri, data);
+      const read = await storage.readPooled!(uri);
+      const { bytes, buffers } = await drain(read!, 0);
+      expect(bytes.equals(data)).toBe(true);
+      // 21 chunks of 256 KiB; the reader is one read ahead of a caller that releases each at once.
+      expect(buffers).toBeLessThanOrEqual(4);
+    });
+
+    it.each([
+      ['a middle range', 2, 5, '234'],
+      ['the last byte', 9, 10, '9'],
+      ['a range ending past the object, clamped', 7, 50, '789'],
+    ])('reads %s', async (_what, start, end, expected) => {
+      const uri = `${fresh()}digits`;
+      await storage.put(uri, '0123456789');
+      const read = await storage.readPooled!(uri, { start, end });
+      expect((await drain(read!, start)).bytes.toString()).toBe(expected);
+    });
+
+    it('reads an object whose key needs escaping in a URL', async () => {
+      const uri = `${fresh()}odd key ü+%&=?#.csv`;
+      await storage.put(uri, 'odd but found');
+      expect((await drain((await storage.readPooled!(uri))!, 0)).bytes.toString()).toBe('odd but found');
+    });
+
+    it('reads an empty object as no chunks', async () => {
+      const uri = `${fresh()}empty`;
+      await storage.put(uri, '');
+      expect((await drain((await storage.readPooled!(uri))!, 0)).bytes.length).toBe(0);
+    });
+
+    it('fails as read does: a missing object, a range past the end', async () => {
+      const uri = `${fresh()}short`;
+      await storage.put(uri, 'abc');
+      await expect(storage.readPooled!(`${fresh()}missing`)).rejects.toThrow(ObjectNotFoundError);
+      await expect(storage.readPooled!(uri, { start: 3, end: 5 })).rejects.toThrow(RangeError);
+    });
+
+    it('stops when its AbortSignal fires', async () => {
+      const uri = `${fresh()}aborted`;
+      await storage.put(uri, randomData(4 * MiB));
+      const controller = new AbortController();
+      const read = (await storage.readPooled!(uri, undefined, controller.signal))!;
+      const chunks = read[Symbol.asyncIterator]();
+      await chunks.next();
+      controller.abort();
+      await expect(
+        drain({ release: read.release.bind(read), [Symbol.asyncIterator]: () => chunks }, 0),
+      ).rejects.toThrow(/abort/i);
     });
   });
 

@@ -3,6 +3,7 @@
  * @aws-sdk/lib-storage: other suites and the scale figures take its answers as S3's.
  */
 import { Readable } from 'node:stream';
+import { crc32 } from 'node:zlib';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -273,6 +274,23 @@ describe('listing', () => {
     // 20 full pages: binary search, then 1,000 entries of XML each.
     expect(performance.now() - timed).toBeLessThan(5_000);
     expect(performance.now() - started).toBeLessThan(30_000);
+  });
+});
+
+describe('checksums', () => {
+  it('answers BadDigest to a body whose x-amz-checksum-crc32 header does not match it, and stores nothing', async () => {
+    const body = Buffer.from('the bytes that were meant');
+    const crc = (b: Buffer) => {
+      const out = Buffer.alloc(4);
+      out.writeUInt32BE(crc32(b));
+      return out.toString('base64');
+    };
+    const put = (ChecksumCRC32: string) =>
+      plain.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'crc.txt', Body: body, ChecksumCRC32 }));
+    expect(await failure(put(crc(Buffer.from('other bytes'))))).toEqual({ name: 'BadDigest', status: 400 });
+    expect(s3.objectBytes(BUCKET, 'crc.txt')).toBeUndefined();
+    await put(crc(body));
+    expect(s3.objectBytes(BUCKET, 'crc.txt')!.equals(body)).toBe(true);
   });
 });
 

@@ -3,7 +3,11 @@
  * teardown while parts are in flight, concat's two paths, SSE-KMS on the wire, retries.
  */
 import { CreateMultipartUploadCommand } from '@aws-sdk/client-s3';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import { crc32 } from 'node:zlib';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   DEFAULT_MAX_ATTEMPTS,
   MIN_UPLOAD_PART_SIZE,
@@ -13,7 +17,7 @@ import {
   S3Storage,
   s3ClientConfigFromEnv,
 } from '../../src/storage/s3';
-import { eventually, MiB, randomChunks, randomData, toArray } from '../support/bytes';
+import { collect, eventually, MiB, randomChunks, randomData, toArray } from '../support/bytes';
 import {
   countIncompleteUploads,
   type FaultRequest,
@@ -113,6 +117,18 @@ describe('createWriter', () => {
     expect(abort!.at).toBeGreaterThanOrEqual(lastPart + STALL_MS - 5);
   });
 
+  it('a second abort() while the first tears down waits for it: no upload is left when it returns', async () => {
+    const uri = `${fresh()}aborted-twice.bin`;
+    harness.faults.set((r) => (r.operation === 'UploadPart' ? { stallMs: 300 } : undefined));
+    const writer = storage.createWriter(uri);
+    await writer.write(randomData(MIN_UPLOAD_PART_SIZE + MiB)); // part 1 goes out
+    await eventually(async () => harness.faults.injected.stall >= 1, 'part 1 to be in flight');
+    const first = writer.abort();
+    await writer.abort();
+    expect(await countIncompleteUploads(harness, BUCKET)).toBe(0);
+    await first;
+  });
+
   it('fails complete when parts keep failing, and leaves no upload behind', async () => {
     const uri = `${fresh()}doomed.bin`;
     harness.faults.set((r) => (r.operation === 'UploadPart' ? { status: 500 } : undefined));
@@ -144,6 +160,68 @@ describe('createWriter', () => {
     }
     await writer.complete();
     expect((await storage.readAll(uri)).equals(Buffer.concat(expected))).toBe(true);
+  });
+
+  it.each([
+    { size: 0, operations: ['PutObject'] },
+    { size: MIN_UPLOAD_PART_SIZE, operations: ['PutObject'] },
+    {
+      size: MIN_UPLOAD_PART_SIZE + 1,
+      operations: ['CreateMultipartUpload', 'UploadPart', 'UploadPart', 'CompleteMultipartUpload'],
+    },
+  ])('writes $size bytes with $operations, byte for byte', async ({ size, operations }) => {
+    const uri = `${fresh()}sized.bin`;
+    const data = randomData(size);
+    const requests = recordRequests();
+    const writer = storage.createWriter(uri);
+    for (const chunk of randomChunks(data, 3 * MiB, 7)) await writer.write(chunk);
+    await writer.complete();
+    expect(requests.map((r) => r.operation).sort()).toEqual([...operations].sort());
+    expect((await storage.readAll(uri)).equals(data)).toBe(true);
+  });
+
+  it('sends every part with the CRC32 of its bytes and an unsigned payload, on an upload declared CRC32', async () => {
+    const uri = `${fresh()}checksummed.bin`;
+    const data = randomData(2 * MIN_UPLOAD_PART_SIZE + 12_345);
+    const requests = recordRequests();
+    const writer = storage.createWriter(uri, { kmsKeyId: 'key-2' });
+    for (const chunk of randomChunks(data, MiB, 13)) await writer.write(chunk);
+    await writer.complete();
+    const create = requests.find((r) => r.operation === 'CreateMultipartUpload')!;
+    expect(create.headers['x-amz-checksum-algorithm']).toBe('CRC32');
+    expect(create.headers['x-amz-server-side-encryption-aws-kms-key-id']).toBe('key-2');
+    const parts = requests.filter((r) => r.operation === 'UploadPart');
+    expect(parts).toHaveLength(3);
+    for (const part of parts) {
+      const n = Number(part.query.get('partNumber'));
+      const bytes = data.subarray((n - 1) * MIN_UPLOAD_PART_SIZE, n * MIN_UPLOAD_PART_SIZE);
+      const crc = Buffer.alloc(4);
+      crc.writeUInt32BE(crc32(bytes));
+      expect(part.headers['x-amz-checksum-crc32']).toBe(crc.toString('base64'));
+      expect(part.headers['x-amz-content-sha256']).toBe('UNSIGNED-PAYLOAD');
+    }
+    expect((await storage.readAll(uri)).equals(data)).toBe(true);
+  });
+
+  it('copies each byte once into at most uploadQueueSize + 1 part buffers, reused part after part', async () => {
+    const uri = `${fresh()}reused-parts.bin`;
+    const data = randomData(6 * MIN_UPLOAD_PART_SIZE + 5);
+    const allocations = vi.spyOn(Buffer, 'allocUnsafeSlow');
+    const joins = vi.spyOn(Buffer, 'concat');
+    try {
+      const writer = storage.createWriter(uri);
+      for (const chunk of randomChunks(data, MiB, 17)) await writer.writeMany!([chunk, Buffer.alloc(0)]);
+      await writer.complete();
+      const partBuffers = allocations.mock.calls.filter(([size]) => size === MIN_UPLOAD_PART_SIZE);
+      // The default uploadQueueSize is 2: two parts in flight and one being filled.
+      expect(partBuffers.length).toBeGreaterThanOrEqual(1);
+      expect(partBuffers.length).toBeLessThanOrEqual(3);
+      expect(joins.mock.calls.filter(([list]) => list.length > 1)).toEqual([]);
+    } finally {
+      allocations.mockRestore();
+      joins.mockRestore();
+    }
+    expect((await storage.readAll(uri)).equals(data)).toBe(true);
   });
 
   it('rejects an expected size beyond the largest S3 object', () => {
@@ -317,6 +395,99 @@ describe('retries', () => {
       expect(harness.faults.injected.stall).toBe(1);
     } finally {
       impatient.destroy();
+    }
+  });
+
+  describe('pooled reads with socketTimeoutMs 200', () => {
+    let impatient: S3Storage;
+    beforeAll(() => {
+      const { endpoint, region, credentials } = harness.clientConfig;
+      impatient = new S3Storage({
+        ...s3ClientConfigFromEnv({ AWS_ENDPOINT_URL_S3: endpoint as string, AWS_REGION: region as string }),
+        credentials,
+        socketTimeoutMs: 200,
+      });
+    });
+    afterAll(() => impatient.destroy());
+
+    /** The body, read chunk by chunk with a pause after each, releasing what was read. */
+    async function readSlowly(uri: string, pauseMs: number): Promise<Buffer> {
+      const read = (await impatient.readPooled(uri))!;
+      const copies: Buffer[] = [];
+      let at = 0;
+      for await (const chunk of read) {
+        copies.push(Buffer.from(chunk));
+        at += chunk.length;
+        await new Promise((resolve) => setTimeout(resolve, pauseMs));
+        read.release(at);
+      }
+      return Buffer.concat(copies);
+    }
+
+    it('retries a GetObject whose answer does not come, as read does', async () => {
+      const uri = `${fresh()}pooled-stalled`;
+      const data = randomData(MiB);
+      await storage.put(uri, data);
+      harness.faults.set(faultTimes(1, (r) => r.operation === 'GetObject', { stallMs: 10_000 }));
+      expect((await readSlowly(uri, 0)).equals(data)).toBe(true);
+      expect(harness.faults.injected.stall).toBe(1);
+    });
+
+    it('keeps reading for a caller slower than the timeout: a connection paused for it is not silent', async () => {
+      const uri = `${fresh()}pooled-slow-caller`;
+      const data = randomData(2 * MiB);
+      await storage.put(uri, data);
+      expect((await readSlowly(uri, 300)).equals(data)).toBe(true);
+    });
+
+    it('reads one object after another on a kept-alive connection, byte for byte', async () => {
+      const uris = [`${fresh()}a`, `${fresh()}b`, `${fresh()}c`];
+      const bodies = uris.map((_, i) => randomData(100_000 + i));
+      for (const [i, uri] of uris.entries()) await storage.put(uri, bodies[i]!);
+      for (const [i, uri] of uris.entries()) expect((await readSlowly(uri, 0)).equals(bodies[i]!)).toBe(true);
+    });
+  });
+});
+
+describe('readPooled checksums', () => {
+  /** A server answering every GET with `body` and the given x-amz-checksum-crc32. */
+  async function serving(body: Buffer, checksum: string) {
+    const server = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-length': body.length, 'x-amz-checksum-crc32': checksum });
+      res.end(body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const s3 = new S3Storage({
+      ...s3ClientConfigFromEnv({
+        AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      }),
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    });
+    return {
+      read: async () => collect(Readable.from((await s3.readPooled(`s3://${BUCKET}/object`))!)),
+      close: () => {
+        s3.destroy();
+        server.close();
+      },
+    };
+  }
+  const crcOf = (b: Buffer) => {
+    const out = Buffer.alloc(4);
+    out.writeUInt32BE(crc32(b));
+    return out.toString('base64');
+  };
+
+  it.each([
+    ['reads a body that matches its x-amz-checksum-crc32', 'the right bytes', true],
+    ['fails a body that does not', 'other bytes', false],
+  ])('%s', async (_what, checksummed, matches) => {
+    const body = randomData(600 * 1024);
+    const server = await serving(body, crcOf(matches ? body : Buffer.from(checksummed)));
+    try {
+      if (matches) expect((await server.read()).equals(body)).toBe(true);
+      else await expect(server.read()).rejects.toThrow(/x-amz-checksum-crc32/);
+    } finally {
+      server.close();
     }
   });
 });

@@ -15,7 +15,8 @@
  *             5 MiB minimum for every part but the last), AbortMultipartUpload,
  *             ListMultipartUploads (prefix, key-marker, upload-id-marker, max-uploads), ListParts
  *   bodies    plain, or `aws-chunked` (the SDK's default streaming with trailing checksums), so
- *             clients work with the SDK's default checksum settings; checksums are not verified
+ *             clients work with the SDK's default checksum settings; an x-amz-checksum-crc32
+ *             header is verified (400 BadDigest), trailing checksums are not
  *   faults    a per-request rule, as in s3-server.ts (500/503 answers or stalls)
  * Not served: authentication (any credentials pass; signatures are not checked), versioning, ACLs,
  * tagging, lifecycle rules, encryption (SSE headers are accepted and ignored), virtual-host style.
@@ -36,6 +37,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { crc32 } from 'node:zlib';
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { DEFAULT_MAX_ATTEMPTS, S3Storage } from '../../src/storage/s3';
 import type { FaultControl, FaultRequest, FaultRule, S3Operation } from './s3-server';
@@ -1071,7 +1073,21 @@ async function readBody(req: IncomingMessage, hash = false): Promise<Body> {
       throw new S3Error(400, 'IncompleteBody', `The request body ended after ${size} of ${declared} bytes`);
     }
   } else {
-    for await (const c of req) take(c as Buffer);
+    // S3 checks a checksum sent as a header against the body (the writer sends CRC32s with
+    // UNSIGNED-PAYLOAD, so this is what guards its parts); trailing checksums are not verified.
+    const expected = req.headers['x-amz-checksum-crc32'];
+    let crc = 0;
+    for await (const c of req) {
+      take(c as Buffer);
+      if (expected !== undefined) crc = crc32(c as Buffer, crc);
+    }
+    if (expected !== undefined) {
+      const actual = Buffer.alloc(4);
+      actual.writeUInt32BE(crc);
+      if (actual.toString('base64') !== expected) {
+        throw new S3Error(400, 'BadDigest', 'The CRC32 you specified did not match the calculated checksum.');
+      }
+    }
   }
   return { chunks, size, md5 };
 }
