@@ -144,11 +144,11 @@ if (args.sidecar !== 'bundle' && args.sidecar !== 'tsx') throw new Error('--side
  */
 const rssLimitMiB = 64 + 2 * mct * payloadMB;
 /**
- * On S3 the output goes through lib-storage's Upload: up to its queue (2) parts in flight and one
- * being filled, 8 MiB each (MIN_UPLOAD_PART_SIZE, src/storage/s3.ts), plus the 1 MiB body stream
- * in front of it: 25 MiB per upload, and one upload is open in a one-object job.
+ * On S3 the output goes through the S3 writer's part buffers (src/storage/s3.ts, S3ObjectWriter):
+ * up to its queue (2) parts in flight and one being filled, 8 MiB each (MIN_UPLOAD_PART_SIZE):
+ * 24 MiB per upload, and one upload is open in a one-object job.
  */
-const S3_UPLOAD_BUFFERS_MIB = 3 * 8 + 1;
+const S3_UPLOAD_BUFFERS_MIB = 3 * 8;
 const s3RssLimitMiB = rssLimitMiB + S3_UPLOAD_BUFFERS_MIB;
 const log = (line = '') => process.stdout.write(`${line}\n`);
 const startedAt = performance.now();

@@ -112,7 +112,7 @@ export interface PartitionFlow {
   readonly objects: number;
   /**
    * Objects larger than one mini-batch being packed at once: ceil(MCT / 2). Each has an upload whose
-   * part buffers (lib-storage's, on S3) sit outside the budget, so many small objects may be open but
+   * part buffers (the S3 writer's, on S3) sit outside the budget, so many small objects may be open but
    * only a few large ones; a large object has mini-batches enough to keep slots busy by itself. A
    * permit is handed back when the object's last mini-batch is packed, so the next object opens while
    * the last answers and the completion of the output are under way.
