@@ -28,6 +28,11 @@ export interface WriterOptions {
    * object within S3's 10,000-part limit.
    */
   readonly expectedSize?: number;
+  /**
+   * The size the object will most likely have (a transform's output: about its input's), so a
+   * writer that buffers parts can size its first buffer once instead of growing it by copies.
+   */
+  readonly likelySize?: number;
 }
 
 /**

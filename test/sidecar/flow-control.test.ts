@@ -61,6 +61,36 @@ describe('flow-control primitives', () => {
     expect([s.held, s.peak]).toEqual([2, 2]);
   });
 
+  it('Semaphore and MemoryBudget serve waiters by rank (the oldest open object first), then in order', async ({
+    expect,
+  }) => {
+    const s = new Semaphore(1);
+    await s.acquire(0);
+    const order: string[] = [];
+    const waits = [
+      s.acquire(5).then(() => order.push('young')),
+      s.acquire(1).then(() => order.push('old')),
+      s.acquire(5).then(() => order.push('young, later')),
+    ];
+    for (let i = 0; i < 3; i++) {
+      s.release();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await Promise.all(waits);
+    expect(order).toEqual(['old', 'young', 'young, later']);
+
+    const budget = new MemoryBudget(10);
+    await budget.acquire(10, 0);
+    const served: string[] = [];
+    const b = [
+      budget.acquire(4, 3).then(() => served.push('rank 3')),
+      budget.acquire(4, 2).then(() => served.push('rank 2')),
+    ];
+    budget.release(10);
+    await Promise.all(b);
+    expect(served).toEqual(['rank 2', 'rank 3']);
+  });
+
   it('partitionFlow: MaxConcurrentTransforms slots, 2 × MCT × payload bytes of budget, 2 × MCT objects open', ({
     expect,
   }) => {

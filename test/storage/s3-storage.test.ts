@@ -206,10 +206,12 @@ describe('createWriter', () => {
   it('copies each byte once into at most uploadQueueSize + 1 part buffers, reused part after part', async () => {
     const uri = `${fresh()}reused-parts.bin`;
     const data = randomData(6 * MIN_UPLOAD_PART_SIZE + 5);
+    // A storage of its own: part buffers are shared by a storage's writers.
+    const own = new S3Storage({ client: harness.client });
     const allocations = vi.spyOn(Buffer, 'allocUnsafeSlow');
     const joins = vi.spyOn(Buffer, 'concat');
     try {
-      const writer = storage.createWriter(uri);
+      const writer = own.createWriter(uri);
       for (const chunk of randomChunks(data, MiB, 17)) await writer.writeMany!([chunk, Buffer.alloc(0)]);
       await writer.complete();
       const partBuffers = allocations.mock.calls.filter(([size]) => size === MIN_UPLOAD_PART_SIZE);
@@ -222,6 +224,26 @@ describe('createWriter', () => {
       joins.mockRestore();
     }
     expect((await storage.readAll(uri)).equals(data)).toBe(true);
+  });
+
+  it('shares whole-part buffers between writers: the next object reuses the last one’s, no new allocation', async () => {
+    const own = new S3Storage({ client: harness.client });
+    const write = async (name: string, data: Buffer) => {
+      const writer = own.createWriter(`${fresh()}${name}`, { likelySize: data.length });
+      for (const chunk of randomChunks(data, MiB, 5)) await writer.write(chunk);
+      await writer.complete();
+    };
+    const first = randomData(2 * MIN_UPLOAD_PART_SIZE + 3);
+    await write('first.bin', first);
+    const allocations = vi.spyOn(Buffer, 'allocUnsafeSlow');
+    try {
+      // A multipart object and a one-part object likely to fill most of a part.
+      await write('second.bin', randomData(2 * MIN_UPLOAD_PART_SIZE + 7));
+      await write('third.bin', randomData(MIN_UPLOAD_PART_SIZE - 9));
+      expect(allocations.mock.calls.filter(([size]) => size === MIN_UPLOAD_PART_SIZE)).toEqual([]);
+    } finally {
+      allocations.mockRestore();
+    }
   });
 
   it('rejects an expected size beyond the largest S3 object', () => {

@@ -5,9 +5,34 @@
  * 2 × MaxConcurrentTransforms × MaxPayloadInMB, whatever the objects' sizes.
  */
 
-/** A counting semaphore: at most `n` holders at once, FIFO. */
+/**
+ * Waiters served by rank, lowest first, and in arrival order within a rank. The partition ranks a
+ * waiter by the order its object was opened in, so the oldest open object goes first: it finishes
+ * packing sooner and hands its place to the next object while the others still have mini-batches
+ * to pack. Served round-robin instead, objects opened together run in step and finish packing
+ * together, and the slots then wait while the next objects open (a GET's first byte).
+ */
+class RankedQueue<T> {
+  private readonly items: Array<{ rank: number; value: T }> = [];
+  get length(): number {
+    return this.items.length;
+  }
+  push(value: T, rank: number): void {
+    let i = this.items.length;
+    while (i > 0 && this.items[i - 1]!.rank > rank) i--;
+    this.items.splice(i, 0, { rank, value });
+  }
+  peek(): T | undefined {
+    return this.items[0]?.value;
+  }
+  shift(): T | undefined {
+    return this.items.shift()?.value;
+  }
+}
+
+/** A counting semaphore: at most `n` holders at once; waiters by rank, then in order. */
 export class Semaphore {
-  private waiters: Array<() => void> = [];
+  private waiters = new RankedQueue<() => void>();
   #held = 0;
   #peak = 0;
   constructor(private free: number) {}
@@ -18,9 +43,9 @@ export class Semaphore {
   get peak(): number {
     return this.#peak;
   }
-  async acquire(): Promise<void> {
+  async acquire(rank = 0): Promise<void> {
     if (this.free > 0) this.free--;
-    else await new Promise<void>((resolve) => this.waiters.push(resolve));
+    else await new Promise<void>((resolve) => this.waiters.push(resolve, rank));
     this.#held++;
     if (this.#held > this.#peak) this.#peak = this.#held;
   }
@@ -42,7 +67,7 @@ export class Semaphore {
 export class MemoryBudget {
   #used = 0;
   #peak = 0;
-  private readonly waiters: Array<{ bytes: number; resolve: () => void }> = [];
+  private readonly waiters = new RankedQueue<{ bytes: number; resolve: () => void }>();
   constructor(readonly limit: number) {}
 
   get used(): number {
@@ -53,12 +78,12 @@ export class MemoryBudget {
     return this.#peak;
   }
 
-  async acquire(bytes: number): Promise<void> {
+  async acquire(bytes: number, rank = 0): Promise<void> {
     if (this.waiters.length === 0 && this.fits(bytes)) {
       this.add(bytes);
       return;
     }
-    await new Promise<void>((resolve) => this.waiters.push({ bytes, resolve }));
+    await new Promise<void>((resolve) => this.waiters.push({ bytes, resolve }, rank));
   }
 
   take(bytes: number): void {
@@ -67,7 +92,7 @@ export class MemoryBudget {
 
   release(bytes: number): void {
     this.#used -= bytes;
-    while (this.waiters.length > 0 && this.fits(this.waiters[0]!.bytes)) {
+    while (this.waiters.length > 0 && this.fits(this.waiters.peek()!.bytes)) {
       const next = this.waiters.shift()!;
       this.add(next.bytes);
       next.resolve();

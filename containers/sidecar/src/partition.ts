@@ -118,16 +118,26 @@ export async function runPartition(config: SidecarConfig, deps: PartitionDeps): 
     const stop = () => inner.abort(deps.signal.reason);
     deps.signal.addEventListener('abort', stop, { once: true });
     const c = client;
+    /** Items opened so far: an item's rank (the older, the sooner it is served). */
+    let opened = 0;
     const lane = async () => {
       for (let item = queue.shift(); item && !inner.signal.aborted; item = queue.shift()) {
         const object = item.target;
         const large = (item.range ? item.range.end - item.range.start : object.size) > flow.payloadBytes;
-        if (large) await flow.largeObjects.acquire();
-        // The permit goes back once the object's last mini-batch is packed, not when its upload
-        // completes: the next object opens (its first GET, its first bytes packed) while this one's
-        // last answers come back and its output is completed (fdatasync and rename, or
-        // CompleteMultipartUpload), so the slots do not wait at object boundaries.
-        let permit = large;
+        const rank = opened++;
+        // A large object takes its packing permit once its input is open (a GET's first byte can
+        // take tens of ms), so the next object is ready to pack the moment a permit comes back. The
+        // permit goes back once the object's last mini-batch is packed, not when its upload
+        // completes: the next object packs while this one's last answers come back and its output is
+        // completed (fdatasync and rename, or CompleteMultipartUpload), so the slots do not wait at
+        // object boundaries.
+        let permit = false;
+        const admit = large
+          ? async () => {
+              await flow.largeObjects.acquire(rank);
+              permit = true;
+            }
+          : undefined;
         const handBack = () => {
           if (permit) flow.largeObjects.release();
           permit = false;
@@ -144,7 +154,9 @@ export async function runPartition(config: SidecarConfig, deps: PartitionDeps): 
           counters,
           signal: inner.signal,
           modelExited: deps.modelExited,
+          admit,
           packed: handBack,
+          rank,
         }).finally(handBack);
         if (result.fatal !== undefined) {
           if (fatal === undefined) modelFailed = true; // an item ends the partition only when the model is gone

@@ -42,6 +42,10 @@ export interface ItemContext {
   readonly counters: Counters;
   readonly signal: AbortSignal;
   readonly modelExited?: (() => string | undefined) | undefined;
+  /** The order the partition opened this item in: the oldest open item gets slots and budget first. */
+  readonly rank?: number | undefined;
+  /** Waited for once the item's input is open, before its first mini-batch is packed. */
+  readonly admit?: (() => Promise<void>) | undefined;
   /** Called once every mini-batch of the item has been packed (what is left: answers and writes). */
   readonly packed?: (() => void) | undefined;
 }
@@ -95,7 +99,11 @@ export async function processItem(
     }
     // The output can outgrow the input (JoinSource Input); size parts for four times the input so
     // any plausible output stays within S3's 10,000 parts.
-    writer = storage.createWriter(outUri, { ...kms, expectedSize: Math.max(object.size, 1) * 4 });
+    writer = storage.createWriter(outUri, {
+      ...kms,
+      expectedSize: Math.max(object.size, 1) * 4,
+      likelySize: item.range ? item.range.end - item.range.start : object.size,
+    });
     await transform(c, writer, local, isolated);
     enforceThreshold(job, local.failedRecords, local.records + local.failedRecords, true);
     if (isolated.length > 0) {
@@ -193,6 +201,7 @@ async function transform(
     ? await c.storage.readPooled?.(object.uri, range, c.signal)
     : undefined;
   const source = pooled ?? (await c.storage.read(object.uri, range, c.signal));
+  await c.admit?.();
   const counted = countBytes(source, (n) => {
     local.bytesIn += n;
     c.counters.bytesIn += n;
@@ -387,7 +396,7 @@ async function writeInOrder(
     try {
       for (;;) {
         if (c.signal.aborted) throw c.signal.reason ?? new Error('stopped');
-        await c.flow.budget.acquire(reserve);
+        await c.flow.budget.acquire(reserve, c.rank);
         budgetHeld += reserve;
         if (failure) break;
         pullingFrom = input.heldFrom();
@@ -412,7 +421,7 @@ async function writeInOrder(
         for (let k = 0; k < group.length; k++) {
           const batch = group[k]!;
           if (c.signal.aborted) throw c.signal.reason ?? new Error('stopped');
-          await c.flow.slots.acquire();
+          await c.flow.slots.acquire(c.rank);
           if (failure) {
             c.flow.slots.release();
             break;
