@@ -28,6 +28,11 @@ export async function bundleSidecar(outdir: string): Promise<string> {
     chunkNames: 'chunks/[name]-[hash]',
     bundle: true,
     platform: 'node',
+    // The AWS SDK's ES module builds (`module`), not its one-file CommonJS builds (`main`): esbuild
+    // can then drop the S3 client's unused commands (its chunk 1.07 MB → 294 KB), and a task holds
+    // less code. Interleaved bench runs on S3: peak RSS 138–144 → 123–138 MiB. (esbuild's default
+    // order for platform node is main first.)
+    mainFields: ['module', 'main'],
     target: 'node20',
     format: 'esm',
     sourcemap: true,

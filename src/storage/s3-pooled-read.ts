@@ -1,4 +1,4 @@
-import { connect as connectTcp, type Socket } from 'node:net';
+import { connect as connectTcp, isIP, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { connect as connectTls } from 'node:tls';
 import { crc32 } from 'node:zlib';
@@ -66,6 +66,9 @@ export class PooledGetter {
 
   #connect(req: SignedRequest): PooledSocket {
     const tls = req.protocol === 'https:';
+    // An IPv6 literal comes bracketed ([::1]); sockets want it bare, and TLS takes no IP as a name.
+    const host = req.hostname.replace(/^\[|\]$/g, '');
+    const literal = isIP(host) !== 0;
     const port = req.port ?? (tls ? 443 : 80);
     const origin = `${req.protocol}//${req.hostname}:${port}`;
     const ps: PooledSocket = {
@@ -78,8 +81,8 @@ export class PooledGetter {
     };
     const onread = { buffer: ps.readBuffer, callback: (n: number) => ps.onBytes(n) };
     const socket = tls
-      ? connectTls({ host: req.hostname, port, servername: req.hostname, onread } as never)
-      : connectTcp({ host: req.hostname, port, noDelay: true, onread });
+      ? connectTls({ host, port, ...(literal ? {} : { servername: host }), onread } as never)
+      : connectTcp({ host, port, noDelay: true, onread });
     (ps as { socket: Socket }).socket = socket;
     socket.setTimeout(this.socketTimeoutMs, () =>
       socket.destroy(
@@ -132,23 +135,25 @@ export class PooledGetter {
     signal?: AbortSignal,
   ): Promise<PooledRead & { base: number }> {
     let transfer: PooledTransfer | undefined;
-    const transferOnOurSocket = () => async (args: { request: SignedRequest }) => {
-      transfer?.destroy(new Error('superseded by a retry'));
-      transfer = undefined;
-      const t = await this.#send(args.request, signal);
-      if (t.status >= 200 && t.status < 300) {
-        transfer = t;
-        return {
-          response: { statusCode: t.status, headers: t.headers, body: Readable.from([]) },
-          output: { $metadata: {} },
-        };
-      }
-      const body = await t.readWhole();
-      return {
-        response: { statusCode: t.status, headers: t.headers, body: Readable.from([body]) },
-        output: { $metadata: {} },
+    const transferOnOurSocket =
+      (next: (args: { request: SignedRequest }) => Promise<unknown>) =>
+      async (args: { request: SignedRequest }) => {
+        transfer?.destroy(new Error('superseded by a retry'));
+        transfer = undefined;
+        const t = await this.#send(args.request, signal);
+        if (t.status >= 200 && t.status < 300) {
+          transfer = t;
+          return {
+            response: { statusCode: t.status, headers: t.headers, body: Readable.from([]) },
+            output: { $metadata: {} },
+          };
+        }
+        // An error answer (S3 sends them chunked, on a connection it keeps open) goes to the SDK's
+        // own handler: the same signed request again, read and parsed as the SDK reads any error.
+        // Errors are rare; this path need not be fast.
+        t.destroy(new Error('an error answer, read through the SDK'));
+        return next(args);
       };
-    };
     // Innermost, where the SDK's HTTP handler would be called: after signing (inside the retry
     // middleware, so every attempt is signed and sent anew) and inside the deserializer, which turns
     // an error answer into the SDK's error as usual.
@@ -420,12 +425,6 @@ class PooledTransfer implements PooledRead {
     const w = this.#wake;
     this.#wake = undefined;
     w?.();
-  }
-
-  async readWhole(): Promise<Buffer> {
-    while (!this.#done && !this.#error) await new Promise<void>((r) => (this.#wake = r));
-    if (this.#error && !this.#done) throw this.#error;
-    return Buffer.concat(this.#whole ?? []);
   }
 
   release(offset: number): void {

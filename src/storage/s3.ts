@@ -167,6 +167,9 @@ function httpStatus(err: unknown): number | undefined {
 }
 
 const isNoSuchUpload = (err: unknown) => errorName(err) === 'NoSuchUpload';
+/** Environment variables that configure an HTTP proxy (see readPooled). */
+const PROXY_VARIABLES = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'];
+
 const isNotFound = (err: unknown) =>
   errorName(err) === 'NoSuchKey' || errorName(err) === 'NotFound' || httpStatus(err) === 404;
 const isNotImplemented = (err: unknown) => errorName(err) === 'NotImplemented' || httpStatus(err) === 501;
@@ -370,6 +373,9 @@ export class S3Storage implements Storage {
    * that are read into again once the caller releases them, one block read ahead.
    */
   async readPooled(uri: string, range?: ByteRange, signal?: AbortSignal): Promise<PooledRead | undefined> {
+    // The pooled transfer opens its own sockets and knows no proxy: with one configured, the
+    // caller reads through the SDK (`read`).
+    if (PROXY_VARIABLES.some((name) => process.env[name])) return undefined;
     const { bucket, key } = s3Location(uri);
     if (range) {
       checkRange(uri, range);
@@ -607,18 +613,34 @@ function crc32Base64(bytes: Buffer): string {
 
 /**
  * Marks a request's body `UNSIGNED-PAYLOAD` for SigV4, so the signer does not hash it (see
- * S3ObjectWriter). Added at the build step, before finalizeRequest where the signer reads it.
+ * S3ObjectWriter), when nothing between us and the server can alter the bytes unseen: over https
+ * (TLS protects them) or to a loopback address. Over plain http to another host the payload is
+ * signed as usual: a CRC32 is no defence against someone who changes the bytes on the way. Added at
+ * the build step, before finalizeRequest where the signer reads it.
  */
 function unsignedPayload<C extends PutObjectCommand | UploadPartCommand>(command: C): C {
   (command.middlewareStack as UploadPartCommand['middlewareStack']).add(
     (next) => (args) => {
-      (args.request as { headers: Record<string, string> }).headers['x-amz-content-sha256'] =
-        'UNSIGNED-PAYLOAD';
+      const request = args.request as {
+        protocol?: string;
+        hostname?: string;
+        headers: Record<string, string>;
+      };
+      if (request.protocol === 'https:' || isLoopbackHost(request.hostname)) {
+        request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+      }
       return next(args);
     },
     { step: 'build', name: 'unsignedPayload' },
   );
   return command;
+}
+
+/** 127.0.0.0/8, ::1 or localhost: a request that never leaves the machine. */
+export function isLoopbackHost(hostname: string | undefined): boolean {
+  if (!hostname) return false;
+  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 /**
@@ -827,7 +849,8 @@ class S3ObjectWriter implements ObjectWriter {
         throw new Error(`more than ${S3_LIMITS.maxParts} parts of ${this.#partSize} bytes`);
       }
       const uploadId = await this.#createUpload();
-      if (this.#failure) return; // another part failed: the upload is being aborted
+      // Another part failed, or abort() was called: the upload is being aborted.
+      if (this.#failure || this.#state === 'aborting' || this.#state === 'aborted') return;
       const body = part.subarray(0, length);
       const checksum = crc32Base64(body);
       const out = await this.#client.send(

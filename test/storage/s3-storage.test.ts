@@ -4,12 +4,15 @@
  */
 import { CreateMultipartUploadCommand } from '@aws-sdk/client-s3';
 import http from 'node:http';
+import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { Readable } from 'node:stream';
 import { crc32 } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   DEFAULT_MAX_ATTEMPTS,
+  isLoopbackHost,
   MIN_UPLOAD_PART_SIZE,
   partSizeFor,
   planCopyParts,
@@ -556,5 +559,94 @@ describe('s3ClientConfigFromEnv', () => {
     } finally {
       fromEnv.destroy();
     }
+  });
+});
+
+describe('readPooled error answers', () => {
+  it('rejects a missing key at once with S3\u2019s own error, though the answer is chunked on a kept-alive connection (as S3 sends errors)', {
+    timeout: 15_000,
+  }, async () => {
+    // Answered the way S3 answers: no Content-Length, chunked, the connection kept open. Read to
+    // its close, this would wait for the 60 s socket timeout and hand the SDK the chunk framing.
+    const server = http.createServer((_req, res) => {
+      res.writeHead(404, { 'content-type': 'application/xml', 'x-amz-request-id': 'test' });
+      res.write('<?xml version="1.0" encoding="UTF-8"?>\n');
+      res.end('<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>');
+    });
+    server.keepAliveTimeout = 120_000;
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const s3 = new S3Storage({
+      ...s3ClientConfigFromEnv({
+        AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      }),
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    });
+    try {
+      const error = await s3.readPooled(`s3://${BUCKET}/missing`).then(
+        () => undefined,
+        (e: Error & { cause?: { name?: string } }) => e,
+      );
+      expect(error?.name).toBe('ObjectNotFoundError');
+      expect(error?.cause?.name).toBe('NoSuchKey');
+    } finally {
+      s3.destroy();
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+});
+
+describe('payload signing', () => {
+  it('isLoopbackHost: 127.0.0.0/8, ::1 and localhost only', () => {
+    for (const host of ['127.0.0.1', '127.1.2.3', 'localhost', '[::1]', '::1'])
+      expect(isLoopbackHost(host), host).toBe(true);
+    for (const host of [
+      '10.0.0.1',
+      '192.0.2.2',
+      's3.amazonaws.com',
+      '[fd00::2]',
+      '127.example.com',
+      undefined,
+    ])
+      expect(isLoopbackHost(host), String(host)).toBe(false);
+  });
+
+  it('writes UNSIGNED-PAYLOAD only to a loopback address (or over https); over plain http to another host the payload is signed', async () => {
+    const seen: Array<string | undefined> = [];
+    const server = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        seen.push(req.headers['x-amz-content-sha256'] as string | undefined);
+        res.writeHead(200, { etag: '"e"' });
+        res.end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '0.0.0.0', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const external = Object.values(networkInterfaces())
+      .flat()
+      .find((i) => i && i.family === 'IPv4' && !i.internal)?.address;
+    expect(external, 'a non-loopback IPv4 address on this machine').toBeDefined();
+    const put = async (host: string) => {
+      const s3 = new S3Storage({
+        ...s3ClientConfigFromEnv({ AWS_ENDPOINT_URL_S3: `http://${host}:${port}` }),
+        credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+      });
+      try {
+        const writer = s3.createWriter(`s3://${BUCKET}/signed.txt`);
+        await writer.write(Buffer.from('hello'));
+        await writer.complete();
+      } finally {
+        s3.destroy();
+      }
+    };
+    try {
+      await put('127.0.0.1');
+      await put(external!);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+    expect(seen).toEqual(['UNSIGNED-PAYLOAD', createHash('sha256').update('hello').digest('hex')]);
   });
 });
