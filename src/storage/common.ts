@@ -76,3 +76,35 @@ export async function writeChunks(writer: ObjectWriter, chunks: readonly Buffer[
 export function compareKeys(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
+
+/**
+ * The buffers of a pooled read (`PooledRead`): each is lent out as a chunk ending at an absolute
+ * offset, and comes back for reuse once the caller has released every byte before that end.
+ */
+export class LentBuffers {
+  readonly #free: Buffer[] = [];
+  /** Chunks lent and not released, in order, with the absolute offset each ends at. */
+  readonly #out: Array<{ readonly buffer: Buffer; readonly end: number }> = [];
+  #released = 0;
+
+  /** A buffer nothing refers to any more, to read into again; undefined when none is. */
+  reuse(): Buffer | undefined {
+    return this.#free.pop();
+  }
+
+  lend(buffer: Buffer, end: number): void {
+    this.#out.push({ buffer, end });
+  }
+
+  release(offset: number): void {
+    const out = this.#out;
+    let n = this.#released;
+    while (n < out.length && out[n]!.end <= offset) this.#free.push(out[n++]!.buffer);
+    // Compact in bulk rather than a shift per chunk.
+    if (n > 64 || n === out.length) {
+      out.splice(0, n);
+      n = 0;
+    }
+    this.#released = n;
+  }
+}

@@ -14,7 +14,14 @@ import {
 } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { Readable } from 'node:stream';
-import { checkRange, compareKeys, concatStreamed, ObjectNotFoundError, unsatisfiableRange } from './common';
+import {
+  checkRange,
+  compareKeys,
+  concatStreamed,
+  LentBuffers,
+  ObjectNotFoundError,
+  unsatisfiableRange,
+} from './common';
 import type {
   ByteRange,
   IncompleteUpload,
@@ -311,11 +318,7 @@ export class FileStorage implements Storage {
 
 /** The reader behind FileStorage.readPooled. */
 class PooledFileRead implements PooledRead {
-  /** Buffers no chunk handed out refers to any more. */
-  readonly #free: Buffer[] = [];
-  /** Chunks handed out and not released, in order, with the absolute offset each ends at. */
-  readonly #out: Array<{ readonly buffer: Buffer; readonly end: number }> = [];
-  #released = 0;
+  readonly #buffers = new LentBuffers();
 
   constructor(
     private readonly path: string,
@@ -325,15 +328,7 @@ class PooledFileRead implements PooledRead {
   ) {}
 
   release(offset: number): void {
-    const out = this.#out;
-    let n = this.#released;
-    while (n < out.length && out[n]!.end <= offset) this.#free.push(out[n++]!.buffer);
-    // Compact in bulk rather than a shift per chunk.
-    if (n > 64 || n === out.length) {
-      out.splice(0, n);
-      n = 0;
-    }
-    this.#released = n;
+    this.#buffers.release(offset);
   }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
@@ -342,7 +337,8 @@ class PooledFileRead implements PooledRead {
     const file = await open(this.path, 'r');
     const readAt = async (at: number) => {
       // A small object gets a buffer its size: a partition may open thousands of them.
-      const buffer = this.#free.pop() ?? Buffer.allocUnsafeSlow(Math.min(READ_CHUNK, Math.max(1, end - at)));
+      const buffer =
+        this.#buffers.reuse() ?? Buffer.allocUnsafeSlow(Math.min(READ_CHUNK, Math.max(1, end - at)));
       const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, end - at), at);
       return { buffer, bytesRead };
     };
@@ -356,7 +352,7 @@ class PooledFileRead implements PooledRead {
         signal?.throwIfAborted();
         if (bytesRead === 0) break; // the file shrank under us: end where it ends now
         at += bytesRead;
-        this.#out.push({ buffer, end: at });
+        this.#buffers.lend(buffer, at);
         next = at < end ? readAt(at) : undefined;
         yield buffer.subarray(0, bytesRead);
       }

@@ -4,6 +4,7 @@ import { connect as connectTls } from 'node:tls';
 import { crc32 } from 'node:zlib';
 import type { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { buildQueryString } from '@smithy/core/protocols';
+import { LentBuffers } from './common';
 import type { PooledRead } from './storage';
 
 /**
@@ -219,9 +220,7 @@ class PooledTransfer implements PooledRead {
   #filled = 0;
   /** Views ready for the caller, and the absolute end offset of each yielded one. */
   readonly #ready: Buffer[] = [];
-  readonly #out: Array<{ readonly buffer: Buffer; readonly end: number }> = [];
-  #released = 0;
-  readonly #free: Buffer[] = [];
+  readonly #buffers = new LentBuffers();
   /** Body bytes handed to #ready so far. */
   #pushed = 0;
   /** The object offset of the body's first byte (the range's start), for `release`. */
@@ -230,8 +229,6 @@ class PooledTransfer implements PooledRead {
   #done = false;
   #error: Error | undefined;
   #wake: (() => void) | undefined;
-  /** Non-2xx answers: the whole body. */
-  #whole: Buffer[] | undefined;
   #crc = 0;
   #expectedCrc: string | undefined;
   #onAbort: (() => void) | undefined;
@@ -249,11 +246,7 @@ class PooledTransfer implements PooledRead {
     });
     this.started.catch(() => {});
     ps.onBytes = (n) => this.#onBytes(n);
-    ps.onEnd = (err) => {
-      // An error answer without a length ends with the connection.
-      if (this.#whole && this.#remaining === Number.POSITIVE_INFINITY) this.#finish();
-      else this.#fail(err ?? connectionClosed());
-    };
+    ps.onEnd = (err) => this.#fail(err ?? connectionClosed());
     if (signal) {
       if (signal.aborted) {
         this.#fail(signal.reason as Error);
@@ -272,11 +265,11 @@ class PooledTransfer implements PooledRead {
     ps.socket.write(`${head}\r\n`);
   }
 
-  /** The block being filled, from #free or new. */
+  /** The block being filled, a reused one or new. */
   #blockToFill(left: number): Buffer {
     if (!this.#block) {
       // The object's last bytes get a block their size: a partition may read thousands of small objects.
-      this.#block = this.#free.pop() ?? Buffer.allocUnsafeSlow(Math.max(1, Math.min(BLOCK, left)));
+      this.#block = this.#buffers.reuse() ?? Buffer.allocUnsafeSlow(Math.max(1, Math.min(BLOCK, left)));
       this.#filled = 0;
     }
     return this.#block;
@@ -304,19 +297,15 @@ class PooledTransfer implements PooledRead {
     }
     const left = this.#remaining; // body bytes to come, these included
     this.#remaining -= bytes.length;
-    if (this.#whole) {
-      if (bytes.length > 0) this.#whole.push(Buffer.from(bytes));
-    } else {
-      if (this.#expectedCrc !== undefined) this.#crc = crc32(bytes, this.#crc);
-      for (let at = 0; at < bytes.length; ) {
-        const block = this.#blockToFill(left - at);
-        const copied = bytes.copy(block, this.#filled, at);
-        this.#filled += copied;
-        at += copied;
-        if (this.#filled === block.length) this.#hand(block);
-      }
-      if (this.#remaining === 0 && this.#block && this.#filled > 0) this.#hand(this.#block);
+    if (this.#expectedCrc !== undefined) this.#crc = crc32(bytes, this.#crc);
+    for (let at = 0; at < bytes.length; ) {
+      const block = this.#blockToFill(left - at);
+      const copied = bytes.copy(block, this.#filled, at);
+      this.#filled += copied;
+      at += copied;
+      if (this.#filled === block.length) this.#hand(block);
     }
+    if (this.#remaining === 0 && this.#block && this.#filled > 0) this.#hand(this.#block);
     if (this.#remaining === 0) {
       this.#finish();
       return true;
@@ -334,7 +323,7 @@ class PooledTransfer implements PooledRead {
   #hand(block: Buffer): void {
     this.#pushed += this.#filled;
     this.#ready.push(block.subarray(0, this.#filled));
-    this.#out.push({ buffer: block, end: this.base + this.#pushed });
+    this.#buffers.lend(block, this.base + this.#pushed);
     this.#block = undefined;
     this.#filled = 0;
     this.#notify();
@@ -356,22 +345,21 @@ class PooledTransfer implements PooledRead {
     this.#headDone = true;
     const length = this.headers['content-length'];
     this.#closeAfter = /close/i.test(this.headers.connection ?? '');
-    const ok = this.status >= 200 && this.status < 300;
-    if (!ok) this.#whole = [];
-    if (length === undefined || this.headers['transfer-encoding']) {
-      if (ok) {
-        this.#fail(new Error('a GetObject answer without Content-Length'));
-        return false;
-      }
-      this.#closeAfter = true;
-      this.#remaining = Number.POSITIVE_INFINITY; // an error answer read to the close
-    } else {
-      this.#remaining = Number(length);
+    if (this.status < 200 || this.status >= 300) {
+      // An error answer's body is not read here: `get` sends the request again through the SDK's
+      // own handler, which reads and parses it. Reading stops; the transfer is destroyed.
+      this.#resolveStarted(this);
+      return false;
     }
+    if (length === undefined || this.headers['transfer-encoding']) {
+      this.#fail(new Error('a GetObject answer without Content-Length'));
+      return false;
+    }
+    this.#remaining = Number(length);
     const crc = this.headers['x-amz-checksum-crc32'];
     // A whole object's CRC32 (a multipart one's is "<crc>-<parts>", a checksum of checksums).
     const composite = crc?.includes('-') || this.headers['x-amz-checksum-type'] === 'COMPOSITE';
-    if (ok && crc && !composite && !this.headers['content-range']) this.#expectedCrc = crc;
+    if (crc && !composite && !this.headers['content-range']) this.#expectedCrc = crc;
     this.#resolveStarted(this);
     return true;
   }
@@ -428,14 +416,7 @@ class PooledTransfer implements PooledRead {
   }
 
   release(offset: number): void {
-    const out = this.#out;
-    let n = this.#released;
-    while (n < out.length && out[n]!.end <= offset) this.#free.push(out[n++]!.buffer);
-    if (n > 64 || n === out.length) {
-      out.splice(0, n);
-      n = 0;
-    }
-    this.#released = n;
+    this.#buffers.release(offset);
   }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
